@@ -1,0 +1,38 @@
+//! Command-line entry point: one binary, one subcommand per job.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "changeorder-operator",
+    version,
+    about = "EDAS, SAE and AppStack change orders as Kubernetes resources"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crds,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds => match crate::crd::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,34 @@
+//! Custom resource types. The YAML under `crds/` is generated from these (`changeorder-operator crds`).
+
+mod order;
+mod watch;
+
+pub use order::*;
+pub use watch::*;
+
+use kube::CustomResourceExt;
+
+pub const GROUP: &str = "changeorder.io";
+pub const VERSION: &str = "v1alpha1";
+pub const CATEGORY: &str = "alibabacloud";
+
+/// Label keys put on every ChangeOrder so `kubectl get changeorders -l ...` can select them.
+pub mod labels {
+    pub const WATCH: &str = "changeorder.io/watch";
+    pub const PROVIDER: &str = "changeorder.io/provider";
+    pub const APP: &str = "changeorder.io/app";
+    pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+}
+
+/// Annotation a user sets (to any new value) to ask for an immediate poll, as Flux does.
+pub const RECONCILE_REQUEST_ANNOTATION: &str = "changeorder.io/reconcile-requested-at";
+
+/// All CRDs as one multi-document YAML stream, in a stable order.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for crd in [ChangeOrderWatch::crd(), ChangeOrder::crd()] {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}
