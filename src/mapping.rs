@@ -301,3 +301,23 @@ fn phase_message(order: &CloudOrder, phase: Phase) -> String {
         },
     }
 }
+
+/// The whole desired object (metadata, spec, status) for one cloud order polled by `watch`.
+/// Used by `probe` to print and by the controller to apply (spec and status go in separate calls).
+pub fn desired_object(
+    watch: &crate::crd::ChangeOrderWatch,
+    app: &AppRef,
+    order: &CloudOrder,
+    previous: Option<&ChangeOrderStatus>,
+    now: Timestamp,
+) -> crate::crd::ChangeOrder {
+    use kube::{Resource, ResourceExt};
+    let watch_name = watch.name_any();
+    let origin = Origin { watch_name: &watch_name, app };
+    let mut obj = crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
+    obj.metadata.namespace = watch.namespace();
+    obj.metadata.labels = Some(order_labels(order.provider, &origin));
+    obj.metadata.owner_references = watch.controller_owner_ref(&()).map(|r| vec![r]);
+    obj.status = Some(desired_status(order, obj.meta().generation, previous, now));
+    obj
+}
