@@ -1,5 +1,8 @@
 //! Cloud side: clients for EDAS, SAE and AppStack, request signing and credentials.
 //! Nothing in here knows about Kubernetes.
 
+pub mod credentials;
+pub mod error;
 pub mod model;
 pub mod sign;
+pub mod time;
