@@ -16,10 +16,10 @@ use super::credentials::Credentials;
 use super::error::{CloudError, ErrorKind};
 use super::http::{ClientConfig, Transport};
 use super::model::{AppRef, CloudOrder, Provider};
-use super::target::Target;
 use super::{appstack, edas, sae};
 
 pub use super::common::merge;
+pub use super::target::Target;
 
 /// Cheap to clone: one connection pool inside, shared by all clones.
 #[derive(Clone)]

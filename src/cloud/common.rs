@@ -39,6 +39,16 @@ pub fn pop_batch_finished(state: &str) -> bool {
     matches!(state.trim(), "2" | "3" | "6" | "7" | "10")
 }
 
+/// The detail calls of EDAS and SAE carry no finish time. For a finished order the last batch
+/// update is the best stand-in, so a caller that does not [`merge`] with the list still gets
+/// one (the list's `FinishTime` wins when merged).
+pub fn derive_pop_finish_time(o: &mut CloudOrder) {
+    let finished = matches!(o.status, RawStatus::Code(2 | 3 | 6 | 7 | 10));
+    if o.finish_time.is_none() && finished {
+        o.finish_time = o.batches.iter().filter_map(|b| b.end_time).max();
+    }
+}
+
 /// The 1-based batch in progress when the cloud does not say: the first one that has not
 /// succeeded (for a failed order, the batch that failed). `None` when all succeeded.
 pub fn first_unfinished(batches: &[Batch], succeeded: impl Fn(&str) -> bool) -> Option<u32> {
@@ -70,6 +80,10 @@ pub fn count(obj: &Value, keys: &[&str]) -> Option<u32> {
 /// Merge a detail (describe) into what the list said: the detail wins where it has a value,
 /// the list fills what the detail lacks (EDAS detail has no FinishTime, for one).
 pub fn merge(listed: &CloudOrder, mut detail: CloudOrder) -> CloudOrder {
+    // The list's FinishTime is the cloud's own; a derived one only stands in for it.
+    if listed.finish_time.is_some() {
+        detail.finish_time = listed.finish_time;
+    }
     if detail.status == RawStatus::Missing {
         detail.status = listed.status.clone();
     }

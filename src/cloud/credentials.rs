@@ -72,6 +72,10 @@ pub enum CredentialsError {
     EmptyKey { key: &'static str },
     #[error("credentials key {key} is not valid UTF-8")]
     NotUtf8 { key: &'static str },
+    #[error(
+        "missing credentials: need keys accessKeyId and accessKeySecret (edas, sae) or token (appstack){found}"
+    )]
+    MissingAny { found: String },
     #[error("environment variable {var} is not set (or empty)")]
     MissingEnv { var: &'static str },
     #[error("{provider} needs {needed}, but the credentials hold {held}")]
@@ -117,9 +121,42 @@ impl Credentials {
         }
     }
 
-    /// From a Secret's `stringData`-style map (or a YAML/JSON file of the same keys). Values are
-    /// trimmed: a trailing newline from `echo foo | base64` is the most common Secret mistake.
-    pub fn from_map(provider: Provider, map: &BTreeMap<String, String>) -> Result<Self, CredentialsError> {
+    /// A stable, non-secret identity of these credentials, e.g. to share a call budget between
+    /// watches using the same account: the AccessKey id, or a short hash of the token.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Credentials::AccessKey { access_key_id, .. } => format!("ak:{access_key_id}"),
+            Credentials::Token(t) => {
+                // 48 bits of SHA-256: enough to tell tokens apart, far too little to recover one.
+                let digest = super::sign::sha256_hex(t.as_bytes());
+                format!("token:{}", &digest[..12])
+            }
+        }
+    }
+
+    /// From a map whose provider is not known: an AccessKey when `accessKeyId` or
+    /// `accessKeySecret` is present, else a token. Prefer [`Credentials::for_provider`], which
+    /// reads the right keys when one Secret holds both kinds and names the missing key exactly.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self, CredentialsError> {
+        let has = |k: &str| map.get(k).is_some_and(|v| !v.trim().is_empty());
+        if has(keys::ACCESS_KEY_ID) || has(keys::ACCESS_KEY_SECRET) {
+            Self::for_provider(Provider::Edas, map)
+        } else if map.contains_key(keys::TOKEN) {
+            Self::for_provider(Provider::Appstack, map)
+        } else {
+            Err(CredentialsError::MissingAny {
+                found: found_keys(map.keys()),
+            })
+        }
+    }
+
+    /// From a Secret's `stringData`-style map (or a YAML/JSON file of the same keys), reading
+    /// the keys `provider` needs. Values are trimmed: a trailing newline from
+    /// `echo foo | base64` is the most common Secret mistake.
+    pub fn for_provider(
+        provider: Provider,
+        map: &BTreeMap<String, String>,
+    ) -> Result<Self, CredentialsError> {
         Self::from_lookup(
             provider,
             |k| map.get(k).map(|v| Ok(v.as_str())),
@@ -226,7 +263,7 @@ mod tests {
 
     #[test]
     fn access_key_from_map_trims() {
-        let c = Credentials::from_map(
+        let c = Credentials::for_provider(
             Provider::Sae,
             &map(&[
                 ("accessKeyId", " LTAI5tExampleId\n"),
@@ -251,7 +288,7 @@ mod tests {
 
     #[test]
     fn sts_token_kept() {
-        let c = Credentials::from_map(
+        let c = Credentials::for_provider(
             Provider::Edas,
             &map(&[
                 ("accessKeyId", "id"),
@@ -265,7 +302,7 @@ mod tests {
 
     #[test]
     fn token_from_map() {
-        let c = Credentials::from_map(Provider::Appstack, &map(&[("token", "pt-abc\n")])).unwrap();
+        let c = Credentials::for_provider(Provider::Appstack, &map(&[("token", "pt-abc\n")])).unwrap();
         assert_eq!(c, Credentials::Token("pt-abc".into()));
         c.check_for(Provider::Appstack).unwrap();
         let e = c.check_for(Provider::Edas).unwrap_err();
@@ -277,7 +314,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_never_the_value() {
-        let e = Credentials::from_map(
+        let e = Credentials::for_provider(
             Provider::Sae,
             &map(&[("accessKeyId", "id"), ("accessKeysecret", SECRET)]),
         )
@@ -287,12 +324,12 @@ mod tests {
             "missing credentials key accessKeySecret (keys present: accessKeyId, accessKeysecret)"
         );
         assert!(!e.to_string().contains(SECRET));
-        let e = Credentials::from_map(Provider::Sae, &map(&[])).unwrap_err();
+        let e = Credentials::for_provider(Provider::Sae, &map(&[])).unwrap_err();
         assert_eq!(
             e.to_string(),
             "missing credentials key accessKeyId (no keys present)"
         );
-        let e = Credentials::from_map(
+        let e = Credentials::for_provider(
             Provider::Sae,
             &map(&[("accessKeyId", "id"), ("accessKeySecret", " \n")]),
         )
@@ -303,8 +340,41 @@ mod tests {
                 key: "accessKeySecret"
             }
         );
-        let e = Credentials::from_map(Provider::Appstack, &map(&[("accessKeyId", "x")])).unwrap_err();
+        let e = Credentials::for_provider(Provider::Appstack, &map(&[("accessKeyId", "x")])).unwrap_err();
         assert!(e.to_string().contains("missing credentials key token"));
+    }
+
+    #[test]
+    fn autodetect_and_fingerprint() {
+        let ak = Credentials::from_map(&map(&[
+            ("accessKeyId", "LTAIid"),
+            ("accessKeySecret", "s"),
+            ("token", "t"),
+        ]))
+        .unwrap();
+        assert_eq!(ak.access_key_id(), Some("LTAIid"));
+        assert_eq!(ak.fingerprint(), "ak:LTAIid");
+        let t = Credentials::from_map(&map(&[("token", TOKEN)])).unwrap();
+        assert_eq!(t, Credentials::Token(TOKEN.into()));
+        let fp = t.fingerprint();
+        assert!(
+            fp.starts_with("token:") && fp.len() == 18 && !fp.contains(TOKEN),
+            "{fp}"
+        );
+        assert_ne!(fp, Credentials::Token("other".into()).fingerprint());
+        let e = Credentials::from_map(&map(&[("accessKeyId", "id")])).unwrap_err();
+        assert_eq!(
+            e,
+            CredentialsError::MissingKey {
+                key: "accessKeySecret",
+                found: " (keys present: accessKeyId)".into()
+            }
+        );
+        let e = Credentials::from_map(&map(&[("user", "x")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing credentials: need keys accessKeyId and accessKeySecret (edas, sae) or token (appstack) (keys present: user)"
+        );
     }
 
     #[test]

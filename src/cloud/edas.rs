@@ -122,6 +122,7 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         .iter()
         .find_map(|b| b.message.clone())
         .or_else(|| meaningful(json::string(info, &["ErrorMessage"])));
+    common::derive_pop_finish_time(&mut o);
     Ok(o)
 }
 
@@ -243,6 +244,8 @@ mod tests {
         assert_eq!(o.batches[1].message.as_deref(), Some("health check failed"));
         assert_eq!(o.message.as_deref(), Some("health check failed"));
         assert_eq!(o.current_batch, Some(2));
+        // No FinishTime in the detail: the last finished batch's update stands in.
+        assert_eq!(o.finish_time, Some("2019-07-11T12:12:58.007Z".parse().unwrap()));
     }
 
     #[test]

@@ -58,9 +58,9 @@ impl RetryPolicy {
 pub struct CallOutcome<'a> {
     pub provider: Provider,
     /// The API operation (`ListRecentChangeOrder`, `DescribeChangeOrder`, `GetChangeOrder`...).
-    pub operation: &'a str,
+    pub operation: &'static str,
     /// `"ok"` or the error kind's stable name (`Throttled`, `SignatureMismatch`...).
-    pub result: &'a str,
+    pub result: &'static str,
     pub error: Option<&'a CloudError>,
     pub http_status: Option<u16>,
     /// 1-based attempt number within the call.

@@ -188,6 +188,7 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         .or_else(|| first_unfinished(&o.batches, |s| s.trim() == "2"));
     o.message = meaningful(json::string(data, &["ErrorMessage"]))
         .or_else(|| o.batches.iter().find_map(|b| b.message.clone()));
+    common::derive_pop_finish_time(&mut o);
     Ok(o)
 }
 
@@ -254,6 +255,7 @@ mod tests {
         assert_eq!(b.start_time, Some("2019-07-11T07:54:49.704Z".parse().unwrap()));
         assert_eq!(b.end_time, Some("2019-07-11T12:12:58.007Z".parse().unwrap()));
         assert_eq!(o.current_batch, Some(1));
+        assert_eq!(o.finish_time, Some("2019-07-11T12:12:58.007Z".parse().unwrap()));
         // "success" is a placeholder, not a message.
         assert_eq!(o.message, None);
     }
