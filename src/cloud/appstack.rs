@@ -8,7 +8,7 @@
 use reqwest::{Method, Url};
 use serde_json::Value;
 
-use super::common::{batch_errors, first_unfinished};
+use super::common::{self, batch_errors, first_unfinished, meaningful};
 use super::credentials::Credentials;
 use super::error::{CloudError, ErrorKind};
 use super::http::{ApiCall, Transport};
@@ -23,6 +23,8 @@ pub const OP_DESCRIBE: &str = "GetChangeOrder";
 
 /// Keys holding error text inside a job, its stages and tasks (the shape is unconfirmed).
 const ERROR_KEYS: &[&str] = &["errorMessage", "errorMsg", "failReason", "errorDescription"];
+/// Progress text of a job, its stages and tasks, shown when there is no error.
+const INFO_KEYS: &[&str] = &["message"];
 
 /// `/oapi/v1/appstack/organizations/{org}/apps/{app}` with both parts encoded as one segment.
 fn app_path(org: &str, app: &str) -> String {
@@ -231,10 +233,8 @@ pub fn parse_detail(v: &Value, sn: &str, zone: Offset) -> Result<CloudOrder, Clo
     o.create_time = json::field(order, &["gmtCreate", "startedAt"]).and_then(|t| parse_time(t, zone));
     o.finish_time =
         json::field(order, &["endedAt", "gmtEnd", "finishedAt"]).and_then(|t| parse_time(t, zone));
-    o.batches = json::list(order, &["jobs"])
-        .into_iter()
-        .map(|j| parse_job(j, zone))
-        .collect();
+    let jobs = json::list(order, &["jobs"]);
+    o.batches = jobs.iter().map(|j| parse_job(j, zone)).collect();
     o.env_names = o
         .batches
         .iter()
@@ -252,8 +252,10 @@ pub fn parse_detail(v: &Value, sn: &str, zone: Offset) -> Result<CloudOrder, Clo
         } else {
             first_unfinished(&o.batches, |s| s.eq_ignore_ascii_case("SUCCESS"))
         };
-    o.message = json::string(order, &["errorMessage", "message"])
-        .or_else(|| o.batches.iter().find_map(|b| b.message.clone()));
+    o.message = json::string(order, &["errorMessage"])
+        .or_else(|| jobs.iter().find_map(|j| batch_errors(j, ERROR_KEYS)))
+        .or_else(|| meaningful(json::string(order, &["message"])))
+        .or_else(|| common::progress_message(&o, terminal));
     Ok(o)
 }
 
@@ -269,7 +271,7 @@ fn parse_job(j: &Value, zone: Offset) -> Batch {
         start_time: json::field(j, &["startedAt", "gmtCreate", "startTime"])
             .and_then(|t| parse_time(t, zone)),
         end_time: json::field(j, &["endedAt", "endTime", "finishedAt"]).and_then(|t| parse_time(t, zone)),
-        message: batch_errors(j, ERROR_KEYS),
+        message: batch_errors(j, ERROR_KEYS).or_else(|| batch_errors(j, INFO_KEYS)),
     }
 }
 

@@ -43,8 +43,7 @@ pub fn pop_batch_finished(state: &str) -> bool {
 /// update is the best stand-in, so a caller that does not [`merge`] with the list still gets
 /// one (the list's `FinishTime` wins when merged).
 pub fn derive_pop_finish_time(o: &mut CloudOrder) {
-    let finished = matches!(o.status, RawStatus::Code(2 | 3 | 6 | 7 | 10));
-    if o.finish_time.is_none() && finished {
+    if o.finish_time.is_none() && pop_order_finished(&o.status) {
         o.finish_time = o.batches.iter().filter_map(|b| b.end_time).max();
     }
 }
@@ -70,6 +69,22 @@ pub fn batch_errors(batch: &Value, keys: &[&str]) -> Option<String> {
     json::collect_strings(batch, keys, &mut found);
     let found: Vec<String> = found.into_iter().filter_map(|m| meaningful(Some(m))).collect();
     (!found.is_empty()).then(|| found.join("; "))
+}
+
+/// The message of the batch in progress, for an order still running: the cloud's progress
+/// words ("Deploying batch 2") beat a generic sentence. `None` once the order has finished,
+/// when old progress text would only mislead.
+pub fn progress_message(o: &CloudOrder, finished: bool) -> Option<String> {
+    if finished {
+        return None;
+    }
+    let i = usize::try_from(o.current_batch?).ok()?.checked_sub(1)?;
+    o.batches.get(i)?.message.clone()
+}
+
+/// EDAS/SAE order statuses after which nothing changes.
+pub fn pop_order_finished(status: &RawStatus) -> bool {
+    matches!(status, RawStatus::Code(2 | 3 | 6 | 7 | 10))
 }
 
 /// Count as `u32`, ignoring negative or absurd values.

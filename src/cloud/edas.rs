@@ -24,6 +24,8 @@ pub const PATH_DESCRIBE: &str = "/pop/v5/changeorder/change_order_info";
 
 /// Task error keys searched anywhere inside a pipeline (stage details hold task lists).
 const TASK_ERROR_KEYS: &[&str] = &["TaskErrorMessage", "ErrorMessage"];
+/// Progress text of tasks, shown when there is no error.
+const TASK_INFO_KEYS: &[&str] = &["TaskMessage"];
 
 pub(crate) async fn list(
     tr: &Transport,
@@ -109,19 +111,17 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         CloudOrder::new(Provider::Edas, id, numeric_status(info, &["Status"]))
     });
     o.detailed = true;
-    o.batches = json::wrapped_list(info, &["PipelineInfoList"], &["PipelineInfo"])
-        .into_iter()
-        .map(|p| parse_pipeline(p, zone))
-        .collect();
+    let pipelines = json::wrapped_list(info, &["PipelineInfoList"], &["PipelineInfo"]);
+    o.batches = pipelines.iter().map(|p| parse_pipeline(p, zone)).collect();
     if o.batch_count.is_none() && !o.batches.is_empty() {
         o.batch_count = u32::try_from(o.batches.len()).ok();
     }
     o.current_batch = first_unfinished(&o.batches, |s| s.trim() == "2");
-    o.message = o
-        .batches
+    o.message = pipelines
         .iter()
-        .find_map(|b| b.message.clone())
-        .or_else(|| meaningful(json::string(info, &["ErrorMessage"])));
+        .find_map(|p| batch_errors(p, TASK_ERROR_KEYS))
+        .or_else(|| meaningful(json::string(info, &["ErrorMessage"])))
+        .or_else(|| common::progress_message(&o, common::pop_order_finished(&o.status)));
     common::derive_pop_finish_time(&mut o);
     Ok(o)
 }
@@ -139,7 +139,7 @@ fn parse_pipeline(p: &Value, zone: Offset) -> Batch {
         } else {
             None
         },
-        message: batch_errors(p, TASK_ERROR_KEYS),
+        message: batch_errors(p, TASK_ERROR_KEYS).or_else(|| batch_errors(p, TASK_INFO_KEYS)),
         state,
     }
 }
@@ -264,6 +264,22 @@ mod tests {
         let o = parse_detail(&v, "x", default_offset()).unwrap();
         assert_eq!(o.status, RawStatus::Missing);
         assert_eq!(o.batches[0].state, "weird");
+    }
+
+    #[test]
+    fn progress_message_only_while_running() {
+        let running = |status: i64| {
+            json!({"changeOrderInfo": {"Status": status, "PipelineInfoList": {"PipelineInfo": [
+                pipeline("a", 2, None),
+                {"PipelineId": "b", "PipelineStatus": 1, "StageDetailList": {"StageDetailDTO": {"TaskList": {"TaskInfoDTO": {"TaskMessage": "Deploying batch 2", "TaskErrorMessage": ""}}}}}
+            ]}}})
+        };
+        let o = parse_detail(&running(1), "x", default_offset()).unwrap();
+        assert_eq!(o.current_batch, Some(2));
+        assert_eq!(o.batches[1].message.as_deref(), Some("Deploying batch 2"));
+        assert_eq!(o.message.as_deref(), Some("Deploying batch 2"));
+        let o = parse_detail(&running(6), "x", default_offset()).unwrap();
+        assert_eq!(o.message, None);
     }
 
     #[test]

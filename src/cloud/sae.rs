@@ -24,6 +24,8 @@ pub const PATH_LIST: &str = "/pop/v1/sam/changeorder/ListChangeOrders";
 pub const PATH_DESCRIBE: &str = "/pop/v1/sam/changeorder/DescribeChangeOrder";
 
 const ERROR_KEYS: &[&str] = &["ErrorMessage", "TaskErrorMessage"];
+/// Progress text inside a pipeline's stages and tasks, shown when there is no error.
+const INFO_KEYS: &[&str] = &["Message", "TaskMessage"];
 
 /// What one list page said about paging.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -187,7 +189,8 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         .and_then(|i| u32::try_from(i + 1).ok())
         .or_else(|| first_unfinished(&o.batches, |s| s.trim() == "2"));
     o.message = meaningful(json::string(data, &["ErrorMessage"]))
-        .or_else(|| o.batches.iter().find_map(|b| b.message.clone()));
+        .or_else(|| pipelines.iter().find_map(|p| batch_errors(p, ERROR_KEYS)))
+        .or_else(|| common::progress_message(&o, common::pop_order_finished(&o.status)));
     common::derive_pop_finish_time(&mut o);
     Ok(o)
 }
@@ -204,7 +207,7 @@ fn parse_pipeline(p: &Value, zone: Offset) -> Batch {
         } else {
             None
         },
-        message: batch_errors(p, ERROR_KEYS),
+        message: batch_errors(p, ERROR_KEYS).or_else(|| batch_errors(p, INFO_KEYS)),
         state,
     }
 }
