@@ -468,7 +468,13 @@ fn transport_error(e: &reqwest::Error, cfg: &ClientConfig) -> CloudError {
         .url()
         .map(|u| format!(" to {}", host_header(u)))
         .unwrap_or_default();
-    CloudError::transport(format!("{what}{url}: {}", error_chain(e)))
+    // reqwest's own text ("error sending request for url (...)") adds nothing to its
+    // sources; the innermost causes are the useful part.
+    let cause = match std::error::Error::source(e) {
+        Some(src) => error_chain(src),
+        None => e.to_string(),
+    };
+    CloudError::transport(format!("{what}{url}: {cause}"))
 }
 
 /// An error and its sources on one line (reqwest's own text alone is terse).
@@ -576,9 +582,6 @@ fn pop_reply(status: u16, v: Value, body: &[u8], not_found: ErrorKind) -> Result
         && let Some(s) = body_status
     {
         message = format!("{message} (Code {s})");
-    }
-    if let Some(rec) = json::string(&v, &["Recommend"]) {
-        message = format!("{message} (see {rec})");
     }
     let mut err = CloudError::new(kind, message)
         .with_status(status)
