@@ -154,7 +154,7 @@ pub(crate) struct ApiCall {
 pub(crate) struct Transport {
     http: reqwest::Client,
     cfg: Arc<ClientConfig>,
-    /// Earliest next call per (host, AccessKey id), from rate-limit headers.
+    /// Earliest next call per (host, credential fingerprint), from rate-limit headers.
     gates: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
@@ -189,11 +189,8 @@ impl Transport {
         scheme: Scheme,
     ) -> Result<Value, CloudError> {
         let url = build_url(base, &call.path, &call.query)?;
-        let gate_key = format!(
-            "{}|{}",
-            host_header(&url),
-            creds.access_key_id().unwrap_or("token")
-        );
+        // Rate limits are per account (and per product host): one gate per credential and host.
+        let gate_key = format!("{}|{}", host_header(&url), creds.fingerprint());
         let policy = &self.cfg.retry;
         let max_attempts = policy.max_attempts.max(1);
         let mut attempt = 0;
