@@ -13,6 +13,7 @@ use serde_yaml::Value;
 
 use crate::cloud::client::merge;
 use crate::cloud::model::{CloudOrder, Provider};
+use crate::cloud::sts::{OidcConfig, OidcProvider};
 use crate::cloud::{ClientConfig, CloudClient, Credentials, ErrorKind, Target};
 use crate::crd::ChangeOrderWatch;
 
@@ -30,7 +31,9 @@ pub struct ProbeArgs {
     /// Credentials: a YAML/JSON map with the Secret's keys (accessKeyId, accessKeySecret,
     /// securityToken; or token for appstack), or a Secret manifest (data or stringData).
     /// Without it, ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,
-    /// ALIBABA_CLOUD_SECURITY_TOKEN or YUNXIAO_ACCESS_TOKEN are read.
+    /// ALIBABA_CLOUD_SECURITY_TOKEN or YUNXIAO_ACCESS_TOKEN are read, or for edas/sae the RRSA
+    /// variables (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN,
+    /// ALIBABA_CLOUD_OIDC_TOKEN_FILE) to exchange the pod's OIDC token at STS.
     #[arg(long, env = "CHANGEORDER_PROBE_CREDENTIALS", value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
@@ -93,15 +96,24 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
     let watch = read_watch(&args.file)?;
     let file = args.file.display();
     let target = Target::from_spec(&watch.spec).map_err(|m| format!("{file}: {m}"))?;
-    let creds = match &args.credentials {
-        Some(path) => read_credentials(path, target.provider)?,
-        None => Credentials::from_env_with(target.provider, env)
-            .map_err(|e| format!("{e}; pass --credentials FILE or set the variable"))?,
-    };
     let cfg = ClientConfig {
         request_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         read_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         ..ClientConfig::default()
+    };
+    let creds = match &args.credentials {
+        Some(path) => read_credentials(path, target.provider)?,
+        None => match Credentials::from_env_with(target.provider, &env) {
+            Ok(c) => c,
+            // Keyless (RRSA) when the pod's OIDC variables are there and no AccessKey is.
+            Err(e) => match (target.provider, OidcConfig::from_env_with(&env)) {
+                (Provider::Edas | Provider::Sae, Some(oidc)) => {
+                    let provider = OidcProvider::new(oidc?, &cfg).map_err(|e| e.to_string())?;
+                    provider.credentials().await.map_err(|e| format!("RRSA: {e}"))?
+                }
+                _ => return Err(format!("{e}; pass --credentials FILE or set the variable")),
+            },
+        },
     };
     let client = CloudClient::try_new(cfg).map_err(|e| e.to_string())?;
     let listed = client.list(&target, &creds).await.map_err(|e| e.to_string())?;

@@ -287,3 +287,41 @@ async fn unknown_app_names_the_cloud_code() {
         "AppId=app-1&CurrentPage=1&PageSize=50"
     );
 }
+
+#[tokio::test]
+async fn keyless_rrsa_credentials_from_the_pod_environment() {
+    let stub = start(|req: &Req| {
+        if req.param("Action") == Some("AssumeRoleWithOIDC") {
+            return Resp::json(
+                200,
+                json!({"RequestId": "R", "Credentials": {"AccessKeyId": AK, "AccessKeySecret": SECRET,
+                       "SecurityToken": "sts-tok", "Expiration": "2099-01-01T00:00:00Z"}}),
+            );
+        }
+        if req.header("x-acs-security-token") != Some("sts-tok") {
+            return Resp::pop_error(400, "InvalidSecurityToken.Missing", "no token");
+        }
+        sae_cloud(req)
+    })
+    .await;
+    let w = watch(&stub);
+    let token = file("eyJ.oidc");
+    let url = stub.url();
+    let out = probe(
+        &["-f", w.path().to_str().unwrap(), "--list-only"],
+        &[
+            ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/r"),
+            ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::1:oidc-provider/p"),
+            ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", token.path().to_str().unwrap()),
+            ("ALIBABA_CLOUD_STS_ENDPOINT", &url),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("kind: ChangeOrder\n")
+            .count(),
+        2
+    );
+}

@@ -109,6 +109,9 @@ impl ErrorKind {
             ErrorKind::Throttled
         } else if starts("InvalidAccessKeyId")
             || starts("InvalidSecurityToken")
+            // STS AssumeRoleWithOIDC: the OIDC token or the role is not accepted.
+            || starts("AuthenticationFail")
+            || starts("EntityNotExist.Role")
             || lower == "unauthorized"
             || lower == "expiredtokenerror"
             || lower == "invalidtokenerror"
@@ -345,6 +348,18 @@ mod tests {
                 InvalidCredentials,
             ),
             (Some("Unauthorized"), Some(401), AppNotFound, InvalidCredentials),
+            (
+                Some("AuthenticationFail.OIDCToken.Expired"),
+                Some(400),
+                AppNotFound,
+                InvalidCredentials,
+            ),
+            (
+                Some("EntityNotExist.Role"),
+                Some(404),
+                AppNotFound,
+                InvalidCredentials,
+            ),
             (
                 Some("ExpiredTokenError"),
                 Some(401),

@@ -418,7 +418,7 @@ pub(crate) fn build_url(base: &Url, path: &str, query: &[(String, String)]) -> R
 }
 
 /// Read the body, stopping as soon as it exceeds `cap`.
-async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, CloudError> {
+pub(crate) async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Vec<u8>, CloudError> {
     let too_large = |n: String| {
         CloudError::new(
             ErrorKind::TooLarge,

@@ -15,6 +15,7 @@ pub mod json;
 pub mod model;
 pub mod sae;
 pub mod sign;
+pub mod sts;
 pub mod target;
 pub mod time;
 
