@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod controller;
 pub mod crd;
 pub mod mapping;

@@ -313,8 +313,12 @@ pub fn desired_object(
 ) -> crate::crd::ChangeOrder {
     use kube::{Resource, ResourceExt};
     let watch_name = watch.name_any();
-    let origin = Origin { watch_name: &watch_name, app };
-    let mut obj = crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
+    let origin = Origin {
+        watch_name: &watch_name,
+        app,
+    };
+    let mut obj =
+        crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
     obj.metadata.namespace = watch.namespace();
     obj.metadata.labels = Some(order_labels(order.provider, &origin));
     obj.metadata.owner_references = watch.controller_owner_ref(&()).map(|r| vec![r]);
@@ -331,7 +335,11 @@ mod tests {
     }
 
     fn cond<'a>(status: &'a ChangeOrderStatus, type_: &str) -> &'a Condition {
-        status.conditions.iter().find(|c| c.type_ == type_).expect("condition present")
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
     }
 
     /// Every row of the contract's table: (provider, raw, phase, reason).
@@ -352,8 +360,18 @@ mod tests {
             (Provider::Edas, code(6), Cancelled, "Terminated"),
             (Provider::Sae, code(6), Cancelled, "Terminated"),
             (Provider::Edas, code(7), Failed, "PartiallySucceeded"),
-            (Provider::Edas, code(8), AwaitingConfirmation, "ManualBatchConfirmation"),
-            (Provider::Sae, code(8), AwaitingConfirmation, "ManualBatchConfirmation"),
+            (
+                Provider::Edas,
+                code(8),
+                AwaitingConfirmation,
+                "ManualBatchConfirmation",
+            ),
+            (
+                Provider::Sae,
+                code(8),
+                AwaitingConfirmation,
+                "ManualBatchConfirmation",
+            ),
             (Provider::Edas, code(9), Running, "WaitingForNextBatch"),
             (Provider::Sae, code(9), Running, "WaitingForNextBatch"),
             (Provider::Edas, code(10), Failed, "SystemError"),
@@ -391,15 +409,78 @@ mod tests {
         let now = ts("2026-01-01T00:00:00Z");
         // (provider, raw, Ready, Reconciling, Stalled, AwaitingInput)
         let rows = [
-            (Provider::Edas, RawStatus::Code(0), "False", "True", "False", "False"),
-            (Provider::Edas, RawStatus::Code(1), "False", "True", "False", "False"),
-            (Provider::Edas, RawStatus::Code(8), "False", "True", "False", "True"),
-            (Provider::Sae, RawStatus::Code(11), "False", "True", "False", "True"),
-            (Provider::Appstack, RawStatus::Text("SUSPENDED".into()), "False", "True", "False", "True"),
-            (Provider::Edas, RawStatus::Code(2), "True", "False", "False", "False"),
-            (Provider::Edas, RawStatus::Code(3), "False", "False", "True", "False"),
-            (Provider::Sae, RawStatus::Code(6), "False", "False", "True", "False"),
-            (Provider::Edas, RawStatus::Code(42), "Unknown", "True", "False", "False"),
+            (
+                Provider::Edas,
+                RawStatus::Code(0),
+                "False",
+                "True",
+                "False",
+                "False",
+            ),
+            (
+                Provider::Edas,
+                RawStatus::Code(1),
+                "False",
+                "True",
+                "False",
+                "False",
+            ),
+            (
+                Provider::Edas,
+                RawStatus::Code(8),
+                "False",
+                "True",
+                "False",
+                "True",
+            ),
+            (
+                Provider::Sae,
+                RawStatus::Code(11),
+                "False",
+                "True",
+                "False",
+                "True",
+            ),
+            (
+                Provider::Appstack,
+                RawStatus::Text("SUSPENDED".into()),
+                "False",
+                "True",
+                "False",
+                "True",
+            ),
+            (
+                Provider::Edas,
+                RawStatus::Code(2),
+                "True",
+                "False",
+                "False",
+                "False",
+            ),
+            (
+                Provider::Edas,
+                RawStatus::Code(3),
+                "False",
+                "False",
+                "True",
+                "False",
+            ),
+            (
+                Provider::Sae,
+                RawStatus::Code(6),
+                "False",
+                "False",
+                "True",
+                "False",
+            ),
+            (
+                Provider::Edas,
+                RawStatus::Code(42),
+                "Unknown",
+                "True",
+                "False",
+                "False",
+            ),
         ];
         for (provider, raw, ready, reconciling, stalled, awaiting) in rows {
             let order = CloudOrder::new(provider, "id-1", raw.clone());
@@ -433,8 +514,14 @@ mod tests {
         order.message = Some("batch 2 failed health check, roll back manually".into());
         let status = desired_status(&order, None, None, ts("2026-01-01T00:00:00Z"));
         let degraded = cond(&status, CONDITION_DEGRADED);
-        assert_eq!((degraded.status.as_str(), degraded.reason.as_str()), ("True", "ExecutionException"));
-        assert_eq!(degraded.message, "batch 2 failed health check, roll back manually");
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ExecutionException")
+        );
+        assert_eq!(
+            degraded.message,
+            "batch 2 failed health check, roll back manually"
+        );
         assert_eq!(status.phase, Some(Phase::Running));
         assert_eq!(status.provider_sub_status, Some(1));
         order.sub_status = Some(0);
@@ -462,7 +549,12 @@ mod tests {
         // Waiting for the next batch automatically: still Running, still no flip.
         let waiting = CloudOrder::new(Provider::Edas, "id", RawStatus::Code(9));
         let second = desired_status(&waiting, Some(1), Some(&first), t1);
-        assert!(second.conditions.iter().all(|c| c.last_transition_time == Time(t0)));
+        assert!(
+            second
+                .conditions
+                .iter()
+                .all(|c| c.last_transition_time == Time(t0))
+        );
         // Succeeded: Ready and Reconciling flip, Stalled/AwaitingInput/Degraded do not.
         let done = CloudOrder::new(Provider::Edas, "id", RawStatus::Code(2));
         let third = desired_status(&done, Some(1), Some(&second), t1);
@@ -488,13 +580,21 @@ mod tests {
         let long = "x".repeat(400);
         let name = object_name("w", &long);
         assert!(name.len() <= 253, "{}", name.len());
-        assert_ne!(name, object_name("w", &"x".repeat(401)), "distinct ids give distinct names");
+        assert_ne!(
+            name,
+            object_name("w", &"x".repeat(401)),
+            "distinct ids give distinct names"
+        );
         let weird = object_name("w", "***");
         assert!(weird.starts_with("w-") && weird.len() > 2);
         assert_eq!(label_value("demo-edas-app"), "demo-edas-app");
         let l = label_value(&"a/b".repeat(40));
         assert!(l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
-        assert_ne!(label_value("a/b"), label_value("a:b"), "lossy cleaning is disambiguated");
+        assert_ne!(
+            label_value("a/b"),
+            label_value("a:b"),
+            "lossy cleaning is disambiguated"
+        );
     }
 
     #[test]
@@ -512,15 +612,25 @@ mod tests {
             ..Default::default()
         }];
         let app = AppRef::Id("app-1".into());
-        let origin = Origin { watch_name: "w", app: &app };
+        let origin = Origin {
+            watch_name: "w",
+            app: &app,
+        };
         let spec = desired_spec(&order, &origin);
         assert_eq!(spec.app_id.as_deref(), Some("app-1"));
         assert_eq!(spec.order_type.as_deref(), Some("Deploy"));
         let status = desired_status(&order, None, None, ts("2026-01-01T00:00:00Z"));
         assert_eq!((status.batch_count, status.current_batch), (Some(3), Some(2)));
         assert_eq!(status.batches[0].name, "Batch 1");
-        assert!(cond(&status, CONDITION_AWAITING_INPUT).message.contains("batch 2 of 3"));
+        assert!(
+            cond(&status, CONDITION_AWAITING_INPUT)
+                .message
+                .contains("batch 2 of 3")
+        );
         let labels = order_labels(Provider::Edas, &origin);
-        assert_eq!(labels.get(crate::crd::labels::APP).map(String::as_str), Some("app-1"));
+        assert_eq!(
+            labels.get(crate::crd::labels::APP).map(String::as_str),
+            Some("app-1")
+        );
     }
 }

@@ -9,7 +9,11 @@ fn generated() -> String {
         .arg("crds")
         .output()
         .expect("run changeorder-operator crds");
-    assert!(out.status.success(), "crds failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "crds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
@@ -29,14 +33,24 @@ fn crds_have_names_categories_and_status() {
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
         .collect();
     assert_eq!(docs.len(), 2);
-    for (doc, kind, short) in [(&docs[0], "ChangeOrderWatch", "cow"), (&docs[1], "ChangeOrder", "co")] {
+    for (doc, kind, short) in [
+        (&docs[0], "ChangeOrderWatch", "cow"),
+        (&docs[1], "ChangeOrder", "co"),
+    ] {
         let spec = &doc["spec"];
         assert_eq!(spec["names"]["kind"].as_str(), Some(kind));
         assert_eq!(spec["scope"].as_str(), Some("Namespaced"));
         assert_eq!(spec["names"]["shortNames"][0].as_str(), Some(short));
         assert_eq!(spec["names"]["categories"][0].as_str(), Some("alibabacloud"));
         let version = &spec["versions"][0];
-        assert!(version["subresources"]["status"].is_mapping(), "{kind} has a status subresource");
-        assert!(version["additionalPrinterColumns"].as_sequence().is_some_and(|c| c.len() >= 5));
+        assert!(
+            version["subresources"]["status"].is_mapping(),
+            "{kind} has a status subresource"
+        );
+        assert!(
+            version["additionalPrinterColumns"]
+                .as_sequence()
+                .is_some_and(|c| c.len() >= 5)
+        );
     }
 }

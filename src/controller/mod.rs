@@ -1,0 +1,5 @@
+//! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
+
+pub mod args;
+
+pub use args::RunArgs;
