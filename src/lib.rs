@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod cloud;
+pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod mapping;

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::conditions::{condition, tri};
 
 use crate::cloud::model::{AppRef, CloudOrder, Provider, RawStatus};
 use crate::crd::{BatchStatus, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
@@ -169,7 +171,6 @@ pub fn desired_status(
 ) -> ChangeOrderStatus {
     let (phase, reason) = classify(order.provider, &order.status);
     let message = phase_message(order, phase);
-    let tri = |b: bool| if b { "True" } else { "False" };
 
     let ready = if phase == Phase::Unknown {
         "Unknown"
@@ -218,22 +219,11 @@ pub fn desired_status(
             degraded_message,
         ),
     ];
+    let previous = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let conditions = specs
         .into_iter()
         .map(|(type_, status, reason, message)| {
-            let last_transition_time = previous
-                .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-                .filter(|c| c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or(Time(now));
-            Condition {
-                type_: type_.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                message,
-                last_transition_time,
-                observed_generation: generation,
-            }
+            condition(type_, status, reason, message, generation, previous, now)
         })
         .collect();
 
@@ -329,6 +319,7 @@ pub fn desired_object(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("valid test timestamp")
