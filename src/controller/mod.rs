@@ -1,6 +1,7 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
 pub mod args;
+pub mod budget;
 pub mod plan;
 
 pub use args::RunArgs;
