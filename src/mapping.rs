@@ -293,27 +293,35 @@ fn phase_message(order: &CloudOrder, phase: Phase) -> String {
 }
 
 /// The whole desired object (metadata, spec, status) for one cloud order polled by `watch`.
-/// Used by `probe` to print and by the controller to apply (spec and status go in separate calls).
+/// `previous` is the stored object, if any: its conditions keep their transition times and its
+/// generation is the one the status observes. Used by `probe` to print and by the controller to
+/// apply (spec and status go in separate calls).
 pub fn desired_object(
     watch: &crate::crd::ChangeOrderWatch,
     app: &AppRef,
     order: &CloudOrder,
-    previous: Option<&ChangeOrderStatus>,
+    previous: Option<&crate::crd::ChangeOrder>,
     now: Timestamp,
 ) -> crate::crd::ChangeOrder {
     use kube::{Resource, ResourceExt};
     let watch_name = watch.name_any();
-    let origin = Origin {
-        watch_name: &watch_name,
-        app,
-    };
-    let mut obj =
-        crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
+    let origin = Origin { watch_name: &watch_name, app };
+    let mut obj = crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
     obj.metadata.namespace = watch.namespace();
     obj.metadata.labels = Some(order_labels(order.provider, &origin));
     obj.metadata.owner_references = watch.controller_owner_ref(&()).map(|r| vec![r]);
-    obj.status = Some(desired_status(order, obj.meta().generation, previous, now));
+    let generation = previous.and_then(|p| p.metadata.generation);
+    let previous_status = previous.and_then(|p| p.status.as_ref());
+    obj.status = Some(desired_status(order, generation, previous_status, now));
     obj
+}
+
+/// Set the generation a status observes (known only once the object has been written).
+pub fn observe_generation(status: &mut ChangeOrderStatus, generation: Option<i64>) {
+    status.observed_generation = generation;
+    for c in &mut status.conditions {
+        c.observed_generation = generation;
+    }
 }
 
 #[cfg(test)]

@@ -158,13 +158,7 @@ pub fn plan(
             continue;
         }
         let order = by_id[*id];
-        desired.push(desired_object(
-            watch,
-            app,
-            order,
-            previous.and_then(|p| p.status.as_ref()),
-            now,
-        ));
+        desired.push(desired_object(watch, app, order, previous.copied(), now));
     }
     let mut prune: Vec<String> = existing
         .iter()
