@@ -3,5 +3,7 @@
 pub mod args;
 pub mod budget;
 pub mod plan;
+pub mod schedule;
+pub mod watch_status;
 
 pub use args::RunArgs;
