@@ -19,8 +19,10 @@ pub struct Facts {
     pub generation_changed: bool,
     /// The reconcile-request annotation holds a value not yet handled.
     pub refresh_requested: bool,
-    /// The last poll failed on credentials and they have not changed since.
-    pub credentials_rejected_unchanged: bool,
+    /// The credentials Secret changed since the last poll used it.
+    pub secret_changed: bool,
+    /// The last poll failed on credentials (wrong or missing keys).
+    pub credentials_rejected: bool,
     /// Time since the last poll this process made, if it made one.
     pub since_last_poll: Option<Duration>,
     /// Time since the last poll recorded in status (from an earlier process), if any.
@@ -34,10 +36,10 @@ pub fn decide(f: &Facts, spread: f64) -> Decision {
     if f.suspended {
         return Decision::AwaitChange;
     }
-    if f.generation_changed || f.refresh_requested {
+    if f.generation_changed || f.refresh_requested || f.secret_changed {
         return Decision::PollNow;
     }
-    if f.credentials_rejected_unchanged {
+    if f.credentials_rejected {
         return Decision::AwaitChange;
     }
     match (f.since_last_poll, f.since_recorded_poll) {
@@ -111,7 +113,7 @@ mod tests {
             ),
             (
                 Facts {
-                    credentials_rejected_unchanged: true,
+                    credentials_rejected: true,
                     since_last_poll: s(3600),
                     ..base()
                 },
@@ -119,8 +121,24 @@ mod tests {
             ),
             (
                 Facts {
-                    credentials_rejected_unchanged: true,
+                    credentials_rejected: true,
                     refresh_requested: true,
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    credentials_rejected: true,
+                    secret_changed: true,
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    secret_changed: true,
+                    since_last_poll: s(1),
                     ..base()
                 },
                 Decision::PollNow,
