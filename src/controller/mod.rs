@@ -1,5 +1,6 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
 pub mod args;
+pub mod metrics;
 
 pub use args::RunArgs;
