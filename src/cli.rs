@@ -19,11 +19,14 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Poll the cloud once for a ChangeOrderWatch and print the ChangeOrders it would write.
+    Probe(crate::probe::ProbeArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Probe(args) => crate::probe::main(args),
         Command::Crds => match crate::crd::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -8,4 +8,5 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod mapping;
+pub mod probe;
 pub mod telemetry;

@@ -68,6 +68,19 @@ impl Budget {
     }
 }
 
+/// The budget key of a credential: the AccessKey id (one account), or a hash of the token.
+pub fn key_for(credentials: &crate::cloud::credentials::Credentials) -> String {
+    use crate::cloud::credentials::Credentials;
+    match credentials {
+        Credentials::AccessKey { access_key_id, .. } => format!("ak:{access_key_id}"),
+        Credentials::Token(token) => {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(token.as_bytes());
+            format!("token:{}", hex::encode(&digest[..8]))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

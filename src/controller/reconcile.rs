@@ -144,7 +144,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         }
     };
     ctx.metrics.poll(
-        target.provider.as_str(),
+        target.provider,
         match &outcome {
             Outcome::Polled(_) => "ok",
             Outcome::Failed { reason, .. } => reason,
@@ -183,14 +183,15 @@ async fn poll(
     existing_objects: &[Arc<ChangeOrder>],
     now: Timestamp,
 ) -> Result<Outcome, Error> {
-    let credentials = match credentials(ctx, ns, &watch.spec.credentials_secret_ref.name, secret_version, memory).await? {
+    let secret_name = &watch.spec.credentials_secret_ref.name;
+    let credentials = match credentials(ctx, ns, secret_name, target.provider, secret_version, memory).await? {
         Ok(c) => c,
         Err(message) => {
             memory.credentials_rejected = true;
             return Ok(Outcome::Failed { reason: reason::INVALID_CREDENTIALS, message });
         }
     };
-    let budget_key = credentials.fingerprint();
+    let budget_key = crate::controller::budget::key_for(&credentials);
 
     ctx.budget.take(&budget_key).await;
     let listed = match ctx.cloud.list(target, &credentials).await {
@@ -291,6 +292,7 @@ async fn credentials(
     ctx: &Context,
     ns: &str,
     name: &str,
+    provider: crate::cloud::model::Provider,
     version: Option<String>,
     memory: &mut Memory,
 ) -> Result<Result<Credentials, String>, Error> {
@@ -307,16 +309,9 @@ async fn credentials(
         Some(s) => s,
         None => return Ok(Err(format!("Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"))),
     };
-    let mut map = BTreeMap::new();
-    for (k, v) in secret.data.unwrap_or_default() {
-        match String::from_utf8(v.0) {
-            Ok(s) => {
-                map.insert(k, s);
-            }
-            Err(_) => return Ok(Err(format!("Secret {ns}/{name}: key {k} is not UTF-8 text"))),
-        }
-    }
-    match Credentials::from_map(&map) {
+    let map: BTreeMap<String, Vec<u8>> =
+        secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    match Credentials::from_bytes_map(provider, &map) {
         Ok(c) => {
             memory.credentials = Some((version, c.clone()));
             Ok(Ok(c))
@@ -399,7 +394,7 @@ async fn publish_phase_event(
 }
 
 fn record_phase_metrics(ctx: &Context, obj: &ChangeOrder, stored: Option<&ChangeOrder>, after: Phase, now: Timestamp) {
-    let provider = obj.spec.provider.as_str();
+    let provider = obj.spec.provider;
     if after.is_terminal()
         && let Some(created) = &obj.spec.create_time
     {
