@@ -17,7 +17,8 @@ use kube::api::Api;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::core::PartialObjectMeta;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
 pub use args::RunArgs;
@@ -96,7 +97,7 @@ fn controller_for(
     let ns = ns.as_deref();
     let managed = format!("{}=changeorder-operator", labels::MANAGED_BY);
     let (orders, orders_writer) = reflector::store::<ChangeOrder>();
-    let order_events = reflector(
+    let order_events = reflector::reflector(
         orders_writer,
         watcher(scoped::<ChangeOrder>(client.clone(), ns), watcher::Config::default().labels(&managed)),
     )
@@ -110,9 +111,9 @@ fn controller_for(
 
     let (secrets, secrets_writer) = reflector::store();
     // Metadata only: the operator reads a Secret's data just when it polls with it.
-    let secret_events = reflector(
+    let secret_events = reflector::reflector(
         secrets_writer,
-        metadata_watcher(scoped::<Secret>(client.clone(), ns), watcher::Config::default()),
+        watcher(scoped::<PartialObjectMeta<Secret>>(client.clone(), ns), watcher::Config::default()),
     )
     .default_backoff()
     .touched_objects();
