@@ -2,3 +2,4 @@
 //! Nothing in here knows about Kubernetes.
 
 pub mod model;
+pub mod sign;
