@@ -19,6 +19,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Serve the bundled EDAS/SAE/AppStack cloud simulator.
+    Simulate(crate::sim::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -34,5 +36,6 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Simulate(args) => crate::sim::run_cli(args),
     }
 }

@@ -5,3 +5,4 @@ pub mod cli;
 pub mod cloud;
 pub mod crd;
 pub mod mapping;
+pub mod sim;

@@ -313,8 +313,12 @@ pub fn desired_object(
 ) -> crate::crd::ChangeOrder {
     use kube::{Resource, ResourceExt};
     let watch_name = watch.name_any();
-    let origin = Origin { watch_name: &watch_name, app };
-    let mut obj = crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
+    let origin = Origin {
+        watch_name: &watch_name,
+        app,
+    };
+    let mut obj =
+        crate::crd::ChangeOrder::new(&object_name(&watch_name, &order.id), desired_spec(order, &origin));
     obj.metadata.namespace = watch.namespace();
     obj.metadata.labels = Some(order_labels(order.provider, &origin));
     obj.metadata.owner_references = watch.controller_owner_ref(&()).map(|r| vec![r]);

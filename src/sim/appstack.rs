@@ -52,7 +52,12 @@ fn versions(w: &World, org: Option<&str>, app: &str, p: &Params) -> Handled {
         .views_of(ai)
         .iter()
         .filter(|v| envs.is_empty() || env_names(v.order).iter().any(|e| envs.contains(e)))
-        .filter(|v| states.is_empty() || states.iter().any(|s| s.eq_ignore_ascii_case(&v.snap.status.to_string())))
+        .filter(|v| {
+            states.is_empty()
+                || states
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&v.snap.status.to_string()))
+        })
         .filter(|v| creators.is_empty() || creators.iter().any(|c| c == creator(v)))
         .map(|v| record(w, v))
         .collect();
@@ -80,7 +85,11 @@ fn get(w: &World, org: Option<&str>, app: &str, sn: &str) -> Handled {
         Some(v) => Handled::new(Some(ai), Reply::ok(order(w, v))),
         None => Handled::new(
             Some(ai),
-            appstack_error(404, "NotFound", &format!("change order {sn} not found in application {app}")),
+            appstack_error(
+                404,
+                "NotFound",
+                &format!("change order {sn} not found in application {app}"),
+            ),
         ),
     }
 }
@@ -95,7 +104,10 @@ fn by_origin(w: &World, org: Option<&str>, p: &Params) -> Handled {
     if let Some(o) = org
         && !w.knows_org(o)
     {
-        return Handled::new(None, appstack_error(404, "NotFound", &format!("organization {o} not found")));
+        return Handled::new(
+            None,
+            appstack_error(404, "NotFound", &format!("organization {o} not found")),
+        );
     }
     let app_name = p.get("appName");
     let env_name = p.get("envName");
@@ -123,11 +135,11 @@ fn by_origin(w: &World, org: Option<&str>, p: &Params) -> Handled {
     Handled::new(None, Reply::ok(Value::Array(orders)))
 }
 
-fn creator(v: &View<'_>) -> &str {
+fn creator<'a>(v: &View<'a>) -> &'a str {
     v.order.creator.as_deref().unwrap_or("5e706d5503283833284f41c1")
 }
 
-fn order_type(v: &View<'_>) -> &str {
+fn order_type<'a>(v: &View<'a>) -> &'a str {
     v.order.order_type.as_deref().unwrap_or("Deploy")
 }
 
@@ -169,7 +181,12 @@ fn record(w: &World, v: &View<'_>) -> Value {
         .collect();
     let artifacts: serde_json::Map<String, Value> = env_names(v.order)
         .iter()
-        .map(|e| (e.clone(), json!({ "image.backend": format!("registry.example.com/{app}:{}", version(w, v)) })))
+        .map(|e| {
+            (
+                e.clone(),
+                json!({ "image.backend": format!("registry.example.com/{app}:{}", version(w, v)) }),
+            )
+        })
         .collect();
     json!({
         "version": version(w, v),

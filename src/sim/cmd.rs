@@ -116,7 +116,10 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         // Tests and scripts read the real address from this first line.
         println!("listening on {}", sim.url());
         let _ = std::io::stdout().flush();
-        eprintln!("serving {apps} apps with {orders} change orders; stats at {}/__sim/stats", sim.url());
+        eprintln!(
+            "serving {apps} apps with {orders} change orders; stats at {}/__sim/stats",
+            sim.url()
+        );
         match sim.serve_until(stop_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

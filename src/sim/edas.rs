@@ -18,7 +18,13 @@ pub fn handle(w: &World, op: &Op, p: &Params, host: &str) -> Handled {
 }
 
 fn missing(param: &str, host: &str) -> Reply {
-    gateway_error(Provider::Edas, 400, &format!("Missing{param}"), &format!("{param} is mandatory for this action."), host)
+    gateway_error(
+        Provider::Edas,
+        400,
+        &format!("Missing{param}"),
+        &format!("{param} is mandatory for this action."),
+        host,
+    )
 }
 
 fn list_recent(w: &World, p: &Params, host: &str) -> Handled {
@@ -28,7 +34,13 @@ fn list_recent(w: &World, p: &Params, host: &str) -> Handled {
     let Some((ai, app)) = w.app_by_id(Provider::Edas, app_id) else {
         return Handled::new(
             None,
-            gateway_error(Provider::Edas, 404, "InvalidAppId.NotFound", "The specified AppId does not exist.", host),
+            gateway_error(
+                Provider::Edas,
+                404,
+                "InvalidAppId.NotFound",
+                "The specified AppId does not exist.",
+                host,
+            ),
         );
     };
     let style = app.edas_wrappers.unwrap_or(w.scenario.edas_wrappers);
@@ -57,7 +69,9 @@ fn info(w: &World, p: &Params, host: &str) -> Handled {
         );
     };
     let style = v.app.edas_wrappers.unwrap_or(w.scenario.edas_wrappers);
-    let pipelines: Vec<Value> = (0..v.snap.batches.len()).map(|i| pipeline(w, &v, i, style)).collect();
+    let pipelines: Vec<Value> = (0..v.snap.batches.len())
+        .map(|i| pipeline(w, &v, i, style))
+        .collect();
     let targets: Vec<Value> = (1..=v.snap.batches.len())
         .map(|i| json!(format!("{}-instance-{i}", short(&v.order.id))))
         .collect();
@@ -73,7 +87,10 @@ fn info(w: &World, p: &Params, host: &str) -> Handled {
     order.insert("SupportRollback".into(), json!(v.snap.finished.is_some()));
     order.insert("Desc".into(), json!(v.description()));
     order.insert("Targets".into(), json!({ "Items": targets }));
-    order.insert("TrafficControl".into(), json!({ "Routes": "", "Rules": "", "Tips": "" }));
+    order.insert(
+        "TrafficControl".into(),
+        json!({ "Routes": "", "Rules": "", "Tips": "" }),
+    );
     if let Some(list) = wrap(style, "PipelineInfo", pipelines) {
         order.insert("PipelineInfoList".into(), list);
     }
@@ -129,8 +146,14 @@ fn list_item(w: &World, v: &View<'_>) -> Value {
     if let Some(f) = v.snap.finished {
         m.insert("FinishTime".into(), json!(w.zoneless(f)));
     }
-    m.insert("GroupId".into(), json!(fake_uuid(&format!("edas/{}/group", v.app.label()))));
-    m.insert("Source".into(), json!(v.order.source.as_deref().unwrap_or("console")));
+    m.insert(
+        "GroupId".into(),
+        json!(fake_uuid(&format!("edas/{}/group", v.app.label()))),
+    );
+    m.insert(
+        "Source".into(),
+        json!(v.order.source.as_deref().unwrap_or("console")),
+    );
     m.insert("Status".into(), status_json(&v.snap.status));
     m.insert("UserId".into(), json!(fake_user_id(v.creator())));
     Value::Object(m)
@@ -160,7 +183,11 @@ fn pipeline(w: &World, v: &View<'_>, i: usize, style: EdasWrappers) -> Value {
             },
         }));
         // The last stage's task carries the batch's message (an error when it failed).
-        let task_message = if k == names.len() - 1 { message.clone() } else { None };
+        let task_message = if k == names.len() - 1 {
+            message.clone()
+        } else {
+            None
+        };
         let tasks = vec![json!({
             "TaskId": fake_uuid(&format!("{sid}/task")),
             "TaskName": name,
@@ -208,8 +235,14 @@ mod tests {
     #[test]
     fn wrappers() {
         let one = vec![json!({"a": 1})];
-        assert_eq!(wrap(EdasWrappers::Array, "X", one.clone()), Some(json!({"X": [{"a": 1}]})));
-        assert_eq!(wrap(EdasWrappers::SingleObject, "X", one), Some(json!({"X": {"a": 1}})));
+        assert_eq!(
+            wrap(EdasWrappers::Array, "X", one.clone()),
+            Some(json!({"X": [{"a": 1}]}))
+        );
+        assert_eq!(
+            wrap(EdasWrappers::SingleObject, "X", one),
+            Some(json!({"X": {"a": 1}}))
+        );
         assert_eq!(wrap(EdasWrappers::SingleObject, "X", vec![]), None);
         assert_eq!(wrap(EdasWrappers::Array, "X", vec![]), Some(json!({"X": []})));
     }

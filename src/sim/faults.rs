@@ -24,7 +24,11 @@ struct Rule {
 
 impl Rule {
     fn new(fault: &Fault) -> Rule {
-        Rule { fault: fault.clone(), matched: AtomicU64::new(0), fired: AtomicU64::new(0) }
+        Rule {
+            fault: fault.clone(),
+            matched: AtomicU64::new(0),
+            fired: AtomicU64::new(0),
+        }
     }
 }
 
@@ -48,7 +52,11 @@ impl Faults {
     pub fn new(s: &Scenario) -> Faults {
         Faults {
             global: s.faults.iter().map(Rule::new).collect(),
-            per_app: s.apps.iter().map(|a| a.faults.iter().map(Rule::new).collect()).collect(),
+            per_app: s
+                .apps
+                .iter()
+                .map(|a| a.faults.iter().map(Rule::new).collect())
+                .collect(),
             rng: Mutex::new(StdRng::seed_from_u64(s.seed)),
         }
     }
@@ -56,7 +64,10 @@ impl Faults {
     /// Decide the faults for one request. `app` is the index of the app it concerns, if known.
     pub fn decide(&self, provider: Provider, action: &str, app: Option<usize>) -> Decision {
         let mut d = Decision::default();
-        let app_rules = app.and_then(|i| self.per_app.get(i)).map(Vec::as_slice).unwrap_or(&[]);
+        let app_rules = app
+            .and_then(|i| self.per_app.get(i))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         for rule in self.global.iter().chain(app_rules) {
             let f = &rule.fault;
             if !f.providers.is_empty() && !f.providers.contains(&provider) {
@@ -127,7 +138,13 @@ mod tests {
         let yaml = "seed: 7\nfaults:\n- kind: internalError\n  rate: 0.25\napps: []\n";
         let run = || -> Vec<bool> {
             let f = faults(yaml);
-            (0..400).map(|_| f.decide(Provider::Edas, "GetChangeOrderInfo", None).error.is_some()).collect()
+            (0..400)
+                .map(|_| {
+                    f.decide(Provider::Edas, "GetChangeOrderInfo", None)
+                        .error
+                        .is_some()
+                })
+                .collect()
         };
         let a = run();
         assert_eq!(a, run(), "same seed, same decisions");
@@ -143,9 +160,15 @@ mod tests {
         let d = f.decide(Provider::Edas, "GetChangeOrderInfo", None);
         assert_eq!(d.delay, Some(Duration::from_millis(250)));
         assert!(d.error.is_none());
-        assert_eq!(f.decide(Provider::Edas, "ListRecentChangeOrder", None), Decision::default());
+        assert_eq!(
+            f.decide(Provider::Edas, "ListRecentChangeOrder", None),
+            Decision::default()
+        );
         let d = f.decide(Provider::Sae, "ListChangeOrders", Some(0));
         assert_eq!(d.error.map(|e| e.0), Some(FaultKind::ServiceUnavailable));
-        assert_eq!(f.decide(Provider::Sae, "ListChangeOrders", None), Decision::default());
+        assert_eq!(
+            f.decide(Provider::Sae, "ListChangeOrders", None),
+            Decision::default()
+        );
     }
 }

@@ -38,7 +38,7 @@ use crate::cloud::model::Provider;
 use auth::Verifier;
 use faults::Faults;
 use reply::{Handled, Reply, appstack_error, gateway_error};
-use routes::{NoRoute, Op, Params};
+use routes::{NoRoute, Params};
 use scenario::FaultKind;
 use stats::Stats;
 use world::World;
@@ -76,7 +76,10 @@ pub enum SimError {
     #[error(transparent)]
     Scenario(#[from] ScenarioError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -133,7 +136,10 @@ impl RunningSim {
     }
 
     /// Serve until the server fails or [`RunningSim::shutdown`]-like stop (used by the CLI).
-    pub async fn serve_until(mut self, signal: impl std::future::Future<Output = ()>) -> Result<(), SimError> {
+    pub async fn serve_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), SimError> {
         signal.await;
         self.stop().await
     }
@@ -175,10 +181,14 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| SimError::Bind { addr: config.listen, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| SimError::Bind { addr: config.listen, source })?;
+        .map_err(|source| SimError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let app = Router::new()
         .route("/__sim/stats", get(stats_handler).delete(reset_handler))
         .route("/__sim/scenario", get(scenario_handler))
@@ -193,7 +203,12 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
             })
             .await
     });
-    Ok(RunningSim { addr, shared, shutdown: Some(tx), task: Some(task) })
+    Ok(RunningSim {
+        addr,
+        shared,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }
 
 async fn stats_handler(State(sh): State<Arc<Shared>>) -> Response {
@@ -213,7 +228,13 @@ async fn scenario_handler(State(sh): State<Arc<Shared>>) -> Response {
 }
 
 /// Every cloud request: route, authenticate, answer from the scenario, then apply faults.
-async fn dispatch(State(sh): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn dispatch(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path();
     let host = headers
         .get(header::HOST)
@@ -309,9 +330,17 @@ fn no_route(no: NoRoute, host: &str) -> Reply {
 /// AppStack authenticates with a personal access token, no signature.
 fn check_token(headers: &HeaderMap, want: &str) -> Result<(), Reply> {
     match headers.get("x-yunxiao-token") {
-        None => Err(appstack_error(401, "Unauthorized", "the x-yunxiao-token header is required")),
+        None => Err(appstack_error(
+            401,
+            "Unauthorized",
+            "the x-yunxiao-token header is required",
+        )),
         Some(got) if got.as_bytes() == want.as_bytes() => Ok(()),
-        Some(_) => Err(appstack_error(401, "InvalidTokenError", "the personal access token is invalid")),
+        Some(_) => Err(appstack_error(
+            401,
+            "InvalidTokenError",
+            "the personal access token is invalid",
+        )),
     }
 }
 
@@ -328,8 +357,17 @@ fn fault_reply(provider: Provider, kind: FaultKind, dur: Duration, host: &str) -
     match kind {
         FaultKind::Throttling => {
             let reset = Timestamp::now().as_millisecond() + ms as i64;
-            gateway_error(provider, 400, "Throttling.User", "Request was denied due to user flow control.", host)
-                .with_header("x-ratelimit-user-api", format!("Limit:60,Remain:0,TimeLeft:{ms},Reset:{reset}"))
+            gateway_error(
+                provider,
+                400,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+                host,
+            )
+            .with_header(
+                "x-ratelimit-user-api",
+                format!("Limit:60,Remain:0,TimeLeft:{ms},Reset:{reset}"),
+            )
         }
         FaultKind::ServiceUnavailable => gateway_error(
             provider,

@@ -21,7 +21,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(body: Value) -> Reply {
-        Reply { status: StatusCode::OK, headers: Vec::new(), body, outcome: "OK".into() }
+        Reply {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body,
+            outcome: "OK".into(),
+        }
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
@@ -40,7 +45,10 @@ impl Reply {
         let mut resp = Response::new(Body::from(bytes));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json;charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=utf-8"),
+        );
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 h.insert(name, v);
@@ -67,7 +75,14 @@ pub fn request_id() -> String {
     let mut rng = rand::rng();
     let b: [u8; 16] = rng.random();
     let h = hex::encode_upper(b);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// SAE's `TraceId`: 30 lower-hex characters.

@@ -18,9 +18,18 @@ pub enum Op {
     SaeNamespaceList,
     SaePipeline,
     /// `org` is `None` on the region edition's paths.
-    AppstackVersions { org: Option<String>, app: String },
-    AppstackGet { org: Option<String>, app: String, sn: String },
-    AppstackByOrigin { org: Option<String> },
+    AppstackVersions {
+        org: Option<String>,
+        app: String,
+    },
+    AppstackGet {
+        org: Option<String>,
+        app: String,
+        sn: String,
+    },
+    AppstackByOrigin {
+        org: Option<String>,
+    },
 }
 
 impl Op {
@@ -28,7 +37,9 @@ impl Op {
         match self {
             Op::EdasListRecent | Op::EdasInfo => Provider::Edas,
             Op::SaeList | Op::SaeDescribe | Op::SaeNamespaceList | Op::SaePipeline => Provider::Sae,
-            Op::AppstackVersions { .. } | Op::AppstackGet { .. } | Op::AppstackByOrigin { .. } => Provider::Appstack,
+            Op::AppstackVersions { .. } | Op::AppstackGet { .. } | Op::AppstackByOrigin { .. } => {
+                Provider::Appstack
+            }
         }
     }
 
@@ -87,7 +98,11 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
         },
     };
     if let Some((want, op)) = op {
-        return if *method == want { Ok(op) } else { Err(NoRoute::Pop) };
+        return if *method == want {
+            Ok(op)
+        } else {
+            Err(NoRoute::Pop)
+        };
     }
     if path.starts_with("/pop/") {
         return Err(NoRoute::Pop);
@@ -105,9 +120,10 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
         tail => (None, tail),
     };
     let op = match tail {
-        ["apps", app, "changeOrders", "versions"] if !app.is_empty() => {
-            Op::AppstackVersions { org, app: app.to_string() }
-        }
+        ["apps", app, "changeOrders", "versions"] if !app.is_empty() => Op::AppstackVersions {
+            org,
+            app: app.to_string(),
+        },
         ["apps", app, "changeOrders", sn] if !app.is_empty() && !sn.is_empty() => Op::AppstackGet {
             org,
             app: app.to_string(),
@@ -116,7 +132,11 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
         ["changeOrders:byOrigin"] => Op::AppstackByOrigin { org },
         _ => return Err(NoRoute::Unknown),
     };
-    if *method == Method::GET { Ok(op) } else { Err(NoRoute::AppstackMethod) }
+    if *method == Method::GET {
+        Ok(op)
+    } else {
+        Err(NoRoute::AppstackMethod)
+    }
 }
 
 /// Decoded query parameters in the order received. `+` means a space, as the SDKs' form-style
@@ -129,7 +149,11 @@ impl Params {
         let Some(raw) = raw else {
             return Params::default();
         };
-        let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         Params(
             raw.split('&')
                 .filter(|p| !p.is_empty())
@@ -179,12 +203,14 @@ mod tests {
 
     #[test]
     fn params() {
-        let p = Params::parse(Some("AppId=a%2Fb&Key=two+words&envNames=dev,test&envNames=prod&flag&PageSize=0"));
+        let p = Params::parse(Some(
+            "AppId=a%2Fb&Key=two+words&envNames=dev,test&envNames=prod&flag&PageSize=0",
+        ));
         assert_eq!(p.get("AppId"), Some("a/b"));
         assert_eq!(p.get("Key"), Some("two words"));
         assert_eq!(p.list("envNames"), ["dev", "test", "prod"]);
         assert_eq!(p.get("flag"), None);
-        assert_eq!(p.0[3], ("flag".to_string(), String::new()));
+        assert_eq!(p.0[4], ("flag".to_string(), String::new()));
         assert!(p.positive("PageSize").is_err());
         assert_eq!(p.positive("CurrentPage"), Ok(None));
     }
@@ -193,23 +219,53 @@ mod tests {
     fn routes() {
         assert_eq!(route(&Method::POST, EDAS_LIST), Ok(Op::EdasListRecent));
         assert_eq!(route(&Method::GET, EDAS_LIST), Err(NoRoute::Pop));
-        assert_eq!(route(&Method::GET, "/pop/v1/sam/changeorder/listNamespaceChangeOrders"), Ok(Op::SaeNamespaceList));
-        assert_eq!(route(&Method::GET, "/pop/v1/sam/changeorder/ListNamespaceChangeOrders"), Err(NoRoute::Pop));
-        assert_eq!(route(&Method::GET, "/pop/v5/changeorder/ListChangeOrders"), Err(NoRoute::Pop));
         assert_eq!(
-            route(&Method::GET, "/oapi/v1/appstack/organizations/o/apps/my%20app/changeOrders/versions"),
-            Ok(Op::AppstackVersions { org: Some("o".into()), app: "my app".into() })
+            route(&Method::GET, "/pop/v1/sam/changeorder/listNamespaceChangeOrders"),
+            Ok(Op::SaeNamespaceList)
+        );
+        assert_eq!(
+            route(&Method::GET, "/pop/v1/sam/changeorder/ListNamespaceChangeOrders"),
+            Err(NoRoute::Pop)
+        );
+        assert_eq!(
+            route(&Method::GET, "/pop/v5/changeorder/ListChangeOrders"),
+            Err(NoRoute::Pop)
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/oapi/v1/appstack/organizations/o/apps/my%20app/changeOrders/versions"
+            ),
+            Ok(Op::AppstackVersions {
+                org: Some("o".into()),
+                app: "my app".into()
+            })
         );
         assert_eq!(
             route(&Method::GET, "/oapi/v1/appstack/apps/a/changeOrders/sn1"),
-            Ok(Op::AppstackGet { org: None, app: "a".into(), sn: "sn1".into() })
+            Ok(Op::AppstackGet {
+                org: None,
+                app: "a".into(),
+                sn: "sn1".into()
+            })
         );
         assert_eq!(
-            route(&Method::GET, "/oapi/v1/appstack/organizations/o/changeOrders:byOrigin"),
-            Ok(Op::AppstackByOrigin { org: Some("o".into()) })
+            route(
+                &Method::GET,
+                "/oapi/v1/appstack/organizations/o/changeOrders:byOrigin"
+            ),
+            Ok(Op::AppstackByOrigin {
+                org: Some("o".into())
+            })
         );
-        assert_eq!(route(&Method::GET, "/oapi/v1/appstack/changeOrders:byOrigin"), Ok(Op::AppstackByOrigin { org: None }));
-        assert_eq!(route(&Method::POST, "/oapi/v1/appstack/apps/a/changeOrders/versions"), Err(NoRoute::AppstackMethod));
+        assert_eq!(
+            route(&Method::GET, "/oapi/v1/appstack/changeOrders:byOrigin"),
+            Ok(Op::AppstackByOrigin { org: None })
+        );
+        assert_eq!(
+            route(&Method::POST, "/oapi/v1/appstack/apps/a/changeOrders/versions"),
+            Err(NoRoute::AppstackMethod)
+        );
         assert_eq!(route(&Method::GET, "/"), Err(NoRoute::Unknown));
     }
 }

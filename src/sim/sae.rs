@@ -22,7 +22,11 @@ pub fn handle(w: &World, op: &Op, p: &Params) -> Handled {
 }
 
 fn missing(param: &str) -> Reply {
-    sae_error(400, "InvalidParameter.NotEmpty", &format!("You must specify the parameter {param}."))
+    sae_error(
+        400,
+        "InvalidParameter.NotEmpty",
+        &format!("You must specify the parameter {param}."),
+    )
 }
 
 fn bad(msg: String) -> Reply {
@@ -51,7 +55,9 @@ fn page(p: &Params) -> Result<Page, Reply> {
 fn matches_filters(v: &View<'_>, p: &Params) -> bool {
     let co_type = p.get("CoType").is_none_or(|t| t == v.type_code());
     let status = p.get("CoStatus").is_none_or(|s| s == v.snap.status.to_string());
-    let key = p.get("Key").is_none_or(|k| v.description().contains(k) || v.order.id.contains(k));
+    let key = p
+        .get("Key")
+        .is_none_or(|k| v.description().contains(k) || v.order.id.contains(k));
     co_type && status && key
 }
 
@@ -72,7 +78,14 @@ fn list(w: &World, p: &Params) -> Handled {
         return Handled::new(None, missing("AppId"));
     };
     let Some((ai, _)) = w.app_by_id(Provider::Sae, app_id) else {
-        return Handled::new(None, sae_error(404, "InvalidAppId.NotFound", "The specified AppId does not exist."));
+        return Handled::new(
+            None,
+            sae_error(
+                404,
+                "InvalidAppId.NotFound",
+                "The specified AppId does not exist.",
+            ),
+        );
     };
     let pg = match page(p) {
         Ok(pg) => pg,
@@ -100,7 +113,9 @@ fn namespace_list(w: &World, p: &Params) -> Handled {
         .apps
         .iter()
         .enumerate()
-        .filter(|(_, a)| a.provider == Provider::Sae && a.namespace_id.as_deref().unwrap_or(DEFAULT_SAE_NAMESPACE) == ns)
+        .filter(|(_, a)| {
+            a.provider == Provider::Sae && a.namespace_id.as_deref().unwrap_or(DEFAULT_SAE_NAMESPACE) == ns
+        })
         .flat_map(|(i, _)| w.views_of(i))
         .filter(|v| matches_filters(v, p))
         .collect();
@@ -123,8 +138,14 @@ fn list_item(w: &World, v: &View<'_>, with_namespace: bool) -> Value {
     if let Some(f) = v.snap.finished {
         m.insert("FinishTime".into(), json!(w.zoneless(f)));
     }
-    m.insert("GroupId".into(), json!(fake_uuid(&format!("sae/{}/group", v.app.label()))));
-    m.insert("Source".into(), json!(v.order.source.as_deref().unwrap_or("console")));
+    m.insert(
+        "GroupId".into(),
+        json!(fake_uuid(&format!("sae/{}/group", v.app.label()))),
+    );
+    m.insert(
+        "Source".into(),
+        json!(v.order.source.as_deref().unwrap_or("console")),
+    );
     m.insert("Status".into(), status_json(&v.snap.status));
     m.insert("UserId".into(), json!(fake_user_id(v.creator())));
     if with_namespace {
@@ -142,7 +163,11 @@ fn batch_type(v: &View<'_>) -> &'static str {
 }
 
 fn order_not_found() -> Reply {
-    sae_error(400, "InvalidChangeOrder.NotFound", "The current change order does not exist.")
+    sae_error(
+        400,
+        "InvalidChangeOrder.NotFound",
+        "The current change order does not exist.",
+    )
 }
 
 fn describe(w: &World, p: &Params) -> Handled {
@@ -177,7 +202,10 @@ fn describe(w: &World, p: &Params) -> Handled {
         })
         .collect();
     let ever_approval = v.order.status == Some(StatusValue::Code(11))
-        || v.order.timeline.iter().any(|s| s.status == Some(StatusValue::Code(11)));
+        || v.order
+            .timeline
+            .iter()
+            .any(|s| s.status == Some(StatusValue::Code(11)));
     let targets: Vec<String> = (1..=v.snap.batches.len())
         .map(|i| format!("{}-{}", v.app.app_id.as_deref().unwrap_or("app"), i))
         .collect();
@@ -219,17 +247,33 @@ fn pipeline(w: &World, p: &Params) -> Handled {
         .enumerate()
         .filter(|(_, a)| a.provider == Provider::Sae)
         .flat_map(|(ai, _)| w.views_of(ai))
-        .find_map(|v| (0..v.snap.batches.len()).find(|i| v.batch_id(*i) == pid).map(|i| (v, i)));
+        .find_map(|v| {
+            (0..v.snap.batches.len())
+                .find(|i| v.batch_id(*i) == pid)
+                .map(|i| (v, i))
+        });
     let Some((v, i)) = found else {
-        return Handled::new(None, sae_error(400, "InvalidPipeline.NotFound", "The specified pipeline does not exist."));
+        return Handled::new(
+            None,
+            sae_error(
+                400,
+                "InvalidPipeline.NotFound",
+                "The specified pipeline does not exist.",
+            ),
+        );
     };
     let Some(b) = v.snap.batches.get(i) else {
-        return Handled::new(Some(v.app_index), sae_error(500, "InternalError", "batch vanished"));
+        return Handled::new(
+            Some(v.app_index),
+            sae_error(500, "InternalError", "batch vanished"),
+        );
     };
     let is_current = i + 1 == v.snap.current_batch as usize;
     let names = ["Prepare Instances", "Deploy and Verify"];
     let states = stage_states(&b.state);
-    let stage_ids: Vec<String> = (0..names.len()).map(|k| fake_uuid(&format!("{pid}/stage/{k}"))).collect();
+    let stage_ids: Vec<String> = (0..names.len())
+        .map(|k| fake_uuid(&format!("{pid}/stage/{k}")))
+        .collect();
     // The current stage: the first not yet finished, else the last.
     let current_stage = states
         .iter()
@@ -242,7 +286,11 @@ fn pipeline(w: &World, p: &Params) -> Handled {
         .enumerate()
         .map(|(k, ((name, state), sid))| {
             let failed = matches!(state, StatusValue::Code(3 | 10));
-            let message = if is_current && k == names.len() - 1 { v.snap.message.clone() } else { None };
+            let message = if is_current && k == names.len() - 1 {
+                v.snap.message.clone()
+            } else {
+                None
+            };
             json!({
                 "ExecutorType": 0,
                 "StageId": sid,
@@ -262,7 +310,11 @@ fn pipeline(w: &World, p: &Params) -> Handled {
             })
         })
         .collect();
-    let next = if i + 1 < v.snap.batches.len() { v.batch_id(i + 1) } else { String::new() };
+    let next = if i + 1 < v.snap.batches.len() {
+        v.batch_id(i + 1)
+    } else {
+        String::new()
+    };
     let data = json!({
         "CoStatus": v.snap.status.to_string(),
         "CurrentStageId": stage_ids.get(current_stage),

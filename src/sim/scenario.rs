@@ -325,9 +325,7 @@ impl<'de> Deserialize<'de> for TimeSpec {
                 }
                 t.parse::<Offset2>()
                     .map(|o| TimeSpec::Relative(o.0))
-                    .map_err(|e| {
-                        serde::de::Error::custom(format!("{e}; or an RFC 3339 time"))
-                    })
+                    .map_err(|e| serde::de::Error::custom(format!("{e}; or an RFC 3339 time")))
             }
         }
     }
@@ -390,10 +388,7 @@ pub const ACTIONS: &[(Provider, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read scenario {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("invalid scenario: {0}")]
     Invalid(String),
 }
@@ -410,7 +405,7 @@ impl Scenario {
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." || path.is_empty() {
+            if path == "." || path == "?" || path.is_empty() {
                 ScenarioError::Invalid(inner.to_string())
             } else {
                 ScenarioError::Invalid(format!("{path}: {inner}"))
@@ -434,8 +429,12 @@ impl Scenario {
 
     /// The zone of zone-less EDAS/SAE times.
     pub fn offset(&self) -> Result<Offset, ScenarioError> {
-        parse_offset(&self.time_zone)
-            .ok_or_else(|| invalid("timeZone", format!("{:?} is not an offset like +08:00", self.time_zone)))
+        parse_offset(&self.time_zone).ok_or_else(|| {
+            invalid(
+                "timeZone",
+                format!("{:?} is not an offset like +08:00", self.time_zone),
+            )
+        })
     }
 
     /// Checks serde cannot express: identities per provider, value types per provider, order.
@@ -452,13 +451,21 @@ impl Scenario {
         for (a, app) in self.apps.iter().enumerate() {
             let at = format!("apps[{a}]");
             validate_app_identity(&at, app)?;
-            let key = (app.provider, app.app_id.clone(), app.organization_id.clone(), app.app_name.clone());
+            let key = (
+                app.provider,
+                app.app_id.clone(),
+                app.organization_id.clone(),
+                app.app_name.clone(),
+            );
             let key = match app.provider {
                 Provider::Edas | Provider::Sae => (key.0, key.1, None, None),
                 Provider::Appstack => key,
             };
             if !seen_apps.insert(key) {
-                return Err(invalid(&at, format!("app {} ({}) appears twice", app.label(), app.provider)));
+                return Err(invalid(
+                    &at,
+                    format!("app {} ({}) appears twice", app.label(), app.provider),
+                ));
             }
             for (i, f) in app.faults.iter().enumerate() {
                 validate_fault(&format!("{at}.faults[{i}]"), f, Some(app.provider))?;
@@ -472,7 +479,10 @@ impl Scenario {
                 if !seen_orders.insert((app.provider, order.id.clone())) {
                     return Err(invalid(
                         &format!("{ot}.id"),
-                        format!("change order {:?} appears twice for provider {}", order.id, app.provider),
+                        format!(
+                            "change order {:?} appears twice for provider {}",
+                            order.id, app.provider
+                        ),
                     ));
                 }
                 validate_order(&ot, app.provider, order)?;
@@ -511,7 +521,10 @@ fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
     match app.provider {
         Provider::Edas | Provider::Sae => {
             if !nonempty(&app.app_id) {
-                return Err(invalid(&format!("{at}.appId"), format!("required for provider {}", app.provider)));
+                return Err(invalid(
+                    &format!("{at}.appId"),
+                    format!("required for provider {}", app.provider),
+                ));
             }
             if app.organization_id.is_some() {
                 return Err(invalid(
@@ -520,15 +533,24 @@ fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
                 ));
             }
             if app.provider == Provider::Edas && app.namespace_id.is_some() {
-                return Err(invalid(&format!("{at}.namespaceId"), "applies only to provider sae"));
+                return Err(invalid(
+                    &format!("{at}.namespaceId"),
+                    "applies only to provider sae",
+                ));
             }
         }
         Provider::Appstack => {
             if !nonempty(&app.organization_id) {
-                return Err(invalid(&format!("{at}.organizationId"), "required for provider appstack"));
+                return Err(invalid(
+                    &format!("{at}.organizationId"),
+                    "required for provider appstack",
+                ));
             }
             if !nonempty(&app.app_name) {
-                return Err(invalid(&format!("{at}.appName"), "required for provider appstack"));
+                return Err(invalid(
+                    &format!("{at}.appName"),
+                    "required for provider appstack",
+                ));
             }
             if app.app_id.is_some() {
                 return Err(invalid(
@@ -537,12 +559,18 @@ fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
                 ));
             }
             if app.namespace_id.is_some() {
-                return Err(invalid(&format!("{at}.namespaceId"), "applies only to provider sae"));
+                return Err(invalid(
+                    &format!("{at}.namespaceId"),
+                    "applies only to provider sae",
+                ));
             }
         }
     }
     if app.provider != Provider::Edas && app.edas_wrappers.is_some() {
-        return Err(invalid(&format!("{at}.edasWrappers"), "applies only to provider edas"));
+        return Err(invalid(
+            &format!("{at}.edasWrappers"),
+            "applies only to provider edas",
+        ));
     }
     Ok(())
 }
@@ -560,7 +588,10 @@ fn validate_fault(at: &str, f: &Fault, provider: Option<Provider>) -> Result<(),
         return Err(invalid(&format!("{at}.everyNth"), "must be at least 1"));
     }
     if provider.is_some() && !f.providers.is_empty() {
-        return Err(invalid(&format!("{at}.providers"), "only global faults filter by provider"));
+        return Err(invalid(
+            &format!("{at}.providers"),
+            "only global faults filter by provider",
+        ));
     }
     for (i, action) in f.actions.iter().enumerate() {
         let known = ACTIONS
@@ -590,13 +621,22 @@ fn validate_order(at: &str, provider: Provider, order: &Order) -> Result<(), Sce
     let batches = match provider {
         Provider::Edas | Provider::Sae => {
             if !order.env_names.is_empty() {
-                return Err(invalid(&format!("{at}.envNames"), "applies only to provider appstack"));
+                return Err(invalid(
+                    &format!("{at}.envNames"),
+                    "applies only to provider appstack",
+                ));
             }
             if order.origin.is_some() {
-                return Err(invalid(&format!("{at}.origin"), "applies only to provider appstack"));
+                return Err(invalid(
+                    &format!("{at}.origin"),
+                    "applies only to provider appstack",
+                ));
             }
             if order.version.is_some() {
-                return Err(invalid(&format!("{at}.version"), "applies only to provider appstack"));
+                return Err(invalid(
+                    &format!("{at}.version"),
+                    "applies only to provider appstack",
+                ));
             }
             let n = order.batch_count.unwrap_or(1);
             if n == 0 {
@@ -612,7 +652,10 @@ fn validate_order(at: &str, provider: Provider, order: &Order) -> Result<(), Sce
                 ));
             }
             if order.sub_status.is_some() || order.timeline.iter().any(|s| s.sub_status.is_some()) {
-                return Err(invalid(&format!("{at}.subStatus"), "applies only to provider sae"));
+                return Err(invalid(
+                    &format!("{at}.subStatus"),
+                    "applies only to provider sae",
+                ));
             }
             order.env_names.len().max(1) as u32
         }
@@ -700,7 +743,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = err("apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o1\n    timeline:\n    - after: soon\n");
+        let e = err(
+            "apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o1\n    timeline:\n    - after: soon\n",
+        );
         assert!(e.contains("apps[0].changeOrders[0].timeline[0].after"), "{e}");
         let e = err("apps:\n- provider: nope\n  appId: a\n");
         assert!(e.contains("apps[0].provider"), "{e}");
@@ -710,11 +755,15 @@ mod tests {
         assert!(e.contains("apps[0].appName"), "{e}");
         let e = err("apps:\n- provider: sae\n  changeOrders: []\n");
         assert!(e.contains("apps[0].appId"), "{e}");
-        let e = err("apps:\n- provider: appstack\n  organizationId: o\n  appName: a\n  changeOrders:\n  - id: x\n    status: 2\n");
+        let e = err(
+            "apps:\n- provider: appstack\n  organizationId: o\n  appName: a\n  changeOrders:\n  - id: x\n    status: 2\n",
+        );
         assert!(e.contains("apps[0].changeOrders[0].status"), "{e}");
         let e = err("apps:\n- provider: sae\n  appId: a\n  changeOrders:\n  - id: x\n    status: RUNNING\n");
         assert!(e.contains("apps[0].changeOrders[0].status"), "{e}");
-        let e = err("apps:\n- provider: sae\n  appId: a\n  changeOrders:\n  - id: x\n    batchCount: 2\n    currentBatch: 3\n");
+        let e = err(
+            "apps:\n- provider: sae\n  appId: a\n  changeOrders:\n  - id: x\n    batchCount: 2\n    currentBatch: 3\n",
+        );
         assert!(e.contains("currentBatch"), "{e}");
         let e = err("faults:\n- kind: throttling\n  rate: 2\napps: []\n");
         assert!(e.contains("faults[0].rate"), "{e}");
@@ -724,7 +773,9 @@ mod tests {
         assert!(e.contains("timeZone"), "{e}");
         let e = err("apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o1\n  - id: o1\n");
         assert!(e.contains("changeOrders[1].id"), "{e}");
-        let e = err("apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o1\n    timeline:\n    - after: 20s\n    - after: 10s\n");
+        let e = err(
+            "apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o1\n    timeline:\n    - after: 20s\n    - after: 10s\n",
+        );
         assert!(e.contains("timeline[1].after"), "{e}");
         let e = err("apps: 3\n");
         assert!(e.contains("apps"), "{e}");
@@ -732,7 +783,13 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (text, secs) in [("10s", 10.0), ("1m30s", 90.0), ("-2h", -7200.0), ("500ms", 0.5), ("7", 7.0)] {
+        for (text, secs) in [
+            ("10s", 10.0),
+            ("1m30s", 90.0),
+            ("-2h", -7200.0),
+            ("500ms", 0.5),
+            ("7", 7.0),
+        ] {
             let d: Offset2 = text.parse().expect(text);
             assert_eq!(d.0.as_secs_f64(), secs, "{text}");
         }
@@ -742,7 +799,10 @@ mod tests {
     #[test]
     fn offsets() {
         assert_eq!(parse_offset("+08:00").map(|o| o.seconds()), Some(8 * 3600));
-        assert_eq!(parse_offset("-05:30").map(|o| o.seconds()), Some(-(5 * 3600 + 1800)));
+        assert_eq!(
+            parse_offset("-05:30").map(|o| o.seconds()),
+            Some(-(5 * 3600 + 1800))
+        );
         assert_eq!(parse_offset("Z").map(|o| o.seconds()), Some(0));
         assert!(parse_offset("8").is_none());
     }

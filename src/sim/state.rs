@@ -19,7 +19,11 @@ pub struct Clock {
 
 impl Clock {
     pub fn new(scale: f64) -> Clock {
-        Clock { start_wall: Timestamp::now(), start: Instant::now(), scale }
+        Clock {
+            start_wall: Timestamp::now(),
+            start: Instant::now(),
+            scale,
+        }
     }
 
     /// Scenario time since start.
@@ -189,7 +193,12 @@ impl Current {
 }
 
 /// The order as of scenario time `now`, or `None` before it is created.
-pub fn snapshot(provider: Provider, order: &Order, created: SignedDuration, now: SignedDuration) -> Option<Snapshot> {
+pub fn snapshot(
+    provider: Provider,
+    order: &Order,
+    created: SignedDuration,
+    now: SignedDuration,
+) -> Option<Snapshot> {
     if created > now {
         return None;
     }
@@ -211,7 +220,12 @@ pub fn snapshot(provider: Provider, order: &Order, created: SignedDuration, now:
         finished: None,
         updated: created,
         batches: (0..n)
-            .map(|_| BatchSnap { state: not_started(provider), start: None, update: None, end: None })
+            .map(|_| BatchSnap {
+                state: not_started(provider),
+                start: None,
+                update: None,
+                end: None,
+            })
             .collect(),
     };
 
@@ -304,12 +318,16 @@ pub fn stage_states(batch: &StatusValue) -> [StatusValue; 2] {
 
 /// `YYYY-MM-DD HH:MM:SS` in the scenario's zone, as EDAS and SAE write creation times.
 pub fn zoneless(ts: Timestamp, offset: Offset) -> String {
-    ts.to_zoned(offset.to_time_zone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    ts.to_zoned(offset.to_time_zone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// ISO-8601 with milliseconds and offset, as AppStack writes times.
 pub fn iso(ts: Timestamp) -> String {
-    ts.to_zoned(Offset::UTC.to_time_zone()).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string()
+    ts.to_zoned(Offset::UTC.to_time_zone())
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+        .to_string()
 }
 
 pub fn epoch_ms(ts: Timestamp) -> i64 {
@@ -354,17 +372,27 @@ mod tests {
         let s = snapshot(p, &o, secs(0), secs(5)).expect("snap");
         assert_eq!(s.status, StatusValue::Code(0));
         assert_eq!(s.started, None);
-        assert!(s.batches.iter().all(|b| b.state == StatusValue::Code(0) && b.start.is_none()));
+        assert!(
+            s.batches
+                .iter()
+                .all(|b| b.state == StatusValue::Code(0) && b.start.is_none())
+        );
 
         let s = snapshot(p, &o, secs(0), secs(25)).expect("snap");
         assert_eq!(s.status, StatusValue::Code(8));
         assert_eq!(s.current_batch, 2);
         assert_eq!(s.message.as_deref(), Some("confirm"));
         let states: Vec<_> = s.batches.iter().map(|b| b.state.clone()).collect();
-        assert_eq!(states, [StatusValue::Code(2), StatusValue::Code(8), StatusValue::Code(0)]);
+        assert_eq!(
+            states,
+            [StatusValue::Code(2), StatusValue::Code(8), StatusValue::Code(0)]
+        );
         assert_eq!(s.batches[0].start, Some(secs(10)));
         assert_eq!(s.batches[0].end, Some(secs(20)));
-        assert_eq!(s.batches[1].start, None, "waiting for confirmation is not started");
+        assert_eq!(
+            s.batches[1].start, None,
+            "waiting for confirmation is not started"
+        );
         assert_eq!(s.started, Some(secs(10)));
         assert_eq!(s.finished, None);
 
@@ -380,7 +408,9 @@ mod tests {
 
     #[test]
     fn historic_orders_get_spread_times() {
-        let (p, o) = order("apps:\n- provider: sae\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 3\n    currentBatch: 2\n");
+        let (p, o) = order(
+            "apps:\n- provider: sae\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 3\n    currentBatch: 2\n",
+        );
         let s = snapshot(p, &o, secs(-3600), secs(0)).expect("snap");
         assert_eq!(s.batches[0].state, StatusValue::Code(2));
         assert_eq!(s.batches[1].state, StatusValue::Code(3));
@@ -391,17 +421,23 @@ mod tests {
 
     #[test]
     fn edas_partial_success_fails_the_batch_and_overrides_win() {
-        let (p, o) = order("apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 7\n    currentBatch: 2\n");
+        let (p, o) = order(
+            "apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 7\n    currentBatch: 2\n",
+        );
         let s = snapshot(p, &o, secs(-60), secs(0)).expect("snap");
         assert_eq!(s.batches[1].state, StatusValue::Code(3));
-        let (p, o) = order("apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 1\n    batchStates: [5, 42]\n");
+        let (p, o) = order(
+            "apps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o\n    batchCount: 2\n    status: 1\n    batchStates: [5, 42]\n",
+        );
         let s = snapshot(p, &o, secs(-60), secs(0)).expect("snap");
         assert_eq!(s.batches[1].state, StatusValue::Code(42));
     }
 
     #[test]
     fn appstack_jobs_follow_envs() {
-        let (p, o) = order("apps:\n- provider: appstack\n  organizationId: o\n  appName: a\n  changeOrders:\n  - id: sn\n    envNames: [dev, prod]\n    status: RUNNING\n    currentBatch: 2\n");
+        let (p, o) = order(
+            "apps:\n- provider: appstack\n  organizationId: o\n  appName: a\n  changeOrders:\n  - id: sn\n    envNames: [dev, prod]\n    status: RUNNING\n    currentBatch: 2\n",
+        );
         let s = snapshot(p, &o, secs(-60), secs(0)).expect("snap");
         let states: Vec<_> = s.batches.iter().map(|b| b.state.to_string()).collect();
         assert_eq!(states, ["SUCCESS", "RUNNING"]);
@@ -414,7 +450,10 @@ mod tests {
         assert_eq!(stage_states(&Code(1)), [Code(2), Code(1)]);
         assert_eq!(stage_states(&Code(8)), [Code(0), Code(0)]);
         assert_eq!(stage_states(&Code(42)), [Code(42), Code(42)]);
-        assert_eq!(stage_states(&Text("FAILED".into())), [Text("SUCCESS".into()), Text("FAILED".into())]);
+        assert_eq!(
+            stage_states(&Text("FAILED".into())),
+            [Text("SUCCESS".into()), Text("FAILED".into())]
+        );
     }
 
     #[test]

@@ -34,7 +34,9 @@ impl StatsSnapshot {
 
     /// Calls of all actions of one product.
     pub fn product_calls(&self, product: &str) -> u64 {
-        self.products.get(product).map_or(0, |a| a.values().map(|s| s.calls).sum())
+        self.products
+            .get(product)
+            .map_or(0, |a| a.values().map(|s| s.calls).sum())
     }
 
     /// How often an action ended with an outcome (`OK` or an error code).

@@ -31,7 +31,11 @@ impl World {
     pub fn new(scenario: Scenario) -> Result<World, ScenarioError> {
         let offset = scenario.offset()?;
         let clock = Clock::new(scenario.time_scale);
-        Ok(World { scenario, clock, offset })
+        Ok(World {
+            scenario,
+            clock,
+            offset,
+        })
     }
 
     pub fn now(&self) -> SignedDuration {
@@ -130,7 +134,13 @@ impl World {
     ) -> Option<View<'a>> {
         let created = state::created_offset(order, order_index, &self.clock);
         let snap = state::snapshot(app.provider, order, created, now)?;
-        Some(View { app_index, app, order_index, order, snap })
+        Some(View {
+            app_index,
+            app,
+            order_index,
+            order,
+            snap,
+        })
     }
 }
 
@@ -199,7 +209,14 @@ pub fn co_type_text(code: &str) -> &str {
 /// A UUID-shaped id derived from a seed, so ids are stable across runs and requests.
 pub fn fake_uuid(seed: &str) -> String {
     let h = hex::encode(Sha256::digest(seed.as_bytes()));
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A numeric account id derived from a seed (EDAS/SAE `UserId`).
