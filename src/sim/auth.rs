@@ -109,8 +109,9 @@ impl Verifier {
         }
     }
 
-    /// Accept or refuse a request for `op`, at wall time `now`.
-    pub fn check(&self, req: &Incoming<'_>, op: &Op, now: Timestamp) -> Result<(), Rejection> {
+    /// Accept or refuse a request for `op`, at wall time `now`. On success, names the scheme
+    /// (`ACS3-HMAC-SHA256` or `acs`) so the stats can show which one clients use.
+    pub fn check(&self, req: &Incoming<'_>, op: &Op, now: Timestamp) -> Result<&'static str, Rejection> {
         let headers = header_pairs(req.headers);
         let get =
             |name: &str| -> Option<&str> { headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()) };
@@ -121,7 +122,7 @@ impl Verifier {
         };
         let path = sign::percent_decode(req.path);
         let query = &req.query.0;
-        let key_id = if authorization.trim_start().starts_with(sign::V3_ALGORITHM) {
+        let (scheme, cred) = if authorization.trim_start().starts_with(sign::V3_ALGORITHM) {
             let Some(auth) = sign::parse_v3_authorization(authorization) else {
                 return Err(incomplete(
                     "Authorization must be `ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..`.",
@@ -160,7 +161,7 @@ impl Verifier {
             if !sign::constant_time_eq(&sig.signature, &auth.signature.to_ascii_lowercase()) {
                 return Err(mismatch(&sig.string_to_sign, Some(&sig.canonical_request)));
             }
-            cred
+            (sign::V3_ALGORITHM, cred)
         } else if authorization.trim_start().starts_with("acs ") {
             let Some((id, signature)) = sign::parse_roa_authorization(authorization) else {
                 return Err(incomplete(
@@ -193,17 +194,18 @@ impl Verifier {
             if !sign::constant_time_eq(&sign::roa_signature(&sts, &cred.access_key_secret), &signature) {
                 return Err(mismatch(&sts, None));
             }
-            cred
+            ("acs", cred)
         } else {
             return Err(incomplete(
                 "Unsupported signature algorithm; use ACS3-HMAC-SHA256 or acs (HMAC-SHA1).",
             ));
         };
 
-        check_token(key_id, get(sign::HEADER_SECURITY_TOKEN))?;
+        check_token(cred, get(sign::HEADER_SECURITY_TOKEN))?;
         let nonce = get(sign::HEADER_NONCE)
             .ok_or_else(|| incomplete("The x-acs-signature-nonce header is missing."))?;
-        self.remember_nonce(&key_id.access_key_id, nonce)
+        self.remember_nonce(&cred.access_key_id, nonce)?;
+        Ok(scheme)
     }
 
     fn credential(&self, id: &str) -> Result<&Credential, Rejection> {
@@ -417,7 +419,7 @@ mod tests {
         h
     }
 
-    fn check(v: &Verifier, h: &HeaderMap) -> Result<(), Rejection> {
+    fn check(v: &Verifier, h: &HeaderMap) -> Result<&'static str, Rejection> {
         let query = Params::parse(Some("AppId=app+1"));
         let req = Incoming {
             method: "POST",
@@ -429,9 +431,9 @@ mod tests {
         v.check(&req, &Op::EdasListRecent, now())
     }
 
-    fn code(r: Result<(), Rejection>) -> &'static str {
+    fn code(r: Result<&'static str, Rejection>) -> &'static str {
         match r {
-            Ok(()) => "OK",
+            Ok(_) => "OK",
             Err(e) => e.code,
         }
     }

@@ -251,7 +251,7 @@ async fn dispatch(
     let query = Params::parse(uri.query());
 
     let auth = match provider {
-        Provider::Appstack => check_token(&headers, &sh.yunxiao_token),
+        Provider::Appstack => check_token(&headers, &sh.yunxiao_token).map(|()| "token"),
         _ => {
             let incoming = auth::Incoming {
                 method: method.as_str(),
@@ -265,9 +265,12 @@ async fn dispatch(
                 .map_err(|r| gateway_error(provider, r.status, r.code, &r.message, &host))
         }
     };
-    if let Err(reply) = auth {
-        sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
-        return reply.into_response();
+    match auth {
+        Ok(scheme) => sh.stats.record_scheme(scheme),
+        Err(reply) => {
+            sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
+            return reply.into_response();
+        }
     }
 
     let params = with_form_body(query, &headers, &body);

@@ -21,6 +21,8 @@ pub struct StatsSnapshot {
     pub products: BTreeMap<String, BTreeMap<String, ActionStats>>,
     /// Requests no operation matched.
     pub unrouted: u64,
+    /// Authenticated requests by scheme: `ACS3-HMAC-SHA256`, `acs` (ROA), `token` (AppStack).
+    pub auth_schemes: BTreeMap<String, u64>,
 }
 
 impl StatsSnapshot {
@@ -68,6 +70,11 @@ impl Stats {
             .or_default();
         a.calls += 1;
         *a.outcomes.entry(outcome.to_string()).or_default() += 1;
+    }
+
+    pub fn record_scheme(&self, scheme: &str) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        *s.auth_schemes.entry(scheme.to_string()).or_default() += 1;
     }
 
     pub fn record_unrouted(&self) {
