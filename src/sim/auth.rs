@@ -120,6 +120,8 @@ impl Verifier {
         let Some(authorization) = get("authorization") else {
             return Err(incomplete("The Authorization header is missing."));
         };
+        let nonce = get(sign::HEADER_NONCE)
+            .ok_or_else(|| incomplete("The x-acs-signature-nonce header is missing."))?;
         let path = sign::percent_decode(req.path);
         let query = &req.query.0;
         let (scheme, cred) = if authorization.trim_start().starts_with(sign::V3_ALGORITHM) {
@@ -202,8 +204,6 @@ impl Verifier {
         };
 
         check_token(cred, get(sign::HEADER_SECURITY_TOKEN))?;
-        let nonce = get(sign::HEADER_NONCE)
-            .ok_or_else(|| incomplete("The x-acs-signature-nonce header is missing."))?;
         self.remember_nonce(&cred.access_key_id, nonce)?;
         Ok(scheme)
     }
