@@ -9,4 +9,5 @@ pub mod controller;
 pub mod crd;
 pub mod mapping;
 pub mod probe;
+pub mod sim;
 pub mod telemetry;
