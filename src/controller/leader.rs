@@ -235,6 +235,14 @@ pub struct LeaderElection {
     state: watch::Sender<ElectionState>,
 }
 
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error(transparent)]
+    Kube(KubeError),
+    #[error("no answer from the API server in time")]
+    TimedOut,
+}
+
 /// What one attempt to take or keep the Lease came to.
 enum Attempt {
     /// We hold it; this is the Lease as written.
@@ -267,7 +275,11 @@ impl LeaderElection {
         let mut last_holder: Option<String> = None;
         let mut conflicted = false;
         loop {
-            let attempt = self.attempt().await;
+            // Bounded, so that a hung connection shows up as Unreachable instead of silence.
+            let attempt = match tokio::time::timeout(self.config.lease_duration, self.attempt()).await {
+                Ok(attempt) => attempt.map_err(AttemptError::Kube),
+                Err(_) => Err(AttemptError::TimedOut),
+            };
             let after_conflict = std::mem::replace(&mut conflicted, matches!(attempt, Ok(Attempt::Conflict)));
             match attempt {
                 Ok(Attempt::Leading(lease)) => {
@@ -294,7 +306,7 @@ impl LeaderElection {
                     }
                     self.state.send_replace(ElectionState::Standby { leader: holder });
                 }
-                Err(e) if is_permanent(&e) => {
+                Err(AttemptError::Kube(e)) if is_permanent(&e) => {
                     self.state.send_replace(ElectionState::Unreachable);
                     return Err(LeaderError::Lease {
                         namespace: self.config.namespace.clone(),
