@@ -3,6 +3,7 @@
 pub mod args;
 pub mod budget;
 pub mod context;
+pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
