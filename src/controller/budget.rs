@@ -68,6 +68,16 @@ impl Budget {
     }
 }
 
+impl crate::cloud::http::CallBudget for Budget {
+    fn admit<'a>(
+        &'a self,
+        _provider: crate::cloud::model::Provider,
+        creds: &'a crate::cloud::credentials::Credentials,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move { self.take(&key_for(creds)).await })
+    }
+}
+
 /// The budget key of a credential: the AccessKey id (one account), or a hash of the token.
 pub fn key_for(credentials: &crate::cloud::credentials::Credentials) -> String {
     use crate::cloud::credentials::Credentials;

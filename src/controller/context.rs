@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
-use crate::controller::budget::Budget;
 use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrder;
 
@@ -62,7 +61,6 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Metrics,
     pub recorder: Recorder,
-    pub budget: Budget,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
@@ -76,7 +74,6 @@ impl Context {
         settings: Settings,
         metrics: Metrics,
         recorder: Recorder,
-        budget: Budget,
     ) -> Arc<Self> {
         Arc::new(Context {
             client,
@@ -86,7 +83,6 @@ impl Context {
             settings,
             metrics,
             recorder,
-            budget,
             memory: Mutex::default(),
         })
     }

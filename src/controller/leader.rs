@@ -392,6 +392,11 @@ pub struct Leadership {
 }
 
 impl Leadership {
+    /// The election state, for callers that need a `'static` view of `lost`.
+    pub fn subscribe(&self) -> watch::Receiver<ElectionState> {
+        self.state.clone()
+    }
+
     /// Resolves when we stop leading: a renewal found another holder or could not get through
     /// before the renew deadline. The caller should stop work and exit, so that the pod restarts
     /// as a fresh candidate (controller-runtime does the same).

@@ -7,6 +7,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod run;
 pub mod schedule;
 pub mod watch_status;
 
@@ -15,10 +16,10 @@ use std::future::Future;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
@@ -26,7 +27,6 @@ pub use args::RunArgs;
 pub use context::{Context, Settings};
 
 use crate::cloud::client::CloudClient;
-use crate::controller::budget::Budget;
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, labels};
 
@@ -36,7 +36,6 @@ pub struct Runtime {
     pub settings: Settings,
     pub cloud: CloudClient,
     pub metrics: Metrics,
-    pub budget: Budget,
     pub concurrency: u16,
     /// Namespaces to serve; empty serves all.
     pub namespaces: Vec<String>,
@@ -100,7 +99,10 @@ fn controller_for(
     let (orders, orders_writer) = reflector::store::<ChangeOrder>();
     let order_events = reflector::reflector(
         orders_writer,
-        watcher(scoped::<ChangeOrder>(client.clone(), ns), watcher::Config::default().labels(&managed)),
+        watcher(
+            scoped::<ChangeOrder>(client.clone(), ns),
+            watcher::Config::default().labels(&managed),
+        ),
     )
     .default_backoff()
     .for_each(|e| {
@@ -114,14 +116,20 @@ fn controller_for(
     // Metadata only: the operator reads a Secret's data just when it polls with it.
     let secret_events = reflector::reflector(
         secrets_writer,
-        watcher(scoped::<PartialObjectMeta<Secret>>(client.clone(), ns), watcher::Config::default()),
+        watcher(
+            scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .touched_objects();
 
     let recorder = Recorder::new(
         client.clone(),
-        Reporter { controller: "changeorder-operator".into(), instance: Some(rt.identity.clone()) },
+        Reporter {
+            controller: "changeorder-operator".into(),
+            instance: Some(rt.identity.clone()),
+        },
     );
     let ctx = Context::new(
         client.clone(),
@@ -131,7 +139,6 @@ fn controller_for(
         rt.settings.clone(),
         rt.metrics.clone(),
         recorder,
-        rt.budget.clone(),
     );
 
     let controller = Controller::new(scoped::<ChangeOrderWatch>(client, ns), watcher::Config::default());
@@ -143,7 +150,8 @@ fn controller_for(
                 .state()
                 .iter()
                 .filter(|w| {
-                    w.namespace() == secret.namespace() && w.spec.credentials_secret_ref.name == secret.name_any()
+                    w.namespace() == secret.namespace()
+                        && w.spec.credentials_secret_ref.name == secret.name_any()
                 })
                 .map(|w| ObjectRef::from_obj(w.as_ref()))
                 .collect::<Vec<_>>()

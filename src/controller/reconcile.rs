@@ -29,7 +29,7 @@ use crate::mapping::{self, label_value};
 
 pub const FIELD_MANAGER: &str = "changeorder-operator";
 
-/// Describes of one poll run at most this many at a time (each still takes from the budget).
+/// Describes of one poll run at most this many at a time (each call still takes from the budget).
 const DESCRIBE_CONCURRENCY: usize = 4;
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -69,8 +69,8 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     let generation = watch.metadata.generation;
     let status = watch.status.as_ref();
     let request = watch.annotations().get(RECONCILE_REQUEST_ANNOTATION).cloned();
-    let refresh_requested =
-        request.is_some() && request.as_deref() != status.and_then(|s| s.last_handled_reconcile_at.as_deref());
+    let refresh_requested = request.is_some()
+        && request.as_deref() != status.and_then(|s| s.last_handled_reconcile_at.as_deref());
 
     let target = match Target::from_spec(&watch.spec) {
         Ok(t) => t,
@@ -91,14 +91,24 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         .map(|s| s.metadata.resource_version.clone().unwrap_or_default());
     let mut memory = ctx.memory(&uid);
     let existing_objects = orders_of(ctx, &ns, &watch.name_any());
-    let in_flight = existing_objects
-        .iter()
-        .any(|o| o.status.as_ref().and_then(|s| s.phase).is_none_or(|p| !p.is_terminal()));
+    let in_flight = existing_objects.iter().any(|o| {
+        o.status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_none_or(|p| !p.is_terminal())
+    });
     let interval = watch_duration(watch.spec.interval.as_deref(), ctx.settings.default_interval);
-    let fast = watch_duration(watch.spec.in_flight_interval.as_deref(), ctx.settings.default_in_flight_interval);
+    let fast = watch_duration(
+        watch.spec.in_flight_interval.as_deref(),
+        ctx.settings.default_in_flight_interval,
+    );
     let normal = if in_flight { fast.min(interval) } else { interval };
     let period = if memory.failures > 0 {
-        let backoff = schedule::error_backoff(memory.failures, fast.min(interval), ctx.settings.max_error_backoff);
+        let backoff = schedule::error_backoff(
+            memory.failures,
+            fast.min(interval),
+            ctx.settings.max_error_backoff,
+        );
         backoff.max(memory.retry_after.unwrap_or_default())
     } else {
         normal
@@ -107,7 +117,10 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         suspended: false,
         generation_changed: status.and_then(|s| s.observed_generation) != generation,
         refresh_requested,
-        secret_changed: memory.secret_version.as_ref().is_some_and(|v| *v != secret_version),
+        secret_changed: memory
+            .secret_version
+            .as_ref()
+            .is_some_and(|v| *v != secret_version),
         credentials_rejected: memory.credentials_rejected,
         since_last_poll: memory.last_poll.map(|t| t.elapsed()),
         since_recorded_poll: status
@@ -123,7 +136,18 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
 
     memory.last_poll = Some(Instant::now());
     memory.secret_version = Some(secret_version.clone());
-    let outcome = match poll(watch, ctx, &ns, &target, secret_version, &mut memory, &existing_objects, now).await {
+    let outcome = match poll(
+        watch,
+        ctx,
+        &ns,
+        &target,
+        secret_version,
+        &mut memory,
+        &existing_objects,
+        now,
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(e) => {
             ctx.remember(&uid, memory);
@@ -135,11 +159,19 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
             memory.failures = 0;
             memory.credentials_rejected = false;
             memory.retry_after = None;
-            if counts.in_flight > 0 { fast.min(interval) } else { interval }
+            if counts.in_flight > 0 {
+                fast.min(interval)
+            } else {
+                interval
+            }
         }
         _ => {
             memory.failures = memory.failures.saturating_add(1);
-            let backoff = schedule::error_backoff(memory.failures, fast.min(interval), ctx.settings.max_error_backoff);
+            let backoff = schedule::error_backoff(
+                memory.failures,
+                fast.min(interval),
+                ctx.settings.max_error_backoff,
+            );
             backoff.max(memory.retry_after.unwrap_or_default())
         }
     };
@@ -184,16 +216,17 @@ async fn poll(
     now: Timestamp,
 ) -> Result<Outcome, Error> {
     let secret_name = &watch.spec.credentials_secret_ref.name;
-    let credentials = match credentials(ctx, ns, secret_name, target.provider, secret_version, memory).await? {
+    let credentials = match credentials(ctx, ns, secret_name, target.provider, secret_version, memory).await?
+    {
         Ok(c) => c,
         Err(message) => {
             memory.credentials_rejected = true;
-            return Ok(Outcome::Failed { reason: reason::INVALID_CREDENTIALS, message });
+            return Ok(Outcome::Failed {
+                reason: reason::INVALID_CREDENTIALS,
+                message,
+            });
         }
     };
-    let budget_key = crate::controller::budget::key_for(&credentials);
-
-    ctx.budget.take(&budget_key).await;
     let listed = match ctx.cloud.list(target, &credentials).await {
         Ok(l) => l,
         Err(e) => return Ok(failure(e, memory)),
@@ -203,9 +236,7 @@ async fn poll(
     let described: Vec<(String, Result<CloudOrder, CloudError>)> = futures::stream::iter(wanted)
         .map(|id| {
             let credentials = &credentials;
-            let budget_key = &budget_key;
             async move {
-                ctx.budget.take(budget_key).await;
                 let r = ctx.cloud.describe(target, credentials, &id).await;
                 (id, r)
             }
@@ -248,7 +279,12 @@ async fn poll(
     let planned = plan::plan(watch, &target.app, &orders, &existing, &retention, now);
     let mut phases: HashMap<String, Phase> = existing
         .iter()
-        .filter_map(|(id, o)| o.status.as_ref().and_then(|s| s.phase).map(|p| (id.to_string(), p)))
+        .filter_map(|(id, o)| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .map(|p| (id.to_string(), p))
+        })
         .collect();
     for desired in planned.desired {
         let stored = existing.get(desired.spec.change_order_id.as_str()).copied();
@@ -264,7 +300,8 @@ async fn poll(
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        phases.retain(|id, _| existing.get(id.as_str()).and_then(|o| o.metadata.name.as_deref()) != Some(name));
+        phases
+            .retain(|id, _| existing.get(id.as_str()).and_then(|o| o.metadata.name.as_deref()) != Some(name));
     }
     if let Some(e) = describe_error {
         return Ok(failure(e, memory));
@@ -283,7 +320,10 @@ fn failure(e: CloudError, memory: &mut Memory) -> Outcome {
         _ => reason::PROVIDER_ERROR,
     };
     memory.retry_after = e.retry_after();
-    Outcome::Failed { reason, message: e.to_string() }
+    Outcome::Failed {
+        reason,
+        message: e.to_string(),
+    }
 }
 
 /// Credentials from the watch's Secret; the inner error is for the user (names the Secret or
@@ -297,7 +337,9 @@ async fn credentials(
     memory: &mut Memory,
 ) -> Result<Result<Credentials, String>, Error> {
     let Some(version) = version else {
-        return Ok(Err(format!("Secret {ns}/{name} (spec.credentialsSecretRef.name) not found")));
+        return Ok(Err(format!(
+            "Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"
+        )));
     };
     if let Some((cached_version, creds)) = &memory.credentials
         && *cached_version == version
@@ -307,10 +349,18 @@ async fn credentials(
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret = match api.get_opt(name).await? {
         Some(s) => s,
-        None => return Ok(Err(format!("Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"))),
+        None => {
+            return Ok(Err(format!(
+                "Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"
+            )));
+        }
     };
-    let map: BTreeMap<String, Vec<u8>> =
-        secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    let map: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
     match Credentials::from_bytes_map(provider, &map) {
         Ok(c) => {
             memory.credentials = Some((version, c.clone()));
@@ -393,12 +443,23 @@ async fn publish_phase_event(
     }
 }
 
-fn record_phase_metrics(ctx: &Context, obj: &ChangeOrder, stored: Option<&ChangeOrder>, after: Phase, now: Timestamp) {
+fn record_phase_metrics(
+    ctx: &Context,
+    obj: &ChangeOrder,
+    stored: Option<&ChangeOrder>,
+    after: Phase,
+    now: Timestamp,
+) {
     let provider = obj.spec.provider;
     if after.is_terminal()
         && let Some(created) = &obj.spec.create_time
     {
-        let finished = obj.status.as_ref().and_then(|s| s.finish_time.as_ref()).map(|t| t.0).unwrap_or(now);
+        let finished = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.finish_time.as_ref())
+            .map(|t| t.0)
+            .unwrap_or(now);
         if let Ok(d) = Duration::try_from(finished.duration_since(created.0)) {
             ctx.metrics.order_finished(provider, after, d);
         }
@@ -455,8 +516,12 @@ async fn write_watch_status(
         "kind": ChangeOrderWatch::kind(&()),
         "status": desired,
     });
-    api.patch_status(&watch.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await?;
+    api.patch_status(
+        &watch.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
 
     let old = previous.and_then(|s| conditions::find(&s.conditions, "Ready"));
     let new = conditions::find(&desired.conditions, "Ready");
@@ -465,7 +530,11 @@ async fn write_watch_status(
         && (new.status != "True" || old.is_some())
     {
         let event = Event {
-            type_: if new.status == "True" { EventType::Normal } else { EventType::Warning },
+            type_: if new.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
             reason: new.reason.clone(),
             note: Some(truncate(new.message.clone(), 1024)),
             action: "Poll".into(),
@@ -486,6 +555,9 @@ fn update_phase_gauge(ctx: &Context) {
             *counts.entry(p).or_default() += 1;
         }
     }
-    let all: Vec<(Phase, u64)> = Phase::ALL.iter().map(|p| (*p, counts.get(p).copied().unwrap_or(0))).collect();
+    let all: Vec<(Phase, u64)> = Phase::ALL
+        .iter()
+        .map(|p| (*p, counts.get(p).copied().unwrap_or(0)))
+        .collect();
     ctx.metrics.set_orders_by_phase(&all);
 }
