@@ -275,6 +275,9 @@ impl LeaderElection {
         let mut last_holder: Option<String> = None;
         let mut conflicted = false;
         loop {
+            // Before the read: the renewTime we may write is later, so deadlines measured from
+            // here err on the safe side.
+            let started = Instant::now();
             // Bounded, so that a hung connection shows up as Unreachable instead of silence.
             let attempt = match tokio::time::timeout(self.config.lease_duration, self.attempt()).await {
                 Ok(attempt) => attempt.map_err(AttemptError::Kube),
@@ -291,7 +294,7 @@ impl LeaderElection {
                         "acquired leadership"
                     );
                     self.state.send_replace(ElectionState::Leading);
-                    return Ok(self.start_renewing(*lease));
+                    return Ok(self.start_renewing(*lease, started));
                 }
                 Ok(Attempt::Conflict) if !after_conflict => {
                     // Another candidate just wrote; the next read shows who won. Read at once,
@@ -365,7 +368,7 @@ impl LeaderElection {
         }
     }
 
-    fn start_renewing(&self, lease: Lease) -> Leadership {
+    fn start_renewing(&self, lease: Lease, renewed: Instant) -> Leadership {
         let (stop, stopped) = oneshot::channel();
         let renewer = Renewer {
             api: self.api.clone(),
@@ -375,7 +378,7 @@ impl LeaderElection {
         Leadership {
             state: self.state.subscribe(),
             stop: Some(stop),
-            task: Some(tokio::spawn(renewer.clone().run(lease, stopped))),
+            task: Some(tokio::spawn(renewer.clone().run(lease, renewed, stopped))),
             renewer,
         }
     }
@@ -471,12 +474,13 @@ enum Renewal {
 }
 
 impl Renewer {
-    async fn run(self, mut lease: Lease, mut stop: oneshot::Receiver<()>) -> Option<Lease> {
+    /// `renewed`: when the attempt that wrote `lease` started.
+    async fn run(self, mut lease: Lease, renewed: Instant, mut stop: oneshot::Receiver<()>) -> Option<Lease> {
         let mut guard = LossGuard {
             state: self.state.clone(),
             armed: true,
         };
-        let mut last_renewed = Instant::now();
+        let mut last_renewed = renewed;
         let mut wait = self.config.renew_interval;
         loop {
             tokio::select! {
