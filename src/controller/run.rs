@@ -211,10 +211,8 @@ async fn run_as_candidate(
     let standby_readiness = readiness.clone();
     let standby = tokio::spawn(async move {
         while state.changed().await.is_ok() {
-            let s = state.borrow().clone();
-            if matches!(s, ElectionState::Standby { .. }) {
-                standby_readiness.set_ready(true);
-            }
+            let healthy = state.borrow().is_healthy();
+            standby_readiness.set_ready(healthy);
         }
     });
     let leadership = tokio::select! {
