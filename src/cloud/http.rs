@@ -80,6 +80,16 @@ impl<F: Fn(&CallOutcome<'_>) + Send + Sync> CallObserver for F {
     }
 }
 
+/// Admits each HTTP attempt (pages and retries included), e.g. a call budget shared by every
+/// watch that uses one account.
+pub trait CallBudget: Send + Sync {
+    fn admit<'a>(
+        &'a self,
+        provider: Provider,
+        creds: &'a Credentials,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+}
+
 /// Client settings. `Default` suits production; tests shorten the delays.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -97,6 +107,7 @@ pub struct ClientConfig {
     pub appstack_page_size: u32,
     pub user_agent: String,
     pub observer: Option<Arc<dyn CallObserver>>,
+    pub budget: Option<Arc<dyn CallBudget>>,
 }
 
 impl Default for ClientConfig {
@@ -112,6 +123,7 @@ impl Default for ClientConfig {
             appstack_page_size: 50,
             user_agent: concat!("changeorder-operator/", env!("CARGO_PKG_VERSION")).to_string(),
             observer: None,
+            budget: None,
         }
     }
 }
@@ -129,6 +141,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("appstack_page_size", &self.appstack_page_size)
             .field("user_agent", &self.user_agent)
             .field("observer", &self.observer.as_ref().map(|_| "<observer>"))
+            .field("budget", &self.budget.as_ref().map(|_| "<budget>"))
             .finish()
     }
 }
@@ -196,6 +209,9 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(budget) = &self.cfg.budget {
+                budget.admit(call.provider, creds).await;
+            }
             self.wait_gate(&gate_key, call).await?;
             let started = Instant::now();
             let result = self.send_once(&url, call, creds, scheme, &gate_key).await;
