@@ -15,7 +15,7 @@ use changeorder_operator::cloud::{
     CallOutcome, ClientConfig, CloudClient, CloudError, Credentials, ErrorKind, RetryPolicy, Target,
 };
 use serde_json::{Value, json};
-use support::{Req, Resp, Stub, start, verify};
+use support::stub::{Req, Resp, Stub, start, verify};
 
 const AK: &str = "LTAI5tTestKeyId";
 const SECRET: &str = "TestSecretValue42";

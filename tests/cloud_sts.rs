@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use changeorder_operator::cloud::sts::{OidcConfig, OidcProvider};
 use changeorder_operator::cloud::{ClientConfig, Credentials, ErrorKind};
 use serde_json::json;
-use support::{Req, Resp, start};
+use support::stub::{Req, Resp, start};
 
 fn token_file(token: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -7,7 +7,7 @@ use std::io::Write as _;
 use std::process::Output;
 
 use serde_json::json;
-use support::{Req, Resp, Stub, start, verify};
+use support::stub::{Req, Resp, Stub, start, verify};
 
 const AK: &str = "LTAI5tProbeKeyId";
 const SECRET: &str = "ProbeSecretValue7";

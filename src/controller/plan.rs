@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::cloud::model::{AppRef, CloudOrder};
+use crate::cloud::model::{AppRef, CloudOrder, RawStatus};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase};
 use crate::mapping::{classify, desired_object};
 
@@ -55,6 +55,32 @@ pub fn to_describe(listed: &[CloudOrder], existing: &Existing<'_>) -> Vec<String
     dropped.sort_unstable();
     out.extend(dropped.into_iter().map(str::to_string));
     out
+}
+
+/// What a stored object says about its order, in the list's terms: the base a describe is
+/// merged into when the order no longer appears in the list.
+pub fn as_listed(obj: &ChangeOrder) -> CloudOrder {
+    let status = obj.status.as_ref();
+    let raw = match status.and_then(|s| s.provider_status.as_deref()) {
+        Some(v) => match v.parse::<i64>() {
+            Ok(code) if obj.spec.provider != crate::cloud::model::Provider::Appstack => RawStatus::Code(code),
+            _ => RawStatus::Text(v.to_string()),
+        },
+        None => RawStatus::Missing,
+    };
+    let mut order = CloudOrder::new(obj.spec.provider, obj.spec.change_order_id.clone(), raw);
+    order.order_type = obj.spec.order_type.clone();
+    order.type_code = obj.spec.type_code.clone();
+    order.description = obj.spec.description.clone();
+    order.creator = obj.spec.creator.clone();
+    order.create_time = obj.spec.create_time.as_ref().map(|t| t.0);
+    order.batch_type = obj.spec.batch_type.clone();
+    order.env_names = obj.spec.env_names.clone();
+    order.finish_time = status.and_then(|s| s.finish_time.as_ref()).map(|t| t.0);
+    order.batch_count = status.and_then(|s| s.batch_count);
+    order.current_batch = status.and_then(|s| s.current_batch);
+    order.sub_status = status.and_then(|s| s.provider_sub_status);
+    order
 }
 
 /// Retention of finished orders.
@@ -350,5 +376,17 @@ mod tests {
         assert!(needs_status_write(&p.desired[0], Some(&running)));
         assert!(!needs_spec_write(&p.desired[0], Some(&running)));
         assert!(needs_spec_write(&p.desired[0], None));
+    }
+
+    #[test]
+    fn a_stored_object_reads_back_as_its_listed_order() {
+        let mut listed = order("x", 8, None);
+        listed.order_type = Some("Deploy".into());
+        listed.batch_count = Some(3);
+        listed.current_batch = Some(2);
+        let app = AppRef::Id("app".into());
+        let obj = desired_object(&watch(), &app, &listed, None, ts("2026-01-01T00:00:00Z"));
+        let back = as_listed(&obj);
+        assert_eq!(back, listed);
     }
 }

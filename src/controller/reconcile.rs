@@ -15,6 +15,7 @@ use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
 use crate::cloud::client::Target;
+use crate::cloud::common::merge;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::error::{CloudError, ErrorKind};
 use crate::cloud::model::CloudOrder;
@@ -249,8 +250,15 @@ async fn poll(
     let mut describe_error = None;
     for (id, result) in described {
         match result {
-            Ok(order) => {
-                orders.insert(id, order);
+            Ok(detail) => {
+                // The list (or, for an order that fell off it, the stored object) fills what the
+                // detail reply lacks, such as EDAS's FinishTime.
+                let base = orders.get(&id).cloned().or_else(|| existing.get(id.as_str()).map(|o| plan::as_listed(o)));
+                let merged = match base {
+                    Some(listed) => merge(&listed, detail),
+                    None => detail,
+                };
+                orders.insert(id, merged);
             }
             // Gone from the cloud: what the list (or the stored object) says stands.
             Err(e) if e.kind() == ErrorKind::OrderNotFound => {}
