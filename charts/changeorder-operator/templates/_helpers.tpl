@@ -1,0 +1,93 @@
+{{/* Chart name, overridable. */}}
+{{- define "changeorder-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name used as the prefix of every resource. A release already named after the chart is not
+repeated ("changeorder-operator", not "changeorder-operator-changeorder-operator").
+*/}}
+{{- define "changeorder-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "changeorder-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object of the release. */}}
+{{- define "changeorder-operator.labels" -}}
+helm.sh/chart: {{ include "changeorder-operator.chart" . }}
+{{ include "changeorder-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: changeorder-operator
+{{- end }}
+
+{{/* Labels that select the operator pods; never change them, a Deployment's selector is immutable. */}}
+{{- define "changeorder-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "changeorder-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "changeorder-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "changeorder-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "changeorder-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the pods must elect a leader: several replicas never poll side by side. */}}
+{{- define "changeorder-operator.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ else }}false{{ end }}
+{{- end }}
+
+{{- define "changeorder-operator.leaseName" -}}
+{{- default (include "changeorder-operator.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{/* The namespaces served, without duplicates, in the order given. */}}
+{{- define "changeorder-operator.watchNamespaces" -}}
+{{- join "," (uniq .Values.watchNamespaces) }}
+{{- end }}
+
+{{/* Rules of the operator's own objects: watches to read, orders to write, Secrets and Events. */}}
+{{- define "changeorder-operator.servedRules" -}}
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatches"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatches/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorders"]
+  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorders/status"]
+  verbs: ["patch", "update"]
+# Credentials referenced by watches.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["events.k8s.io", ""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
