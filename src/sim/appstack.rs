@@ -130,7 +130,7 @@ fn by_origin(w: &World, org: Option<&str>, p: &Params) -> Handled {
         })
         .filter(|v| env_name.is_none_or(|e| env_names(v.order).iter().any(|n| n == e)))
         .collect();
-    views.sort_by(|a, b| b.snap.created.cmp(&a.snap.created));
+    views.sort_by_key(|v| std::cmp::Reverse(v.snap.created));
     let orders: Vec<Value> = views.iter().map(|v| order(w, v)).collect();
     Handled::new(None, Reply::ok(Value::Array(orders)))
 }

@@ -284,7 +284,7 @@ async fn dispatch(
         tokio::time::sleep(delay).await;
     }
     let Handled { reply, .. } = handled;
-    let response = match decision.error {
+    match decision.error {
         None => {
             sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
             reply.into_response()
@@ -300,8 +300,7 @@ async fn dispatch(
             sh.stats.record(provider.as_str(), op.action(), &r.outcome);
             r.into_response()
         }
-    };
-    response
+    }
 }
 
 /// Form-encoded bodies carry parameters too (some clients send them there instead of the query).

@@ -119,7 +119,7 @@ fn namespace_list(w: &World, p: &Params) -> Handled {
         .flat_map(|(i, _)| w.views_of(i))
         .filter(|v| matches_filters(v, p))
         .collect();
-    views.sort_by(|a, b| b.snap.created.cmp(&a.snap.created));
+    views.sort_by_key(|v| std::cmp::Reverse(v.snap.created));
     let items: Vec<Value> = views.iter().map(|v| list_item(w, v, true)).collect();
     Handled::new(None, sae_ok(paged(items, &pg)))
 }

@@ -98,7 +98,7 @@ impl World {
             .filter_map(|(i, order)| self.view_at(app_index, app, i, order, now))
             .collect();
         // Newest first, as tools in the wild expect; ties keep file order.
-        views.sort_by(|a, b| b.snap.created.cmp(&a.snap.created));
+        views.sort_by_key(|v| std::cmp::Reverse(v.snap.created));
         views
     }
 
