@@ -240,7 +240,8 @@ pub fn desired_status(
         batch_count: order.batch_count.or_else(|| {
             (!order.batches.is_empty()).then(|| u32::try_from(order.batches.len()).unwrap_or(u32::MAX))
         }),
-        current_batch: order.current_batch,
+        // A succeeded order has finished every batch: it stands at the last one.
+        current_batch: order.current_batch.or(order.batch_count.filter(|_| phase == Phase::Succeeded)),
         batches: order
             .batches
             .iter()

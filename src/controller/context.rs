@@ -61,6 +61,7 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    synced: tokio::sync::watch::Receiver<bool>,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
@@ -74,6 +75,7 @@ impl Context {
         settings: Settings,
         metrics: Metrics,
         recorder: Recorder,
+        synced: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Context {
             client,
@@ -83,8 +85,16 @@ impl Context {
             settings,
             metrics,
             recorder,
+            synced,
             memory: Mutex::default(),
         })
+    }
+
+    /// Wait until the order and Secret caches hold their first full list. (A `watch` channel
+    /// rather than `Store::wait_until_ready`, which wakes only one of several waiters.)
+    pub async fn caches_synced(&self) {
+        let mut synced = self.synced.clone();
+        let _ = synced.wait_for(|s| *s).await;
     }
 
     /// Memory of a watch, keyed by uid so a re-created watch starts fresh.

@@ -112,17 +112,22 @@ fn controller_for(
         futures::future::ready(())
     });
 
-    let (secrets, secrets_writer) = reflector::store();
-    // Metadata only: the operator reads a Secret's data just when it polls with it.
+    // Metadata only: the operator reads a Secret's data just when it polls with it. The store is
+    // driven here, apart from the controller, so reconciles can wait for it to be complete; the
+    // controller subscribes to its changes to poll again when a Secret changes.
+    let (secrets, secrets_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(1024);
+    let secret_changes = secrets_writer.subscribe();
     let secret_events = reflector::reflector(
         secrets_writer,
-        watcher(
-            scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
-            watcher::Config::default(),
-        ),
+        watcher(scoped::<PartialObjectMeta<Secret>>(client.clone(), ns), watcher::Config::default()),
     )
     .default_backoff()
-    .touched_objects();
+    .for_each(|e| {
+        if let Err(e) = e {
+            tracing::warn!(error = %e, "Secret watch error");
+        }
+        futures::future::ready(())
+    });
 
     let recorder = Recorder::new(
         client.clone(),
@@ -131,6 +136,7 @@ fn controller_for(
             instance: Some(rt.identity.clone()),
         },
     );
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let ctx = Context::new(
         client.clone(),
         rt.cloud.clone(),
@@ -139,13 +145,13 @@ fn controller_for(
         rt.settings.clone(),
         rt.metrics.clone(),
         recorder,
+        synced_rx,
     );
 
     let controller = Controller::new(scoped::<ChangeOrderWatch>(client, ns), watcher::Config::default());
     let watches = controller.store();
-    let watches_for_sync = watches.clone();
     let run = controller
-        .watches_stream(secret_events, move |secret| {
+        .watches_shared_stream(futures::stream::iter(secret_changes).flatten(), move |secret| {
             watches
                 .state()
                 .iter()
@@ -169,12 +175,15 @@ fn controller_for(
         tokio::select! {
             _ = run => {}
             _ = order_events => {}
+            _ = secret_events => {}
         }
     };
     let sync = async move {
         let _ = orders.wait_until_ready().await;
         let _ = secrets.wait_until_ready().await;
-        let _ = watches_for_sync.wait_until_ready().await;
+        let _ = synced_tx.send(true);
+        // The watch store is not awaited here: the controller already waits on it, and a
+        // store's readiness wakes only one waiter.
     };
     (Box::pin(sync), Box::pin(run))
 }

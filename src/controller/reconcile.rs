@@ -66,6 +66,9 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
+    // Decisions below read the caches: before their first full list they would show orders
+    // and Secrets as missing (and so rewrite statuses or report a Secret as absent).
+    ctx.caches_synced().await;
     let now = Timestamp::now();
     let generation = watch.metadata.generation;
     let status = watch.status.as_ref();
@@ -114,22 +117,30 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     } else {
         normal
     };
+    let since_last_poll = match memory.last_poll {
+        Some(t) => t.elapsed(),
+        None => {
+            let recorded = status
+                .and_then(|s| s.last_poll_time.as_ref())
+                .map(|t| now.duration_since(t.0).unsigned_abs());
+            let assumed = schedule::assumed_since_last_poll(recorded, period, rand::random());
+            memory.last_poll = Some(Instant::now().checked_sub(assumed).unwrap_or_else(Instant::now));
+            ctx.remember(&uid, memory.clone());
+            assumed
+        }
+    };
     let facts = Facts {
         suspended: false,
         generation_changed: status.and_then(|s| s.observed_generation) != generation,
         refresh_requested,
-        secret_changed: memory
-            .secret_version
-            .as_ref()
-            .is_some_and(|v| *v != secret_version),
+        secret_changed: memory.secret_version.as_ref().is_some_and(|v| *v != secret_version),
         credentials_rejected: memory.credentials_rejected,
-        since_last_poll: memory.last_poll.map(|t| t.elapsed()),
-        since_recorded_poll: status
-            .and_then(|s| s.last_poll_time.as_ref())
-            .map(|t| now.duration_since(t.0).unsigned_abs()),
+        since_last_poll,
         period,
     };
-    match schedule::decide(&facts, rand::random()) {
+    let decision = schedule::decide(&facts);
+    tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?decision, "scheduled");
+    match decision {
         Decision::AwaitChange => return Ok(Action::await_change()),
         Decision::Wait(d) => return Ok(Action::requeue(d)),
         Decision::PollNow => {}
@@ -185,6 +196,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         },
     );
     let rejected = memory.credentials_rejected;
+    tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
     write_watch_status(watch, ctx, outcome, request, now).await?;
     update_phase_gauge(ctx);
@@ -216,6 +228,8 @@ async fn poll(
     existing_objects: &[Arc<ChangeOrder>],
     now: Timestamp,
 ) -> Result<Outcome, Error> {
+    // Only this poll's outcome decides whether the credentials are rejected.
+    memory.credentials_rejected = false;
     let secret_name = &watch.spec.credentials_secret_ref.name;
     let credentials = match credentials(ctx, ns, secret_name, target.provider, secret_version, memory).await?
     {

@@ -23,16 +23,24 @@ pub struct Facts {
     pub secret_changed: bool,
     /// The last poll failed on credentials (wrong or missing keys).
     pub credentials_rejected: bool,
-    /// Time since the last poll this process made, if it made one.
-    pub since_last_poll: Option<Duration>,
-    /// Time since the last poll recorded in status (from an earlier process), if any.
-    pub since_recorded_poll: Option<Duration>,
+    /// Time since the last poll (see [`assumed_since_last_poll`] for a fresh process).
+    pub since_last_poll: Duration,
     /// The wait that applies now: the interval, or the error backoff after failures.
     pub period: Duration,
 }
 
-/// `spread` is a value in [0, 1) used to stagger the first polls after a restart.
-pub fn decide(f: &Facts, spread: f64) -> Decision {
+/// For a process that has not polled a watch yet: how long ago to assume the last poll was.
+/// The time recorded in status may be up to a heartbeat old, so a watch that looks due is
+/// instead spread over one period (`spread` in [0, 1)), rather than every watch polling at once
+/// after a restart. The result is remembered, so the spread is drawn once.
+pub fn assumed_since_last_poll(recorded: Option<Duration>, period: Duration, spread: f64) -> Duration {
+    match recorded {
+        Some(since) if since < period => since,
+        _ => period.mul_f64(1.0 - spread.clamp(0.0, 1.0)),
+    }
+}
+
+pub fn decide(f: &Facts) -> Decision {
     if f.suspended {
         return Decision::AwaitChange;
     }
@@ -42,20 +50,10 @@ pub fn decide(f: &Facts, spread: f64) -> Decision {
     if f.credentials_rejected {
         return Decision::AwaitChange;
     }
-    match (f.since_last_poll, f.since_recorded_poll) {
-        (Some(since), _) => due_after(f.period, since),
-        // Restarted: the recorded time may be up to a heartbeat old, so a due watch is spread
-        // over one period instead of every watch polling at once.
-        (None, Some(since)) if since < f.period => Decision::Wait(f.period - since),
-        (None, _) => Decision::Wait(f.period.mul_f64(spread.clamp(0.0, 1.0))),
-    }
-}
-
-fn due_after(period: Duration, since: Duration) -> Decision {
-    if since >= period {
+    if f.since_last_poll >= f.period {
         Decision::PollNow
     } else {
-        Decision::Wait(period - since)
+        Decision::Wait(f.period - f.since_last_poll)
     }
 }
 
@@ -85,99 +83,33 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let s = |secs| Some(Duration::from_secs(secs));
+        let s = Duration::from_secs;
         let rows: Vec<(Facts, Decision)> = vec![
-            (
-                Facts {
-                    suspended: true,
-                    generation_changed: true,
-                    ..base()
-                },
-                Decision::AwaitChange,
-            ),
-            (
-                Facts {
-                    generation_changed: true,
-                    since_last_poll: s(1),
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    refresh_requested: true,
-                    since_last_poll: s(1),
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    since_last_poll: s(3600),
-                    ..base()
-                },
-                Decision::AwaitChange,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    refresh_requested: true,
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    secret_changed: true,
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    secret_changed: true,
-                    since_last_poll: s(1),
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    since_last_poll: s(20),
-                    ..base()
-                },
-                Decision::Wait(Duration::from_secs(40)),
-            ),
-            (
-                Facts {
-                    since_last_poll: s(60),
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            // After a restart: recent recorded poll waits out the rest of the period ...
-            (
-                Facts {
-                    since_recorded_poll: s(45),
-                    ..base()
-                },
-                Decision::Wait(Duration::from_secs(15)),
-            ),
-            // ... an old one is spread over one period rather than polled at once.
-            (
-                Facts {
-                    since_recorded_poll: s(900),
-                    ..base()
-                },
-                Decision::Wait(Duration::from_secs(30)),
-            ),
-            (base(), Decision::Wait(Duration::from_secs(30))),
+            (Facts { suspended: true, generation_changed: true, ..base() }, Decision::AwaitChange),
+            (Facts { generation_changed: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
+            (Facts { refresh_requested: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
+            (Facts { credentials_rejected: true, since_last_poll: s(3600), ..base() }, Decision::AwaitChange),
+            (Facts { credentials_rejected: true, refresh_requested: true, ..base() }, Decision::PollNow),
+            (Facts { credentials_rejected: true, secret_changed: true, ..base() }, Decision::PollNow),
+            (Facts { secret_changed: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
+            (Facts { since_last_poll: s(20), ..base() }, Decision::Wait(s(40))),
+            (Facts { since_last_poll: s(60), ..base() }, Decision::PollNow),
         ];
         for (facts, want) in rows {
-            assert_eq!(decide(&facts, 0.5), want, "{facts:?}");
+            assert_eq!(decide(&facts), want, "{facts:?}");
         }
+    }
+
+    #[test]
+    fn a_fresh_process_spreads_due_watches_over_one_period() {
+        let s = Duration::from_secs;
+        // A recent recorded poll: wait out the rest of the period.
+        assert_eq!(assumed_since_last_poll(Some(s(45)), MIN, 0.3), s(45));
+        // An old or missing one: due somewhere within the next period, by the spread.
+        assert_eq!(assumed_since_last_poll(Some(s(900)), MIN, 0.25), s(45));
+        assert_eq!(assumed_since_last_poll(None, MIN, 0.5), s(30));
+        let facts = Facts { since_last_poll: assumed_since_last_poll(None, MIN, 0.25), ..base() };
+        assert_eq!(decide(&facts), Decision::Wait(s(15)));
     }
 
     #[test]

@@ -1,0 +1,219 @@
+//! Pieces shared by the controller tests: CRDs, the simulator, the controller itself (in-process,
+//! scoped to the test's namespace), and the objects a user creates.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use changeorder_operator::cloud::client::CloudClient;
+use changeorder_operator::cloud::http::{CallOutcome, ClientConfig, RetryPolicy};
+use changeorder_operator::controller::budget::Budget;
+use changeorder_operator::controller::metrics::Metrics;
+use changeorder_operator::controller::{Runtime, Settings, run_controllers};
+use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
+use changeorder_operator::sim::{self, RunningSim, SimConfig, scenario::Scenario};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, PostParams};
+use kube::{Client, ResourceExt};
+use tokio::sync::oneshot;
+
+use super::cluster::{TestCluster, TestNamespace};
+
+static CRDS: Once = Once::new();
+
+/// Apply the committed CRDs once per test binary and wait until they are served.
+pub fn install_crds(cluster: &TestCluster) {
+    CRDS.call_once(|| {
+        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        let out = cluster.kubectl().args(["apply", "--server-side", "-f", crds]).output().expect("kubectl");
+        assert!(out.status.success(), "applying CRDs: {}", String::from_utf8_lossy(&out.stderr));
+        let out = cluster
+            .kubectl()
+            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
+            .output()
+            .expect("kubectl");
+        assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+    });
+}
+
+/// A namespace in the shared cluster, with the CRDs installed.
+pub async fn namespace(prefix: &str) -> TestNamespace {
+    let cluster = TestCluster::get();
+    install_crds(cluster);
+    cluster.namespace(prefix).await
+}
+
+pub async fn start_sim(scenario_yaml: &str) -> RunningSim {
+    start_sim_with(Scenario::from_yaml(scenario_yaml).expect("test scenario is valid")).await
+}
+
+pub async fn start_sim_with(scenario: Scenario) -> RunningSim {
+    sim::start(SimConfig::new(scenario)).await.expect("simulator starts")
+}
+
+/// Calls seen by the test's cloud client, by operation (the simulator counts too; this view
+/// is the operator's own).
+#[derive(Clone, Default)]
+pub struct CallLog(Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl CallLog {
+    pub fn count(&self, operation: &str) -> usize {
+        self.0.lock().map(|l| l.iter().filter(|(op, _)| op == operation).count()).unwrap_or(0)
+    }
+    pub fn total(&self) -> usize {
+        self.0.lock().map(|l| l.len()).unwrap_or(0)
+    }
+}
+
+pub fn fast_settings() -> Settings {
+    Settings {
+        default_interval: Duration::from_secs(2),
+        default_in_flight_interval: Duration::from_secs(1),
+        default_max_finished: 50,
+        max_error_backoff: Duration::from_secs(4),
+        status_heartbeat: Duration::from_secs(600),
+    }
+}
+
+/// A controller running in this process until dropped or stopped.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    pub calls: CallLog,
+    pub metrics: Metrics,
+}
+
+impl Operator {
+    pub async fn start(client: Client, ns: &str, settings: Settings) -> Operator {
+        // RUST_LOG=changeorder_operator=debug shows the controller's view of a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let calls = CallLog::default();
+        let log = calls.clone();
+        let metrics = Metrics::new();
+        let observed = metrics.clone();
+        let cloud = CloudClient::try_new(ClientConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(50),
+                max_delay: Duration::from_millis(200),
+                max_wait: Duration::from_secs(2),
+            },
+            observer: Some(Arc::new(move |o: &CallOutcome<'_>| {
+                observed.cloud_call(o.provider, o.operation, o.result);
+                if let Ok(mut l) = log.0.lock() {
+                    l.push((o.operation.to_string(), o.result.to_string()));
+                }
+            })),
+            budget: Some(Arc::new(Budget::new(6000))),
+            ..ClientConfig::default()
+        })
+        .expect("cloud client");
+        let runtime = Runtime {
+            settings,
+            cloud,
+            metrics: metrics.clone(),
+            concurrency: 4,
+            namespaces: vec![ns.to_string()],
+            identity: "test".into(),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (synced_tx, synced_rx) = oneshot::channel::<()>();
+        let shutdown = futures::FutureExt::shared(Box::pin(async move {
+            let _ = stopped.await;
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>);
+        let task = tokio::spawn(run_controllers(client, runtime, shutdown, move || {
+            let _ = synced_tx.send(());
+        }));
+        tokio::time::timeout(Duration::from_secs(30), synced_rx)
+            .await
+            .expect("controller caches sync in time")
+            .expect("controller running");
+        Operator { stop: Some(stop), task: Some(task), calls, metrics }
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+pub async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+        string_data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
+        ..Default::default()
+    };
+    ns.api::<Secret>().create(&PostParams::default(), &secret).await.expect("create secret");
+}
+
+pub async fn access_key_secret(ns: &TestNamespace, name: &str, secret: &str) {
+    create_secret(ns, name, &[("accessKeyId", sim::DEFAULT_ACCESS_KEY_ID), ("accessKeySecret", secret)]).await;
+}
+
+/// Create a watch from a spec written as JSON.
+pub async fn create_watch(ns: &TestNamespace, name: &str, spec: serde_json::Value) -> ChangeOrderWatch {
+    let watch: ChangeOrderWatch = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1",
+        "kind": "ChangeOrderWatch",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("watch manifest");
+    ns.api::<ChangeOrderWatch>().create(&PostParams::default(), &watch).await.expect("create watch")
+}
+
+pub async fn orders(ns: &TestNamespace) -> Vec<ChangeOrder> {
+    ns.api::<ChangeOrder>().list(&ListParams::default()).await.expect("list changeorders").items
+}
+
+pub async fn order(ns: &TestNamespace, id: &str) -> Option<ChangeOrder> {
+    orders(ns).await.into_iter().find(|o| o.spec.change_order_id == id)
+}
+
+/// Every resourceVersion of the namespace's ChangeOrders and watches: equal snapshots mean
+/// nothing was written in between.
+pub async fn versions(ns: &TestNamespace) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for o in orders(ns).await {
+        out.insert(format!("co/{}", o.name_any()), o.resource_version().unwrap_or_default());
+    }
+    for w in ns.api::<ChangeOrderWatch>().list(&ListParams::default()).await.expect("list watches").items {
+        out.insert(format!("cow/{}", w.name_any()), w.resource_version().unwrap_or_default());
+    }
+    out
+}
+
+pub fn phase(o: &ChangeOrder) -> Option<String> {
+    o.status.as_ref().and_then(|s| s.phase).map(|p| p.to_string())
+}
+
+pub fn condition(o: &ChangeOrder, type_: &str) -> Option<(String, String)> {
+    o.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+pub fn watch_ready(w: &ChangeOrderWatch) -> Option<(String, String)> {
+    w.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
