@@ -56,7 +56,10 @@ fn health_checks_pass_their_cases_under_lua_5_4() {
             assert!(ok, "Argo CD health-check cases failed under lua5.4:\n{text}");
             // Guards against a harness that silently runs nothing.
             let (passed, failed) = summary(&text);
-            assert!(passed >= 20 && failed == 0, "{passed} passed, {failed} failed:\n{text}");
+            assert!(
+                passed >= 20 && failed == 0,
+                "{passed} passed, {failed} failed:\n{text}"
+            );
         }
         None if std::env::var_os("CI").is_some() => {
             panic!("lua5.4 is not installed; CI must install it (apt-get install lua5.4)")
@@ -85,8 +88,14 @@ fn argocd_cm_snippet_embeds_the_tested_scripts() {
     assert_eq!(cm["kind"].as_str(), Some("ConfigMap"));
     assert_eq!(cm["metadata"]["name"].as_str(), Some("argocd-cm"));
     for (key, file) in [
-        ("resource.customizations.health.changeorder.io_ChangeOrder", "health.lua"),
-        ("resource.customizations.health.changeorder.io_ChangeOrderWatch", "watch-health.lua"),
+        (
+            "resource.customizations.health.changeorder.io_ChangeOrder",
+            "health.lua",
+        ),
+        (
+            "resource.customizations.health.changeorder.io_ChangeOrderWatch",
+            "watch-health.lua",
+        ),
     ] {
         let script = std::fs::read_to_string(dir.join(file)).unwrap();
         assert_eq!(
