@@ -92,8 +92,17 @@ fn assert_server_accepts(ns: &TestNamespace, release: &str, args: &[&str]) -> Ve
             )
         })
         .collect();
-    let mut cmd = ns.kubectl();
-    cmd.args(["apply", "--dry-run=server", "-f", "-"]);
+    // No --namespace: the Roles go to other namespaces, and every object names its own.
+    // Server-side apply, as Helm 4 does; other tests may have applied the CRDs already.
+    let mut cmd = ns.cluster().kubectl();
+    cmd.args([
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        "-",
+    ]);
     let (ok, stdout, stderr) = pipe(cmd, &to_yaml_stream(&objs));
     assert!(ok, "server rejected the chart rendered with {args:?}:\n{stderr}");
     assert!(!stderr.contains("Warning"), "{args:?}: {stderr}");

@@ -560,6 +560,29 @@ fn all_features_render_monitoring_network_policy_and_pod_settings() {
     );
 }
 
+/// `helm template | kubectl apply -f -` must put nothing in kubectl's current namespace by
+/// accident: every namespaced object names its namespace.
+#[test]
+fn every_namespaced_object_names_its_namespace() {
+    let helm = need_helm!();
+    let cluster_scoped = ["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"];
+    for p in PROFILES {
+        for o in render(&helm, &strs(&profile_args(p))) {
+            let kind = str_of(&o["kind"]);
+            let ns = o["metadata"]["namespace"].as_str();
+            if cluster_scoped.contains(&kind) {
+                assert_eq!(ns, None, "{p}: {kind} is cluster-scoped");
+            } else {
+                assert!(
+                    ns.is_some_and(|n| !n.is_empty()),
+                    "{p}: {kind} {:?} has no namespace",
+                    o["metadata"]["name"]
+                );
+            }
+        }
+    }
+}
+
 /// values.schema.json stops mistakes at install time, naming the offending key.
 #[test]
 fn schema_rejects_invalid_values() {
