@@ -17,13 +17,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the controller (in a cluster, or against a kubeconfig).
+    Run(crate::controller::RunArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
+    /// Poll the cloud once for a ChangeOrderWatch and print the ChangeOrders it would write.
+    Probe(crate::probe::ProbeArgs),
+    /// Serve the bundled EDAS/SAE/AppStack cloud simulator.
+    Simulate(crate::sim::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => crate::controller::run::main(args),
+        Command::Probe(args) => crate::probe::main(args),
         Command::Crds => match crate::crd::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
@@ -34,5 +42,6 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Simulate(args) => crate::sim::run_cli(args),
     }
 }

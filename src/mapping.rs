@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::conditions::{condition, tri};
 
 use crate::cloud::model::{AppRef, CloudOrder, Provider, RawStatus};
 use crate::crd::{BatchStatus, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
@@ -169,7 +171,6 @@ pub fn desired_status(
 ) -> ChangeOrderStatus {
     let (phase, reason) = classify(order.provider, &order.status);
     let message = phase_message(order, phase);
-    let tri = |b: bool| if b { "True" } else { "False" };
 
     let ready = if phase == Phase::Unknown {
         "Unknown"
@@ -218,22 +219,11 @@ pub fn desired_status(
             degraded_message,
         ),
     ];
+    let previous = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let conditions = specs
         .into_iter()
         .map(|(type_, status, reason, message)| {
-            let last_transition_time = previous
-                .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
-                .filter(|c| c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or(Time(now));
-            Condition {
-                type_: type_.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                message,
-                last_transition_time,
-                observed_generation: generation,
-            }
+            condition(type_, status, reason, message, generation, previous, now)
         })
         .collect();
 
@@ -303,12 +293,14 @@ fn phase_message(order: &CloudOrder, phase: Phase) -> String {
 }
 
 /// The whole desired object (metadata, spec, status) for one cloud order polled by `watch`.
-/// Used by `probe` to print and by the controller to apply (spec and status go in separate calls).
+/// `previous` is the stored object, if any: its conditions keep their transition times and its
+/// generation is the one the status observes. Used by `probe` to print and by the controller to
+/// apply (spec and status go in separate calls).
 pub fn desired_object(
     watch: &crate::crd::ChangeOrderWatch,
     app: &AppRef,
     order: &CloudOrder,
-    previous: Option<&ChangeOrderStatus>,
+    previous: Option<&crate::crd::ChangeOrder>,
     now: Timestamp,
 ) -> crate::crd::ChangeOrder {
     use kube::{Resource, ResourceExt};
@@ -322,13 +314,24 @@ pub fn desired_object(
     obj.metadata.namespace = watch.namespace();
     obj.metadata.labels = Some(order_labels(order.provider, &origin));
     obj.metadata.owner_references = watch.controller_owner_ref(&()).map(|r| vec![r]);
-    obj.status = Some(desired_status(order, obj.meta().generation, previous, now));
+    let generation = previous.and_then(|p| p.metadata.generation);
+    let previous_status = previous.and_then(|p| p.status.as_ref());
+    obj.status = Some(desired_status(order, generation, previous_status, now));
     obj
+}
+
+/// Set the generation a status observes (known only once the object has been written).
+pub fn observe_generation(status: &mut ChangeOrderStatus, generation: Option<i64>) {
+    status.observed_generation = generation;
+    for c in &mut status.conditions {
+        c.observed_generation = generation;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("valid test timestamp")

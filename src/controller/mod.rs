@@ -1,5 +1,180 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
 pub mod args;
+pub mod budget;
+pub mod context;
+pub mod leader;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod run;
+pub mod schedule;
+pub mod watch_status;
+
+use std::future::Future;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
 
 pub use args::RunArgs;
+pub use context::{Context, Settings};
+
+use crate::cloud::client::CloudClient;
+use crate::controller::metrics::Metrics;
+use crate::crd::{ChangeOrder, ChangeOrderWatch, labels};
+
+/// Everything one controller instance needs besides the Kubernetes client.
+#[derive(Clone)]
+pub struct Runtime {
+    pub settings: Settings,
+    pub cloud: CloudClient,
+    pub metrics: Metrics,
+    pub concurrency: u16,
+    /// Namespaces to serve; empty serves all.
+    pub namespaces: Vec<String>,
+    pub identity: String,
+}
+
+/// Run the controllers until `shutdown` resolves. `on_synced` is called once every cache
+/// has its initial list.
+pub async fn run_controllers(
+    client: Client,
+    rt: Runtime,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+    on_synced: impl FnOnce() + Send,
+) {
+    let scopes: Vec<Option<String>> = if rt.namespaces.is_empty() {
+        vec![None]
+    } else {
+        rt.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut synced = Vec::new();
+    let mut runs = Vec::new();
+    for scope in scopes {
+        let (sync, run) = controller_for(client.clone(), &rt, scope, shutdown.clone());
+        synced.push(sync);
+        runs.push(run);
+    }
+    let all = futures::future::join_all(runs);
+    let ready = async move {
+        futures::future::join_all(synced).await;
+        on_synced();
+        futures::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = all => {}
+        _ = ready => {}
+    }
+}
+
+fn scoped<K>(client: Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client, ns),
+        None => Api::all(client),
+    }
+}
+
+type Boxed = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One controller over one scope (a namespace or the whole cluster): returns a future that
+/// resolves when its caches are synced, and the controller's own future.
+fn controller_for(
+    client: Client,
+    rt: &Runtime,
+    ns: Option<String>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> (Boxed, Boxed) {
+    let ns = ns.as_deref();
+    let managed = format!("{}=changeorder-operator", labels::MANAGED_BY);
+    let (orders, orders_writer) = reflector::store::<ChangeOrder>();
+    let order_events = reflector::reflector(
+        orders_writer,
+        watcher(
+            scoped::<ChangeOrder>(client.clone(), ns),
+            watcher::Config::default().labels(&managed),
+        ),
+    )
+    .default_backoff()
+    .for_each(|e| {
+        if let Err(e) = e {
+            tracing::warn!(error = %e, "ChangeOrder watch error");
+        }
+        futures::future::ready(())
+    });
+
+    let (secrets, secrets_writer) = reflector::store();
+    // Metadata only: the operator reads a Secret's data just when it polls with it.
+    let secret_events = reflector::reflector(
+        secrets_writer,
+        watcher(
+            scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "changeorder-operator".into(),
+            instance: Some(rt.identity.clone()),
+        },
+    );
+    let ctx = Context::new(
+        client.clone(),
+        rt.cloud.clone(),
+        orders.clone(),
+        secrets.clone(),
+        rt.settings.clone(),
+        rt.metrics.clone(),
+        recorder,
+    );
+
+    let controller = Controller::new(scoped::<ChangeOrderWatch>(client, ns), watcher::Config::default());
+    let watches = controller.store();
+    let watches_for_sync = watches.clone();
+    let run = controller
+        .watches_stream(secret_events, move |secret| {
+            watches
+                .state()
+                .iter()
+                .filter(|w| {
+                    w.namespace() == secret.namespace()
+                        && w.spec.credentials_secret_ref.name == secret.name_any()
+                })
+                .map(|w| ObjectRef::from_obj(w.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(controller::Config::default().concurrency(rt.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+            futures::future::ready(())
+        });
+    let run = async move {
+        tokio::select! {
+            _ = run => {}
+            _ = order_events => {}
+        }
+    };
+    let sync = async move {
+        let _ = orders.wait_until_ready().await;
+        let _ = secrets.wait_until_ready().await;
+        let _ = watches_for_sync.wait_until_ready().await;
+    };
+    (Box::pin(sync), Box::pin(run))
+}

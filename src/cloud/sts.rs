@@ -1,0 +1,267 @@
+//! Keyless credentials on Alibaba's managed Kubernetes (RRSA): the pod's projected OIDC token
+//! is exchanged at STS (`AssumeRoleWithOIDC`, an unsigned RPC call) for temporary AccessKey
+//! credentials, cached and refreshed when 180 s or less remain.
+//!
+//! ```text
+//! if let Some(cfg) = OidcConfig::from_env() { let provider = OidcProvider::new(cfg?, &client_config)?;
+//!     let creds = provider.credentials().await?; /* Credentials::AccessKey with a token */ }
+//! ```
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::Url;
+use tokio::sync::Mutex;
+
+use super::credentials::Credentials;
+use super::error::{CloudError, ErrorKind};
+use super::http::{ClientConfig, classify_reply};
+use super::json;
+use super::model::Provider;
+use super::sign::{encode_query, percent_encode};
+
+pub const ENV_ROLE_ARN: &str = "ALIBABA_CLOUD_ROLE_ARN";
+pub const ENV_OIDC_PROVIDER_ARN: &str = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN";
+pub const ENV_OIDC_TOKEN_FILE: &str = "ALIBABA_CLOUD_OIDC_TOKEN_FILE";
+pub const ENV_STS_ENDPOINT: &str = "ALIBABA_CLOUD_STS_ENDPOINT";
+pub const ENV_STS_REGION: &str = "ALIBABA_CLOUD_STS_REGION";
+pub const ENV_VPC_ENDPOINT_ENABLED: &str = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED";
+pub const ENV_ROLE_SESSION_NAME: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
+
+/// Refresh when this little validity remains.
+pub const REFRESH_MARGIN: Duration = Duration::from_secs(180);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConfig {
+    pub role_arn: String,
+    pub oidc_provider_arn: String,
+    /// Re-read on every exchange: the kubelet rotates it.
+    pub token_file: PathBuf,
+    /// Base URL of STS (`https://sts.aliyuncs.com` unless configured).
+    pub sts_endpoint: String,
+    pub role_session_name: String,
+    /// Default 3600, minimum 900.
+    pub duration_seconds: u32,
+}
+
+impl OidcConfig {
+    /// From the RRSA environment; `None` when `ALIBABA_CLOUD_ROLE_ARN` is not set (not keyless).
+    pub fn from_env() -> Option<Result<OidcConfig, String>> {
+        Self::from_env_with(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Option<Result<OidcConfig, String>> {
+        let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let role_arn = get(ENV_ROLE_ARN)?;
+        let required =
+            |k: &'static str| get(k).ok_or_else(|| format!("{ENV_ROLE_ARN} is set but {k} is not"));
+        let build = || -> Result<OidcConfig, String> {
+            let oidc_provider_arn = required(ENV_OIDC_PROVIDER_ARN)?;
+            let token_file = PathBuf::from(required(ENV_OIDC_TOKEN_FILE)?);
+            let vpc = get(ENV_VPC_ENDPOINT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let host = match (get(ENV_STS_ENDPOINT), get(ENV_STS_REGION)) {
+                (Some(e), _) => e,
+                (None, Some(r)) if vpc => format!("sts-vpc.{r}.aliyuncs.com"),
+                (None, Some(r)) => format!("sts.{r}.aliyuncs.com"),
+                (None, None) => "sts.aliyuncs.com".to_string(),
+            };
+            let sts_endpoint = if host.starts_with("http://") || host.starts_with("https://") {
+                host
+            } else {
+                format!("https://{host}")
+            };
+            Ok(OidcConfig {
+                role_arn,
+                oidc_provider_arn,
+                token_file,
+                sts_endpoint,
+                role_session_name: get(ENV_ROLE_SESSION_NAME)
+                    .unwrap_or_else(|| "changeorder-operator".into()),
+                duration_seconds: 3600,
+            })
+        };
+        Some(build())
+    }
+}
+
+/// Exchanges and caches. Share one per process (it is `Send + Sync`).
+pub struct OidcProvider {
+    cfg: OidcConfig,
+    url: Url,
+    http: reqwest::Client,
+    max_reply_bytes: usize,
+    cache: Mutex<Option<(Credentials, Timestamp)>>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcProvider {
+    pub fn new(cfg: OidcConfig, client: &ClientConfig) -> Result<Self, CloudError> {
+        let url = super::target::parse_endpoint(&cfg.sts_endpoint)
+            .map_err(|m| CloudError::new(ErrorKind::BadRequest, format!("STS endpoint: {m}")))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(client.connect_timeout)
+            .timeout(client.request_timeout)
+            .user_agent(client.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CloudError::transport(format!("cannot build HTTP client: {e}")))?;
+        Ok(OidcProvider {
+            cfg,
+            url,
+            http,
+            max_reply_bytes: client.max_reply_bytes,
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// Cached temporary credentials, exchanged anew when 180 s or less remain.
+    pub async fn credentials(&self) -> Result<Credentials, CloudError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((creds, expires)) = cache.as_ref() {
+            let margin = jiff::SignedDuration::try_from(REFRESH_MARGIN).unwrap_or_default();
+            if Timestamp::now()
+                .saturating_add(margin)
+                .is_ok_and(|t| t < *expires)
+            {
+                return Ok(creds.clone());
+            }
+        }
+        let (creds, expires) = self.exchange().await?;
+        *cache = Some((creds.clone(), expires));
+        Ok(creds)
+    }
+
+    async fn exchange(&self) -> Result<(Credentials, Timestamp), CloudError> {
+        let token = tokio::fs::read_to_string(&self.cfg.token_file)
+            .await
+            .map_err(|e| {
+                CloudError::new(
+                    ErrorKind::InvalidCredentials,
+                    format!(
+                        "cannot read the OIDC token file {}: {e}",
+                        self.cfg.token_file.display()
+                    ),
+                )
+            })?;
+        let query = vec![
+            ("Version".to_string(), "2015-04-01".to_string()),
+            ("Action".to_string(), "AssumeRoleWithOIDC".to_string()),
+            ("Format".to_string(), "JSON".to_string()),
+            ("Timestamp".to_string(), super::sign::v3_date(Timestamp::now())),
+        ];
+        let form = [
+            ("RoleArn", self.cfg.role_arn.as_str()),
+            ("OIDCProviderArn", self.cfg.oidc_provider_arn.as_str()),
+            ("OIDCToken", token.trim()),
+            ("RoleSessionName", self.cfg.role_session_name.as_str()),
+            ("DurationSeconds", &self.cfg.duration_seconds.max(900).to_string()),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        let mut url = self.url.clone();
+        url.set_query(Some(&encode_query(&query)));
+        let resp = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| CloudError::transport(format!("STS AssumeRoleWithOIDC: {}", e.without_url())))?;
+        let status = resp.status().as_u16();
+        let body = super::http::read_capped(resp, self.max_reply_bytes).await?;
+        // STS speaks the same RPC error envelope as EDAS: {RequestId, Code, Message}.
+        let v = classify_reply(Provider::Edas, status, &body, ErrorKind::InvalidCredentials).map_err(
+            |mut e| {
+                e.message = e.message.replace(token.trim(), "<redacted>");
+                e.raw = None;
+                e
+            },
+        )?;
+        parse_assumed(&v)
+    }
+}
+
+/// `Credentials{AccessKeyId, AccessKeySecret, SecurityToken, Expiration}` of an STS reply.
+pub fn parse_assumed(v: &serde_json::Value) -> Result<(Credentials, Timestamp), CloudError> {
+    let c = json::field(v, &["Credentials"])
+        .ok_or_else(|| CloudError::bad_reply("STS reply has no Credentials"))?;
+    let get = |k: &str| {
+        json::string(c, &[k])
+            .ok_or_else(|| CloudError::bad_reply(format!("STS reply has no Credentials.{k}")))
+    };
+    let expires: Timestamp = get("Expiration")?
+        .parse()
+        .map_err(|_| CloudError::bad_reply("STS reply has an unreadable Credentials.Expiration"))?;
+    Ok((
+        Credentials::AccessKey {
+            access_key_id: get("AccessKeyId")?,
+            access_key_secret: get("AccessKeySecret")?,
+            security_token: Some(get("SecurityToken")?),
+        },
+        expires,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn env(p: &[(&str, &str)]) -> BTreeMap<String, String> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn config_from_env() {
+        assert!(OidcConfig::from_env_with(|_| None).is_none());
+        let base = [
+            (ENV_ROLE_ARN, "acs:ram::1:role/r"),
+            (ENV_OIDC_PROVIDER_ARN, "acs:ram::1:oidc-provider/p"),
+            (ENV_OIDC_TOKEN_FILE, "/var/run/secrets/tokens/oidc-token"),
+        ];
+        let e = env(&base);
+        let c = OidcConfig::from_env_with(|k| e.get(k).cloned()).unwrap().unwrap();
+        assert_eq!(c.sts_endpoint, "https://sts.aliyuncs.com");
+        assert_eq!(c.duration_seconds, 3600);
+        let mut vpc = base.to_vec();
+        vpc.extend([
+            (ENV_STS_REGION, "cn-hangzhou"),
+            (ENV_VPC_ENDPOINT_ENABLED, "true"),
+        ]);
+        let e = env(&vpc);
+        let c = OidcConfig::from_env_with(|k| e.get(k).cloned()).unwrap().unwrap();
+        assert_eq!(c.sts_endpoint, "https://sts-vpc.cn-hangzhou.aliyuncs.com");
+        let e = env(&[(ENV_ROLE_ARN, "r")]);
+        let err = OidcConfig::from_env_with(|k| e.get(k).cloned())
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "ALIBABA_CLOUD_ROLE_ARN is set but ALIBABA_CLOUD_OIDC_PROVIDER_ARN is not"
+        );
+    }
+
+    #[test]
+    fn assumed_credentials() {
+        let v = json!({"RequestId": "r", "Credentials": {"AccessKeyId": "STS.id", "AccessKeySecret": "s", "SecurityToken": "t", "Expiration": "2021-10-20T04:27:09Z"}});
+        let (c, exp) = parse_assumed(&v).unwrap();
+        assert_eq!(c.access_key_id(), Some("STS.id"));
+        assert_eq!(exp, "2021-10-20T04:27:09Z".parse().unwrap());
+        assert_eq!(parse_assumed(&json!({})).unwrap_err().kind, ErrorKind::BadReply);
+        let v = json!({"Credentials": {"AccessKeyId": "a", "AccessKeySecret": "s", "SecurityToken": "t", "Expiration": "soon"}});
+        assert_eq!(parse_assumed(&v).unwrap_err().kind, ErrorKind::BadReply);
+    }
+}

@@ -1,0 +1,128 @@
+//! Shared state of the controller: clients, caches, settings and per-watch memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use tokio::time::Instant;
+
+use crate::cloud::client::CloudClient;
+use crate::cloud::credentials::Credentials;
+use crate::controller::metrics::Metrics;
+use crate::crd::ChangeOrder;
+
+/// Operator-wide defaults, from the `run` flags.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub default_interval: Duration,
+    pub default_in_flight_interval: Duration,
+    pub default_max_finished: u32,
+    pub max_error_backoff: Duration,
+    pub status_heartbeat: Duration,
+}
+
+impl Settings {
+    pub fn from_args(args: &crate::controller::RunArgs) -> Self {
+        Settings {
+            default_interval: args.default_interval,
+            default_in_flight_interval: args.default_in_flight_interval,
+            default_max_finished: args.default_max_finished,
+            max_error_backoff: args.max_error_backoff,
+            status_heartbeat: args.status_heartbeat,
+        }
+    }
+}
+
+/// What this process remembers about one watch between reconciles (lost on restart, which is
+/// why the schedule also reads the status).
+#[derive(Clone, Default)]
+pub struct Memory {
+    pub last_poll: Option<Instant>,
+    pub failures: u32,
+    /// The last poll failed on credentials; wait for the Secret or the spec to change.
+    pub credentials_rejected: bool,
+    /// resourceVersion of the Secret the last poll used (`None`: the Secret was absent).
+    pub secret_version: Option<Option<String>>,
+    /// Parsed credentials with the resourceVersion they came from, to skip re-reading the Secret.
+    pub credentials: Option<(String, Credentials)>,
+    /// Wait advised by the cloud (rate-limit headers) before the next call.
+    pub retry_after: Option<Duration>,
+}
+
+pub struct Context {
+    pub client: kube::Client,
+    pub cloud: CloudClient,
+    pub orders: Store<ChangeOrder>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub settings: Settings,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    memory: Mutex<HashMap<String, Memory>>,
+}
+
+impl Context {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        cloud: CloudClient,
+        orders: Store<ChangeOrder>,
+        secrets: Store<PartialObjectMeta<Secret>>,
+        settings: Settings,
+        metrics: Metrics,
+        recorder: Recorder,
+    ) -> Arc<Self> {
+        Arc::new(Context {
+            client,
+            cloud,
+            orders,
+            secrets,
+            settings,
+            metrics,
+            recorder,
+            memory: Mutex::default(),
+        })
+    }
+
+    /// Memory of a watch, keyed by uid so a re-created watch starts fresh.
+    pub fn memory(&self, uid: &str) -> Memory {
+        self.lock().get(uid).cloned().unwrap_or_default()
+    }
+
+    pub fn remember(&self, uid: &str, memory: Memory) {
+        self.lock().insert(uid.to_string(), memory);
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Controller errors. The short name is the metric label and the Event reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("ChangeOrderWatch has no namespace")]
+    NoNamespace,
+    #[error("ChangeOrderWatch has no uid yet")]
+    NoUid,
+}
+
+impl Error {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "KubeApiError",
+            Error::NoNamespace => "NoNamespace",
+            Error::NoUid => "NoUid",
+        }
+    }
+}

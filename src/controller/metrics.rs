@@ -1,0 +1,468 @@
+//! Prometheus metrics of the controller, exposed by the admin server at `/metrics`.
+//!
+//! Every label value is a `&'static str` from a closed set (providers, phases, operation names,
+//! error kinds): the type system then keeps per-object names (watches, orders, apps) out of the
+//! label space, which would otherwise grow without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::cloud::model::Provider;
+use crate::crd::Phase;
+
+/// Prefix of every metric name.
+pub const PREFIX: &str = "changeorder";
+
+/// Reconciles are API-server round trips plus at most one cloud poll: milliseconds to a minute.
+const RECONCILE_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 60.0,
+];
+/// Change orders run from half a minute (a restart) to hours (many manual batches).
+const ORDER_BUCKETS: [f64; 11] = [
+    30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0,
+];
+/// A person confirming a batch may take seconds; an approval over a weekend, days.
+const AWAIT_BUCKETS: [f64; 10] = [
+    30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0, 259200.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    provider: &'static str,
+    operation: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderResultLabels {
+    provider: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderPhaseLabels {
+    provider: &'static str,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    ready: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn order_histogram() -> Histogram {
+    Histogram::new(ORDER_BUCKETS)
+}
+
+fn await_histogram() -> Histogram {
+    Histogram::new(AWAIT_BUCKETS)
+}
+
+struct Inner {
+    registry: Registry,
+    cloud_calls: Family<CallLabels, Counter>,
+    reconciles: Family<ResultLabels, Counter>,
+    reconcile_duration: Histogram,
+    polls: Family<ProviderResultLabels, Counter>,
+    orders: Family<PhaseLabels, Gauge>,
+    order_duration: HistogramFamily<ProviderPhaseLabels>,
+    awaiting_input: HistogramFamily<ProviderLabels>,
+    watches: Family<ReadyLabels, Gauge>,
+    leader: Gauge,
+}
+
+/// The controller's metrics. Cheap to clone; all clones share one registry.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+
+        let cloud_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "cloud_calls",
+            "Calls to a cloud API, by provider, operation and result (ok or an error kind)",
+            cloud_calls.clone(),
+        );
+        let reconciles = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "reconcile",
+            "Reconciles of ChangeOrderWatches, by result (ok or an error kind)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Histogram::new(RECONCILE_BUCKETS);
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time one reconcile of a ChangeOrderWatch took",
+            Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let polls = Family::<ProviderResultLabels, Counter>::default();
+        registry.register(
+            "polls",
+            "Polls of a provider for a watch's change orders, by result (ok or an error kind)",
+            polls.clone(),
+        );
+        let orders = Family::<PhaseLabels, Gauge>::default();
+        registry.register("orders", "ChangeOrder objects by phase", orders.clone());
+        let order_duration: HistogramFamily<ProviderPhaseLabels> =
+            Family::new_with_constructor(order_histogram);
+        registry.register_with_unit(
+            "change_order_duration",
+            "Time from creation to finish of change orders that reached a terminal phase",
+            Unit::Seconds,
+            order_duration.clone(),
+        );
+        let awaiting_input: HistogramFamily<ProviderLabels> = Family::new_with_constructor(await_histogram);
+        registry.register_with_unit(
+            "awaiting_input",
+            "Time a change order waited for a person (batch confirmation, approval, resume)",
+            Unit::Seconds,
+            awaiting_input.clone(),
+        );
+        let watches = Family::<ReadyLabels, Gauge>::default();
+        registry.register(
+            "watches",
+            "ChangeOrderWatch objects by whether their last poll worked",
+            watches.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader-election Lease (or runs without election)",
+            leader.clone(),
+        );
+
+        let metrics = Self {
+            inner: Arc::new(Inner {
+                registry,
+                cloud_calls,
+                reconciles,
+                reconcile_duration,
+                polls,
+                orders,
+                order_duration,
+                awaiting_input,
+                watches,
+                leader,
+            }),
+        };
+        // Gauges start at an explicit zero so dashboards see every series from the first scrape.
+        metrics.set_orders_by_phase(&[]);
+        metrics.set_watches(0, 0);
+        metrics
+    }
+
+    /// One cloud API call; `result` is `ok` or the error's short kind (`Throttled`, ...).
+    pub fn cloud_call(&self, provider: Provider, operation: &'static str, result: &'static str) {
+        self.inner
+            .cloud_calls
+            .get_or_create(&CallLabels {
+                provider: provider.as_str(),
+                operation,
+                result,
+            })
+            .inc();
+    }
+
+    /// One finished reconcile and how long it took.
+    pub fn reconciled(&self, result: &'static str, took: Duration) {
+        self.inner
+            .reconciles
+            .get_or_create(&ResultLabels { result })
+            .inc();
+        self.inner.reconcile_duration.observe(took.as_secs_f64());
+    }
+
+    /// One poll of a provider for a watch (which may have made several cloud calls).
+    pub fn poll(&self, provider: Provider, result: &'static str) {
+        self.inner
+            .polls
+            .get_or_create(&ProviderResultLabels {
+                provider: provider.as_str(),
+                result,
+            })
+            .inc();
+    }
+
+    /// An order reached a terminal phase `took` after it was created. Call once per order.
+    pub fn order_finished(&self, provider: Provider, phase: Phase, took: Duration) {
+        self.inner
+            .order_duration
+            .get_or_create(&ProviderPhaseLabels {
+                provider: provider.as_str(),
+                phase: phase.as_str(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// An order left a phase awaiting a person after `waited`.
+    pub fn awaited_input(&self, provider: Provider, waited: Duration) {
+        self.inner
+            .awaiting_input
+            .get_or_create(&ProviderLabels {
+                provider: provider.as_str(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// Replaces the per-phase order counts with a full count. Phases missing from `counts` are
+    /// set to zero, so an order leaving a phase never leaves a stale series behind.
+    pub fn set_orders_by_phase(&self, counts: &[(Phase, u64)]) {
+        for phase in Phase::ALL {
+            let n: u64 = counts.iter().filter(|(p, _)| *p == phase).map(|(_, n)| *n).sum();
+            self.inner
+                .orders
+                .get_or_create(&PhaseLabels {
+                    phase: phase.as_str(),
+                })
+                .set(saturating_i64(n));
+        }
+    }
+
+    /// Replaces the counts of watches whose last poll worked (`ready`) or did not.
+    pub fn set_watches(&self, ready: u64, not_ready: u64) {
+        for (label, n) in [("true", ready), ("false", not_ready)] {
+            self.inner
+                .watches
+                .get_or_create(&ReadyLabels { ready: label })
+                .set(saturating_i64(n));
+        }
+    }
+
+    /// Whether this replica is the one doing the work.
+    pub fn set_leader(&self, leading: bool) {
+        self.inner.leader.set(i64::from(leading));
+    }
+
+    /// All metrics in the OpenMetrics text format, ending with `# EOF`.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would be a bug in a metric type,
+        // and a partial scrape is better than none.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.inner.registry) {
+            tracing::error!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+fn saturating_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    fn value(text: &str, series: &str) -> Option<f64> {
+        let l = line(text, &format!("{series} "))?;
+        l.rsplit(' ').next()?.parse().ok()
+    }
+
+    #[test]
+    fn names_are_prefixed_and_text_ends_with_eof() {
+        let m = Metrics::new();
+        m.cloud_call(Provider::Sae, "ListChangeOrders", "ok");
+        m.reconciled("ok", Duration::from_millis(30));
+        m.poll(Provider::Edas, "Throttled");
+        m.order_finished(Provider::Appstack, Phase::Succeeded, Duration::from_secs(90));
+        m.awaited_input(Provider::Sae, Duration::from_secs(120));
+        let text = m.encode();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        for name in [
+            "changeorder_cloud_calls_total",
+            "changeorder_reconcile_total",
+            "changeorder_reconcile_duration_seconds",
+            "changeorder_polls_total",
+            "changeorder_orders",
+            "changeorder_change_order_duration_seconds",
+            "changeorder_awaiting_input_seconds",
+            "changeorder_watches",
+            "changeorder_leader",
+        ] {
+            assert!(text.contains(&format!("\n{name}")), "{name} missing in\n{text}");
+        }
+        assert_eq!(
+            value(
+                &text,
+                r#"changeorder_cloud_calls_total{provider="sae",operation="ListChangeOrders",result="ok"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"changeorder_polls_total{provider="edas",result="Throttled"}"#
+            ),
+            Some(1.0)
+        );
+        assert!(text.contains("# UNIT changeorder_reconcile_duration_seconds seconds"));
+    }
+
+    #[test]
+    fn counters_accumulate_per_label_set() {
+        let m = Metrics::new();
+        for _ in 0..3 {
+            m.cloud_call(Provider::Edas, "GetChangeOrderInfo", "ok");
+        }
+        m.cloud_call(Provider::Edas, "GetChangeOrderInfo", "InvalidCredentials");
+        m.reconciled("ok", Duration::from_millis(1));
+        m.reconciled("ok", Duration::from_millis(1));
+        m.reconciled("KubeError", Duration::from_secs(2));
+        let text = m.encode();
+        let calls = r#"changeorder_cloud_calls_total{provider="edas",operation="GetChangeOrderInfo""#;
+        assert_eq!(value(&text, &format!(r#"{calls},result="ok"}}"#)), Some(3.0));
+        assert_eq!(
+            value(&text, &format!(r#"{calls},result="InvalidCredentials"}}"#)),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, r#"changeorder_reconcile_total{result="ok"}"#),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&text, r#"changeorder_reconcile_total{result="KubeError"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&text, "changeorder_reconcile_duration_seconds_count"),
+            Some(3.0)
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"changeorder_reconcile_duration_seconds_bucket{le="0.005"}"#
+            ),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn orders_by_phase_always_lists_all_nine_and_resets_missing_to_zero() {
+        let m = Metrics::new();
+        let series = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("changeorder_orders{"))
+                .count()
+        };
+        // Present from the start, before the first count.
+        assert_eq!(series(&m.encode()), 9);
+
+        m.set_orders_by_phase(&[(Phase::Running, 4), (Phase::Succeeded, 7)]);
+        let text = m.encode();
+        assert_eq!(series(&text), 9);
+        assert_eq!(value(&text, r#"changeorder_orders{phase="Running"}"#), Some(4.0));
+        assert_eq!(
+            value(&text, r#"changeorder_orders{phase="Succeeded"}"#),
+            Some(7.0)
+        );
+        assert_eq!(value(&text, r#"changeorder_orders{phase="Paused"}"#), Some(0.0));
+
+        // A later count without Running puts it back to zero instead of keeping 4.
+        m.set_orders_by_phase(&[(Phase::Succeeded, 11)]);
+        let text = m.encode();
+        assert_eq!(value(&text, r#"changeorder_orders{phase="Running"}"#), Some(0.0));
+        assert_eq!(
+            value(&text, r#"changeorder_orders{phase="Succeeded"}"#),
+            Some(11.0)
+        );
+    }
+
+    #[test]
+    fn order_duration_buckets_span_30s_to_6h() {
+        let m = Metrics::new();
+        m.order_finished(Provider::Sae, Phase::Failed, Duration::from_secs(45));
+        let text = m.encode();
+        let bucket = |le: &str| {
+            value(
+                &text,
+                &format!(
+                    r#"changeorder_change_order_duration_seconds_bucket{{le="{le}",provider="sae",phase="Failed"}}"#
+                ),
+            )
+        };
+        assert_eq!(bucket("30.0"), Some(0.0), "{text}");
+        assert_eq!(bucket("60.0"), Some(1.0), "{text}");
+        assert_eq!(bucket("21600.0"), Some(1.0), "{text}");
+        assert_eq!(bucket("+Inf"), Some(1.0), "{text}");
+    }
+
+    #[test]
+    fn awaiting_input_and_watches_and_leader() {
+        let m = Metrics::new();
+        m.awaited_input(Provider::Edas, Duration::from_secs(600));
+        m.set_watches(3, 1);
+        m.set_leader(true);
+        let text = m.encode();
+        assert_eq!(
+            value(
+                &text,
+                r#"changeorder_awaiting_input_seconds_count{provider="edas"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(value(&text, r#"changeorder_watches{ready="true"}"#), Some(3.0));
+        assert_eq!(value(&text, r#"changeorder_watches{ready="false"}"#), Some(1.0));
+        assert_eq!(value(&text, "changeorder_leader"), Some(1.0));
+    }
+
+    #[test]
+    fn is_clone_send_sync_and_shared() {
+        fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+        assert_traits::<Metrics>();
+        let m = Metrics::new();
+        let c = m.clone();
+        c.poll(Provider::Appstack, "ok");
+        assert_eq!(
+            value(
+                &m.encode(),
+                r#"changeorder_polls_total{provider="appstack",result="ok"}"#
+            ),
+            Some(1.0)
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The `run` process: admin server, cloud client, leader election, then the controllers until
+//! SIGTERM/SIGINT or the loss of leadership.
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::admin::{self, Readiness};
+use crate::cloud::client::CloudClient;
+use crate::cloud::http::{CallOutcome, ClientConfig};
+use crate::controller::budget::Budget;
+use crate::controller::leader::{ElectionConfig, ElectionState, LeaderElection, default_identity};
+use crate::controller::metrics::Metrics;
+use crate::controller::{RunArgs, Runtime, Settings, run_controllers};
+use crate::crd::ChangeOrderWatch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot load the Kubernetes configuration: {0}")]
+    Config(String),
+    #[error("cannot create the Kubernetes client: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {addr} (--admin-listen): {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the cloud HTTP client: {0}")]
+    Cloud(String),
+    #[error(transparent)]
+    Leader(#[from] crate::controller::leader::LeaderError),
+    #[error("lost leadership; exiting so a fresh process can stand for election")]
+    LostLeadership,
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    crate::telemetry::init(&args.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(RunError::Runtime(e)),
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: RunError) -> ExitCode {
+    tracing::error!(error = %e, "exiting");
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
+type Shutdown = Shared<BoxFuture<'static, ()>>;
+
+/// Resolves on SIGTERM or SIGINT; clones share the one signal.
+fn shutdown_signal() -> Shutdown {
+    async {
+        let ctrl_c = tokio::signal::ctrl_c().map(|_| ());
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await,
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        ctrl_c.await;
+        tracing::info!("shutting down");
+    }
+    .boxed()
+    .shared()
+}
+
+async fn kube_client(args: &RunArgs) -> Result<Client, RunError> {
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?;
+            Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| RunError::Config(format!("{}: {e}", path.display())))?
+        }
+        None => Config::infer()
+            .await
+            .map_err(|e| RunError::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(RunError::Client)
+}
+
+pub fn cloud_client(args: &RunArgs, metrics: &Metrics) -> Result<CloudClient, RunError> {
+    let observed = metrics.clone();
+    let cfg = ClientConfig {
+        request_timeout: args.cloud_timeout,
+        observer: Some(Arc::new(move |o: &CallOutcome<'_>| {
+            observed.cloud_call(o.provider, o.operation, o.result)
+        })),
+        budget: Some(Arc::new(Budget::new(args.calls_per_minute))),
+        ..ClientConfig::default()
+    };
+    CloudClient::try_new(cfg).map_err(|e| RunError::Cloud(e.to_string()))
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let shutdown = shutdown_signal();
+    let client = kube_client(&args).await?;
+    let metrics = Metrics::new();
+    let readiness = Readiness::new();
+
+    let listener = tokio::net::TcpListener::bind(args.admin_listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: args.admin_listen,
+            source,
+        })?;
+    let admin = tokio::spawn(admin::serve(
+        listener,
+        metrics.clone(),
+        readiness.clone(),
+        shutdown.clone(),
+    ));
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let runtime = Runtime {
+        settings: Settings::from_args(&args),
+        cloud: cloud_client(&args, &metrics)?,
+        metrics: metrics.clone(),
+        concurrency: args.concurrency,
+        namespaces: args
+            .namespaces
+            .iter()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect(),
+        identity: identity.clone(),
+    };
+
+    if !crds_present(&client, &runtime.namespaces, shutdown.clone()).await {
+        return Ok(());
+    }
+
+    let result = if args.leader_election {
+        let mut config = ElectionConfig::from_args(&args);
+        config.identity = identity;
+        run_as_candidate(
+            client,
+            runtime,
+            config,
+            readiness.clone(),
+            metrics,
+            shutdown.clone(),
+        )
+        .await
+    } else {
+        let ready = readiness.clone();
+        run_controllers(client, runtime, shutdown.clone(), move || ready.set_ready(true)).await;
+        Ok(())
+    };
+    readiness.set_ready(false);
+    let _ = admin.await;
+    result
+}
+
+/// Wait until the CRDs are served, so a missing install is reported clearly instead of as watch
+/// errors. Returns false when asked to shut down first.
+async fn crds_present(client: &Client, namespaces: &[String], shutdown: Shutdown) -> bool {
+    let api: Api<ChangeOrderWatch> = match namespaces.first() {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        match api.list_metadata(&ListParams::default().limit(1)).await {
+            Ok(_) => return true,
+            Err(kube::Error::Api(s)) if s.code == 404 => tracing::error!(
+                "the ChangeOrderWatch CRD is not installed: run `changeorder-operator crds | kubectl apply -f -`"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot list ChangeOrderWatches yet"),
+        }
+        tokio::select! {
+            _ = &mut shutdown => return false,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+async fn run_as_candidate(
+    client: Client,
+    runtime: Runtime,
+    config: ElectionConfig,
+    readiness: Readiness,
+    metrics: Metrics,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
+    let election = LeaderElection::new(client.clone(), config);
+    // A healthy standby is ready: it can take over at any time, and rolling updates need it.
+    let mut state = election.subscribe();
+    let standby_readiness = readiness.clone();
+    let standby = tokio::spawn(async move {
+        while state.changed().await.is_ok() {
+            let healthy = state.borrow().is_healthy();
+            standby_readiness.set_ready(healthy);
+        }
+    });
+    let leadership = tokio::select! {
+        l = election.acquire() => l?,
+        _ = shutdown.clone() => {
+            standby.abort();
+            return Ok(());
+        }
+    };
+    standby.abort();
+    metrics.set_leader(true);
+    readiness.set_ready(false);
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = {
+        let lost = lost.clone();
+        let leadership_lost = leadership_lost_future(&leadership);
+        let shutdown = shutdown.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = leadership_lost => lost.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
+        .boxed()
+        .shared()
+    };
+    let ready = readiness.clone();
+    run_controllers(client, runtime, stop, move || ready.set_ready(true)).await;
+    metrics.set_leader(false);
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(RunError::LostLeadership);
+    }
+    leadership.release().await;
+    Ok(())
+}
+
+fn leadership_lost_future(
+    leadership: &crate::controller::leader::Leadership,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut state = leadership.subscribe();
+    async move {
+        let _ = state.wait_for(|s| *s != ElectionState::Leading).await;
+    }
+}

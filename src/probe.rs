@@ -1,0 +1,402 @@
+//! `changeorder-operator probe -f WATCH.yaml [--credentials FILE]`: poll the cloud once for one
+//! `ChangeOrderWatch` and print, as a YAML stream, the `ChangeOrder` objects the controller would
+//! write. No cluster needed. On any error: one line on stderr naming the cause, non-zero exit,
+//! never a secret.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use futures::StreamExt as _;
+use serde_yaml::Value;
+
+use crate::cloud::client::merge;
+use crate::cloud::model::{CloudOrder, Provider};
+use crate::cloud::sts::{OidcConfig, OidcProvider};
+use crate::cloud::{ClientConfig, CloudClient, Credentials, ErrorKind, Target};
+use crate::crd::ChangeOrderWatch;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// The ChangeOrderWatch manifest to poll for (YAML or JSON).
+    #[arg(
+        short = 'f',
+        long = "file",
+        env = "CHANGEORDER_PROBE_FILE",
+        value_name = "WATCH.yaml"
+    )]
+    pub file: PathBuf,
+
+    /// Credentials: a YAML/JSON map with the Secret's keys (accessKeyId, accessKeySecret,
+    /// securityToken; or token for appstack), or a Secret manifest (data or stringData).
+    /// Without it, ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET,
+    /// ALIBABA_CLOUD_SECURITY_TOKEN or YUNXIAO_ACCESS_TOKEN are read, or for edas/sae the RRSA
+    /// variables (ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN,
+    /// ALIBABA_CLOUD_OIDC_TOKEN_FILE) to exchange the pod's OIDC token at STS.
+    #[arg(long, env = "CHANGEORDER_PROBE_CREDENTIALS", value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Describe at most this many orders (each is one API call; SAE allows 60 calls a minute
+    /// per account). Orders not described are printed from the list alone.
+    #[arg(long, env = "CHANGEORDER_PROBE_MAX_DESCRIBE", default_value_t = 50)]
+    pub max_describe: usize,
+
+    /// Print what the list operation returns, without describing any order.
+    #[arg(long, env = "CHANGEORDER_PROBE_LIST_ONLY")]
+    pub list_only: bool,
+
+    /// Seconds before one HTTP request gives up.
+    #[arg(long, env = "CHANGEORDER_PROBE_TIMEOUT", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// Entry point from the CLI.
+pub fn main(args: ProbeArgs) -> ExitCode {
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args, |k| std::env::var(k).ok())) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {}", one_line(&message));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs only when `RUST_LOG` asks for them, so stderr stays one line on error by default.
+fn init_tracing() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Poll once and render the YAML stream. `env` looks up environment variables.
+pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let watch = read_watch(&args.file)?;
+    let file = args.file.display();
+    let target = Target::from_spec(&watch.spec).map_err(|m| format!("{file}: {m}"))?;
+    let cfg = ClientConfig {
+        request_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        read_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        ..ClientConfig::default()
+    };
+    let creds = match &args.credentials {
+        Some(path) => read_credentials(path, target.provider)?,
+        None => match Credentials::from_env_with(target.provider, &env) {
+            Ok(c) => c,
+            // Keyless (RRSA) when the pod's OIDC variables are there and no AccessKey is.
+            Err(e) => match (target.provider, OidcConfig::from_env_with(&env)) {
+                (Provider::Edas | Provider::Sae, Some(oidc)) => {
+                    let provider = OidcProvider::new(oidc?, &cfg).map_err(|e| e.to_string())?;
+                    provider.credentials().await.map_err(|e| format!("RRSA: {e}"))?
+                }
+                _ => return Err(format!("{e}; pass --credentials FILE or set the variable")),
+            },
+        },
+    };
+    let client = CloudClient::try_new(cfg).map_err(|e| e.to_string())?;
+    let listed = client.list(&target, &creds).await.map_err(|e| e.to_string())?;
+    let orders = if args.list_only {
+        listed
+    } else {
+        describe_all(&client, &target, &creds, listed, args.max_describe).await?
+    };
+    let now = jiff::Timestamp::now();
+    let mut out = String::new();
+    for order in &orders {
+        let obj = crate::mapping::desired_object(&watch, &target.app, order, None, now);
+        let yaml = serde_yaml::to_string(&obj)
+            .map_err(|e| format!("cannot render ChangeOrder {}: {e}", order.id))?;
+        out.push_str("---\n");
+        out.push_str(&yaml);
+    }
+    Ok(out)
+}
+
+/// Describe each listed order once (probe has no memory of what is terminal), a few at a time,
+/// keeping list order. An order that vanished between list and describe keeps its list data.
+async fn describe_all(
+    client: &CloudClient,
+    target: &Target,
+    creds: &Credentials,
+    listed: Vec<CloudOrder>,
+    max: usize,
+) -> Result<Vec<CloudOrder>, String> {
+    // In-flight orders first: they matter most when the describe budget runs out.
+    let mut order: Vec<usize> = (0..listed.len()).collect();
+    order.sort_by_key(|&i| is_terminal(&listed[i]));
+    let chosen: Vec<usize> = order.into_iter().take(max).collect();
+    if chosen.len() < listed.len() {
+        tracing::warn!(
+            listed = listed.len(),
+            described = chosen.len(),
+            "describe limit reached"
+        );
+    }
+    let results: Vec<(usize, Result<CloudOrder, crate::cloud::CloudError>)> = futures::stream::iter(chosen)
+        .map(|i| {
+            let o = &listed[i];
+            async move { (i, client.describe(target, creds, &o.id).await) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut out = listed.clone();
+    for (i, r) in results {
+        match r {
+            Ok(detail) => out[i] = merge(&listed[i], detail),
+            Err(e) if e.kind() == ErrorKind::OrderNotFound => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+fn is_terminal(o: &CloudOrder) -> bool {
+    crate::mapping::classify(o.provider, &o.status).0.is_terminal()
+}
+
+/// The one `ChangeOrderWatch` in the file (other documents, e.g. its Secret, are skipped).
+pub fn read_watch(path: &Path) -> Result<ChangeOrderWatch, String> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    let mut watches = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value =
+            <Value as serde::Deserialize>::deserialize(doc).map_err(|e| format!("{file}: not YAML: {e}"))?;
+        if value.is_null() {
+            continue;
+        }
+        match value.get("kind").and_then(Value::as_str) {
+            Some("ChangeOrderWatch") | None => watches.push(value),
+            Some(_) => {}
+        }
+    }
+    let value = match watches.len() {
+        0 => return Err(format!("{file}: no ChangeOrderWatch in the file")),
+        1 => watches.remove(0),
+        n => return Err(format!("{file}: {n} ChangeOrderWatch documents; probe takes one")),
+    };
+    // Deserialising from text (not from the Value) makes serde_yaml name the field's path
+    // (`spec.provider: unknown variant ...`); its line numbers would be those of the
+    // re-serialised document, so they are cut.
+    let doc = serde_yaml::to_string(&value).map_err(|e| format!("{file}: {e}"))?;
+    let watch: ChangeOrderWatch = serde_yaml::from_str(&doc).map_err(|e| {
+        let text = e.to_string();
+        let text = text
+            .rfind(" at line ")
+            .map_or(text.as_str(), |i| &text[..i])
+            .to_string();
+        format!("{file}: {text}")
+    })?;
+    if watch.metadata.name.as_deref().is_none_or(str::is_empty) {
+        return Err(format!("{file}: metadata.name is required"));
+    }
+    Ok(watch)
+}
+
+/// Credentials from a file: a flat map of the Secret's keys, or a Secret manifest whose
+/// `data` (base64) and `stringData` (plain, wins) hold them.
+pub fn read_credentials(path: &Path, provider: Provider) -> Result<Credentials, String> {
+    let file = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+    // Parse errors from serde_yaml quote the offending text, which here may be a secret.
+    let value: Value = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}", l.line()))
+            .unwrap_or_default();
+        format!("{file}: not a YAML or JSON map{at}")
+    })?;
+    let map = credentials_map(&value).map_err(|m| format!("{file}: {m}"))?;
+    Credentials::for_provider(provider, &map).map_err(|e| format!("{file}: {e}"))
+}
+
+fn credentials_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let Some(top) = value.as_mapping() else {
+        return Err("not a map of credentials keys".into());
+    };
+    let is_secret = value.get("kind").and_then(Value::as_str) == Some("Secret")
+        || top.contains_key("data")
+        || top.contains_key("stringData");
+    let mut out = BTreeMap::new();
+    if !is_secret {
+        for (k, v) in top {
+            if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                out.insert(k.to_string(), v);
+            }
+        }
+        return Ok(out);
+    }
+    if let Some(data) = value.get("data").and_then(Value::as_mapping) {
+        for (k, v) in data {
+            let Some(k) = k.as_str() else { continue };
+            let Some(encoded) = v.as_str() else { continue };
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|_| format!("data.{k} is not valid base64"))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("data.{k} is not UTF-8 text"))?;
+            out.insert(k.to_string(), text);
+        }
+    }
+    if let Some(data) = value.get("stringData").and_then(Value::as_mapping) {
+        for (k, v) in data {
+            if let (Some(k), Some(v)) = (k.as_str(), scalar(v)) {
+                out.insert(k.to_string(), v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::ResourceExt as _;
+    use std::io::Write as _;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn credentials_flat_map_and_secret() {
+        let flat = file("accessKeyId: LTAIexample\naccessKeySecret: 's3cr3t'\n");
+        let c = read_credentials(flat.path(), Provider::Sae).unwrap();
+        assert_eq!(c.access_key_id(), Some("LTAIexample"));
+        let json = file(r#"{"token": "pt-abc"}"#);
+        assert_eq!(
+            read_credentials(json.path(), Provider::Appstack).unwrap(),
+            Credentials::Token("pt-abc".into())
+        );
+        // Secret with data (base64 of "id\n" and "sec") and stringData overriding nothing else.
+        let secret = file(
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: c}\ndata:\n  accessKeyId: aWQK\n  accessKeySecret: c2Vj\nstringData:\n  securityToken: sts\n",
+        );
+        assert_eq!(
+            read_credentials(secret.path(), Provider::Edas).unwrap(),
+            Credentials::AccessKey {
+                access_key_id: "id".into(),
+                access_key_secret: "sec".into(),
+                security_token: Some("sts".into()),
+            }
+        );
+        let bad = file("kind: Secret\ndata:\n  accessKeySecret: '!!notbase64'\n");
+        let e = read_credentials(bad.path(), Provider::Edas).unwrap_err();
+        assert!(e.ends_with("data.accessKeySecret is not valid base64"), "{e}");
+        assert!(!e.contains("notbase64"));
+        let missing = file("accessKeyId: x\n");
+        let e = read_credentials(missing.path(), Provider::Sae).unwrap_err();
+        assert!(e.contains("missing credentials key accessKeySecret"), "{e}");
+        let broken = file("accessKeySecret: [unclosed TopSecret\n");
+        let e = read_credentials(broken.path(), Provider::Sae).unwrap_err();
+        assert!(!e.contains("TopSecret"), "{e}");
+        let e = read_credentials(Path::new("/nonexistent/creds.yaml"), Provider::Sae).unwrap_err();
+        assert!(e.starts_with("/nonexistent/creds.yaml: "), "{e}");
+    }
+
+    const WATCH: &str = "apiVersion: changeorder.io/v1alpha1\nkind: ChangeOrderWatch\nmetadata: {name: w, namespace: ns}\nspec:\n  provider: sae\n  region: cn-hangzhou\n  appId: app\n  credentialsSecretRef: {name: s}\n";
+
+    #[test]
+    fn watch_file() {
+        let w = read_watch(file(WATCH).path()).unwrap();
+        assert_eq!(w.name_any(), "w");
+        let multi = format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n---\n{WATCH}");
+        assert_eq!(read_watch(file(&multi).path()).unwrap().name_any(), "w");
+        let two = format!("{WATCH}---\n{WATCH}");
+        assert!(
+            read_watch(file(&two).path())
+                .unwrap_err()
+                .contains("2 ChangeOrderWatch documents")
+        );
+        let none = file("kind: Secret\n");
+        assert!(
+            read_watch(none.path())
+                .unwrap_err()
+                .contains("no ChangeOrderWatch")
+        );
+        let noname = file(
+            "kind: ChangeOrderWatch\nmetadata: {}\nspec: {provider: sae, appId: a, region: r, credentialsSecretRef: {name: s}}\n",
+        );
+        assert!(
+            read_watch(noname.path())
+                .unwrap_err()
+                .contains("metadata.name is required")
+        );
+        let badspec = file("kind: ChangeOrderWatch\nmetadata: {name: x}\nspec: {provider: nope}\n");
+        let e = read_watch(badspec.path()).unwrap_err();
+        assert!(
+            e.ends_with(": spec.provider: unknown variant `nope`, expected one of `edas`, `sae`, `appstack`"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn spec_errors_name_file_and_field() {
+        let f = file(
+            "kind: ChangeOrderWatch\nmetadata: {name: x}\nspec: {provider: edas, region: r, credentialsSecretRef: {name: s}}\n",
+        );
+        let args = ProbeArgs {
+            file: f.path().to_path_buf(),
+            credentials: None,
+            max_describe: 1,
+            list_only: false,
+            timeout: 1,
+        };
+        let e = run(&args, |_| None).await.unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "{}: spec.appId is required when spec.provider is edas or sae",
+                f.path().display()
+            )
+        );
+        let ok = file(WATCH);
+        let args = ProbeArgs {
+            file: ok.path().to_path_buf(),
+            ..args
+        };
+        let e = run(&args, |_| None).await.unwrap_err();
+        assert!(
+            e.starts_with("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn one_line_flattens() {
+        assert_eq!(one_line("a\n b\r\n\nc"), "a b c");
+    }
+}

@@ -1,0 +1,154 @@
+//! The `simulate` subcommand: flags, startup line, shutdown on Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::{Credential, DEFAULT_LISTEN, Scenario, SimConfig, start};
+
+/// Serve the bundled EDAS/SAE/AppStack simulator.
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Address to listen on; port 0 picks a free port (the first line printed names it).
+    #[arg(long, env = "CHANGEORDER_SIM_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+
+    /// AccessKey id the EDAS/SAE endpoints accept.
+    #[arg(long, env = "CHANGEORDER_SIM_ACCESS_KEY_ID", default_value = super::DEFAULT_ACCESS_KEY_ID)]
+    pub access_key_id: String,
+
+    /// AccessKey secret the EDAS/SAE endpoints verify signatures with.
+    #[arg(
+        long,
+        env = "CHANGEORDER_SIM_ACCESS_KEY_SECRET",
+        default_value = super::DEFAULT_ACCESS_KEY_SECRET,
+        hide_env_values = true
+    )]
+    pub access_key_secret: String,
+
+    /// Treat the AccessKey as STS credentials: requests must carry this `x-acs-security-token`.
+    #[arg(long, env = "CHANGEORDER_SIM_SECURITY_TOKEN", hide_env_values = true)]
+    pub security_token: Option<String>,
+
+    /// Personal access token the AppStack endpoints accept (`x-yunxiao-token`).
+    #[arg(
+        long,
+        env = "CHANGEORDER_SIM_YUNXIAO_TOKEN",
+        default_value = super::DEFAULT_YUNXIAO_TOKEN,
+        hide_env_values = true
+    )]
+    pub yunxiao_token: String,
+
+    /// Scenario file (YAML); without it the built-in demo is served.
+    #[arg(long, env = "CHANGEORDER_SIM_SCENARIO")]
+    pub scenario: Option<PathBuf>,
+
+    /// Print the scenario in use as YAML and exit.
+    #[arg(long, env = "CHANGEORDER_SIM_PRINT_SCENARIO")]
+    pub print_scenario: bool,
+
+    /// Run timelines this many times faster (overrides the scenario's `timeScale`).
+    #[arg(long, env = "CHANGEORDER_SIM_TIME_SCALE")]
+    pub time_scale: Option<f64>,
+}
+
+fn load(args: &SimulateArgs) -> Result<Scenario, String> {
+    let mut scenario = match &args.scenario {
+        Some(path) => Scenario::from_file(path),
+        None => Scenario::demo(),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(scale) = args.time_scale {
+        scenario.time_scale = scale;
+        scenario.validate().map_err(|e| format!("--time-scale: {e}"))?;
+    }
+    Ok(scenario)
+}
+
+pub fn run(args: SimulateArgs) -> ExitCode {
+    let scenario = match load(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.print_scenario {
+        return match scenario.to_yaml() {
+            Ok(y) => {
+                print!("{y}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot render scenario: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut cred = Credential::new(&args.access_key_id, &args.access_key_secret);
+    cred.security_token = args.security_token.clone();
+    let config = SimConfig {
+        listen: args.listen,
+        credentials: vec![cred],
+        yunxiao_token: args.yunxiao_token.clone(),
+        scenario,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let apps = config.scenario.apps.len();
+        let orders: usize = config.scenario.apps.iter().map(|a| a.change_orders.len()).sum();
+        let sim = match start(config).await {
+            Ok(sim) => sim,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Tests and scripts read the real address from this first line.
+        println!("listening on {}", sim.url());
+        let _ = std::io::stdout().flush();
+        eprintln!(
+            "serving {apps} apps with {orders} change orders; stats at {}/__sim/stats",
+            sim.url()
+        );
+        match sim.serve_until(stop_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// Ctrl-C, or SIGTERM on Unix (how scripts and Kubernetes stop processes).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
