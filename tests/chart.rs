@@ -306,7 +306,7 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
             "--set",
             &format!("watchNamespaces={{{}}}", served.name()),
             "--set",
-            "replicaCount=2",
+            "replicaCount=2,rbac.readCRDs=true",
         ],
     );
 
@@ -345,7 +345,7 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
     assert!(!can_i(cluster, &user, Some(served.name()), &["create", lease]));
     assert!(!can_i(cluster, &user, Some(ns.name()), &["delete", &own]));
 
-    // The CRD check: get on its own two CRDs, nothing else cluster-scoped.
+    // rbac.readCRDs: get on its own two CRDs, nothing else cluster-scoped.
     let crd = "customresourcedefinitions.apiextensions.k8s.io";
     for name in ["changeorderwatches.changeorder.io", "changeorders.changeorder.io"] {
         assert!(can_i(cluster, &user, None, &["get", &format!("{crd}/{name}")]));
@@ -383,6 +383,9 @@ async fn cluster_wide_rbac_serves_every_namespace_but_leases_only_at_home() {
         Some(elsewhere.name()),
         &["create", "leases.coordination.k8s.io"]
     ));
+    // Without rbac.readCRDs, no access to the CRDs.
+    let crd = "customresourcedefinitions.apiextensions.k8s.io/changeorders.changeorder.io";
+    assert!(!can_i(cluster, &user, None, &["get", crd]));
 }
 
 /// The view/edit aggregation: people with the built-in roles get the new kinds (filled in by the

@@ -276,14 +276,11 @@ fn cluster_wide_rbac_by_default() {
         .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
         .expect("operator ClusterRole");
     assert_served_rules(main);
-    let crds = roles
-        .iter()
-        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator-crds"))
-        .expect("CRD reader ClusterRole");
-    assert_eq!(
-        crds["rules"][0]["resourceNames"],
-        serde_yaml::from_str::<Value>("[changeorderwatches.changeorder.io, changeorders.changeorder.io]")
-            .unwrap()
+    assert!(
+        roles
+            .iter()
+            .all(|r| !str_of(&r["metadata"]["name"]).ends_with("-crds")),
+        "no CRD access unless asked for"
     );
     for b in of_kind(&objs, "ClusterRoleBinding") {
         assert_eq!(b["subjects"][0]["name"].as_str(), Some("co-changeorder-operator"));
@@ -293,6 +290,21 @@ fn cluster_wide_rbac_by_default() {
         env_value(&objs, "CHANGEORDER_NAMESPACES"),
         None,
         "unset serves all"
+    );
+
+    let objs = render(&helm, &["--set", "rbac.readCRDs=true"]);
+    let crds = of_kind(&objs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator-crds"))
+        .expect("CRD reader ClusterRole");
+    assert_eq!(
+        crds["rules"][0]["resourceNames"],
+        serde_yaml::from_str::<Value>("[changeorderwatches.changeorder.io, changeorders.changeorder.io]")
+            .unwrap()
+    );
+    assert_eq!(
+        verbs_for(crds, "apiextensions.k8s.io", "customresourcedefinitions"),
+        set(&["get"])
     );
 }
 
@@ -484,6 +496,10 @@ fn all_features_render_monitoring_network_policy_and_pod_settings() {
     assert_eq!(
         alert("ChangeOrderOperatorDown")["expr"].as_str().unwrap(),
         format!("absent(up{{{sel}}} == 1)")
+    );
+    assert_eq!(
+        alert("ChangeOrderNoLeader")["expr"].as_str().unwrap(),
+        format!("sum(changeorder_leader{{{sel}}}) < 1")
     );
     assert_eq!(alert("ChangeOrderManyInFlight")["for"].as_str(), Some("30m"));
     for r in rules {
