@@ -1,8 +1,8 @@
 # syntax=docker/dockerfile:1
 # The operator as a static musl binary on distroless/static: no shell, no libc, non-root.
 #   docker build -t changeorder-operator .
-# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 (each platform builds natively
-# or under emulation; the Rust target below follows the build platform's architecture).
+# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 (each platform's build stage
+# runs natively or under emulation and produces that platform's musl binary).
 
 # The toolchain CI tests with; Cargo.lock may need newer than the crate's rust-version.
 ARG RUST_VERSION=1.95

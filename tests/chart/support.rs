@@ -1,0 +1,157 @@
+//! Helpers for the chart tests: find `helm`, render the chart, pick objects out of the output.
+
+#![allow(dead_code)] // each test crate uses a different part of it
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_yaml::Value;
+
+pub const RELEASE: &str = "co";
+pub const NAMESPACE: &str = "changeorder-system";
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn chart_dir() -> PathBuf {
+    root().join("charts/changeorder-operator")
+}
+
+/// A values file of the chart's `ci/` profiles (`namespaced`, `ha`, `full`).
+pub fn profile(name: &str) -> String {
+    chart_dir()
+        .join(format!("ci/{name}-values.yaml"))
+        .display()
+        .to_string()
+}
+
+/// Where the project's control-plane binaries are: `CONTROLPLANE_BIN_DIR` (set by tests/run.sh),
+/// else the build cache of tests/tools/controlplane-bins.sh.
+pub fn controlplane_bin(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("CONTROLPLANE_BIN_DIR") {
+        let p = PathBuf::from(dir).join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
+        .join("changeorder-operator/controlplane");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// `helm`, or `None` after printing why the caller skips. In CI a missing helm is a failure.
+pub fn helm() -> Option<PathBuf> {
+    let found = controlplane_bin("helm").or_else(|| which("helm"));
+    if found.is_none() {
+        missing_tool("helm");
+    }
+    found
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn missing_tool(name: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{name} not found: CI builds it with tests/tools/controlplane-bins.sh");
+    }
+    eprintln!(
+        "SKIPPED: {name} not found (run tests/tools/controlplane-bins.sh and set CONTROLPLANE_BIN_DIR)"
+    );
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `helm template` of the chart with extra arguments (`-f file`, `--set k=v`); the manifest text
+/// or helm's error output.
+pub fn template(helm: &Path, args: &[&str]) -> Result<String, String> {
+    let out = run(Command::new(helm)
+        .args(["template", RELEASE])
+        .arg(chart_dir())
+        .args(["--namespace", NAMESPACE])
+        .args(args));
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).expect("utf-8 manifest"))
+    } else {
+        Err(text(&out))
+    }
+}
+
+/// Every object in a YAML stream (empty documents dropped).
+pub fn objects(manifest: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(manifest)
+        .map(|d| <Value as serde::Deserialize>::deserialize(d).expect("rendered YAML parses"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+pub fn render(helm: &Path, args: &[&str]) -> Vec<Value> {
+    objects(&template(helm, args).unwrap_or_else(|e| panic!("helm template {args:?} failed:\n{e}")))
+}
+
+pub fn of_kind<'a>(objs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objs.iter().filter(|o| o["kind"].as_str() == Some(kind)).collect()
+}
+
+pub fn one<'a>(objs: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(objs, kind);
+    assert_eq!(found.len(), 1, "exactly one {kind}, got {}", found.len());
+    found[0]
+}
+
+pub fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}"))
+}
+
+/// The operator container of the Deployment.
+pub fn container(objs: &[Value]) -> &Value {
+    let containers = &one(objs, "Deployment")["spec"]["template"]["spec"]["containers"];
+    containers
+        .as_sequence()
+        .and_then(|c| c.iter().find(|c| c["name"].as_str() == Some("operator")))
+        .expect("operator container")
+}
+
+/// The container's plain `env` values by name (downward-API entries map to `None`).
+pub fn env(objs: &[Value]) -> Vec<(String, Option<String>)> {
+    container(objs)["env"]
+        .as_sequence()
+        .expect("env list")
+        .iter()
+        .map(|e| {
+            (
+                str_of(&e["name"]).to_string(),
+                e["value"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+pub fn env_value(objs: &[Value], name: &str) -> Option<String> {
+    env(objs)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v)
+}

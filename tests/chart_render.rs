@@ -1,0 +1,729 @@
+//! The Helm chart as `helm lint` and `helm template` see it: no cluster needed. What a user gets
+//! for each way of installing it (default, namespaced, HA, every feature on), and values the
+//! schema must refuse. The same chart against a real API server is in tests/chart.rs.
+
+#[path = "chart/support.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use serde_yaml::Value;
+use support::*;
+
+macro_rules! need_helm {
+    () => {
+        match helm() {
+            Some(h) => h,
+            None => return,
+        }
+    };
+}
+
+const PROFILES: [&str; 4] = ["default", "namespaced", "ha", "full"];
+
+fn profile_args(name: &str) -> Vec<String> {
+    if name == "default" {
+        vec![]
+    } else {
+        vec!["-f".into(), profile(name)]
+    }
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn lint_is_clean_in_strict_mode_for_every_profile() {
+    let helm = need_helm!();
+    for p in PROFILES {
+        let out = run(Command::new(&helm)
+            .args(["lint", "--strict", "--namespace", NAMESPACE])
+            .arg(chart_dir())
+            .args(profile_args(p)));
+        let t = text(&out);
+        assert!(out.status.success(), "helm lint --strict ({p}) failed:\n{t}");
+        assert!(t.contains("0 chart(s) failed"), "{p}: {t}");
+        // Strict mode fails on warnings, but INFO lines (e.g. a missing icon) are worth reading.
+        assert!(!t.contains("[WARNING]") && !t.contains("[ERROR]"), "{p}: {t}");
+    }
+}
+
+/// Every `CHANGEORDER_*` variable that `run` reads (src/controller/args.rs), pulled from the
+/// source so a new flag cannot go unnoticed by the chart.
+fn run_flag_envs() -> BTreeSet<String> {
+    let src = std::fs::read_to_string(root().join("src/controller/args.rs")).unwrap();
+    let envs: BTreeSet<String> = src
+        .split("env = \"")
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_string())
+        .filter(|e| e.starts_with("CHANGEORDER_"))
+        .collect();
+    assert!(
+        envs.len() >= 15,
+        "parsed too few env names from args.rs: {envs:?}"
+    );
+    envs
+}
+
+/// Flags the chart deliberately leaves to the binary's default, with the reason.
+const LEFT_TO_DEFAULT: [(&str, &str); 1] = [(
+    "CHANGEORDER_IDENTITY",
+    "the pod name plus a random suffix is already unique per pod",
+)];
+
+/// Set only when they matter: with leader election, or when serving a list of namespaces.
+const CONDITIONAL: [&str; 4] = [
+    "CHANGEORDER_NAMESPACES",
+    "CHANGEORDER_LEADER_ELECTION_NAMESPACE",
+    "CHANGEORDER_LEADER_ELECTION_NAME",
+    "CHANGEORDER_LEASE_DURATION",
+];
+
+#[test]
+fn deployment_sets_every_run_flag_from_values() {
+    let helm = need_helm!();
+    let full = render(&helm, &["-f", &profile("full")]);
+    let set: BTreeSet<String> = env(&full).into_iter().map(|(n, _)| n).collect();
+    for flag in run_flag_envs() {
+        if LEFT_TO_DEFAULT.iter().any(|(f, _)| *f == flag) {
+            assert!(!set.contains(&flag), "{flag} should be left to the binary");
+            continue;
+        }
+        assert!(
+            set.contains(&flag),
+            "the chart never sets {flag} (src/controller/args.rs)"
+        );
+    }
+    // Default values leave out exactly the conditional ones.
+    let default = render(&helm, &[]);
+    let set: BTreeSet<String> = env(&default).into_iter().map(|(n, _)| n).collect();
+    for flag in CONDITIONAL {
+        assert!(!set.contains(flag), "{flag} set with default values");
+    }
+}
+
+#[test]
+fn default_values_match_the_binary_defaults_and_values_reach_the_env() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    for (name, want) in [
+        ("CHANGEORDER_DEFAULT_INTERVAL", "1m"),
+        ("CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL", "15s"),
+        ("CHANGEORDER_DEFAULT_MAX_FINISHED", "50"),
+        ("CHANGEORDER_CALLS_PER_MINUTE", "50"),
+        ("CHANGEORDER_MAX_ERROR_BACKOFF", "5m"),
+        ("CHANGEORDER_STATUS_HEARTBEAT", "10m"),
+        ("CHANGEORDER_CONCURRENCY", "8"),
+        ("CHANGEORDER_CLOUD_TIMEOUT", "20s"),
+        ("CHANGEORDER_ADMIN_LISTEN", "0.0.0.0:8081"),
+        ("CHANGEORDER_LEADER_ELECTION", "false"),
+        ("CHANGEORDER_LOG_FORMAT", "json"),
+        ("CHANGEORDER_LOG", "info"),
+    ] {
+        assert_eq!(env_value(&objs, name).as_deref(), Some(want), "{name}");
+    }
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "operator.defaultInterval=2m30s,operator.concurrency=3,operator.callsPerMinute=20",
+            "--set",
+            "log.format=plain,log.level=debug,adminPort=9090",
+        ],
+    );
+    for (name, want) in [
+        ("CHANGEORDER_DEFAULT_INTERVAL", "2m30s"),
+        ("CHANGEORDER_CONCURRENCY", "3"),
+        ("CHANGEORDER_CALLS_PER_MINUTE", "20"),
+        ("CHANGEORDER_LOG_FORMAT", "plain"),
+        ("CHANGEORDER_LOG", "debug"),
+        ("CHANGEORDER_ADMIN_LISTEN", "0.0.0.0:9090"),
+    ] {
+        assert_eq!(env_value(&objs, name).as_deref(), Some(want), "{name}");
+    }
+    assert_eq!(container(&objs)["ports"][0]["containerPort"].as_u64(), Some(9090));
+}
+
+#[test]
+fn deployment_runs_the_operator_with_probes_and_downward_api() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    let c = container(&objs);
+    assert_eq!(c["args"][0].as_str(), Some("run"));
+    assert_eq!(
+        c["image"].as_str(),
+        Some("ghcr.io/changeorder-operator/changeorder-operator:0.1.0"),
+        "tag defaults to appVersion"
+    );
+    assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(8081));
+    for (probe, path) in [("livenessProbe", "/live"), ("readinessProbe", "/ready")] {
+        assert_eq!(c[probe]["httpGet"]["path"].as_str(), Some(path));
+        assert_eq!(c[probe]["httpGet"]["port"].as_str(), Some("admin"));
+    }
+    let env = c["env"].as_sequence().unwrap();
+    for (name, field) in [
+        ("POD_NAME", "metadata.name"),
+        ("POD_NAMESPACE", "metadata.namespace"),
+    ] {
+        let e = env.iter().find(|e| e["name"].as_str() == Some(name)).expect(name);
+        assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"].as_str(), Some(field));
+    }
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["serviceAccountName"].as_str(),
+        Some("co-changeorder-operator")
+    );
+}
+
+#[test]
+fn pod_and_container_are_hardened() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
+    let c = container(&objs);
+    for (what, sc) in [
+        ("pod", &pod["securityContext"]),
+        ("container", &c["securityContext"]),
+    ] {
+        assert_eq!(sc["runAsNonRoot"].as_bool(), Some(true), "{what}");
+        assert_eq!(sc["runAsUser"].as_u64(), Some(65532), "{what}");
+        assert_eq!(
+            sc["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault"),
+            "{what}"
+        );
+    }
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["capabilities"]["drop"][0].as_str(), Some("ALL"));
+}
+
+fn rules_of(role: &Value) -> Vec<(String, String, BTreeSet<String>)> {
+    let mut out = Vec::new();
+    for rule in role["rules"].as_sequence().unwrap() {
+        for group in rule["apiGroups"].as_sequence().unwrap() {
+            for res in rule["resources"].as_sequence().unwrap() {
+                let verbs = rule["verbs"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|v| str_of(v).to_string())
+                    .collect();
+                out.push((str_of(group).to_string(), str_of(res).to_string(), verbs));
+            }
+        }
+    }
+    out
+}
+
+fn verbs_for(role: &Value, group: &str, resource: &str) -> BTreeSet<String> {
+    rules_of(role)
+        .into_iter()
+        .filter(|(g, r, _)| g == group && r == resource)
+        .flat_map(|(_, _, v)| v)
+        .collect()
+}
+
+fn set(v: &[&str]) -> BTreeSet<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The operator's role grants exactly the listed verbs, no wildcard anywhere.
+fn assert_served_rules(role: &Value) {
+    let expect = [
+        (
+            "changeorder.io",
+            "changeorderwatches",
+            &["get", "list", "watch"][..],
+        ),
+        (
+            "changeorder.io",
+            "changeorderwatches/status",
+            &["get", "patch", "update"],
+        ),
+        (
+            "changeorder.io",
+            "changeorders",
+            &["get", "list", "watch", "create", "patch", "update", "delete"],
+        ),
+        ("changeorder.io", "changeorders/status", &["patch", "update"]),
+        ("", "secrets", &["get", "list", "watch"]),
+        ("", "events", &["create", "patch"]),
+        ("events.k8s.io", "events", &["create", "patch"]),
+    ];
+    let rules = rules_of(role);
+    assert_eq!(rules.len(), expect.len(), "unexpected extra rules: {rules:?}");
+    for (g, r, verbs) in expect {
+        assert_eq!(verbs_for(role, g, r), set(verbs), "{g}/{r}");
+    }
+}
+
+#[test]
+fn cluster_wide_rbac_by_default() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    assert!(
+        of_kind(&objs, "Role").is_empty(),
+        "no Role without leader election or namespaces"
+    );
+    let roles = of_kind(&objs, "ClusterRole");
+    let main = roles
+        .iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
+        .expect("operator ClusterRole");
+    assert_served_rules(main);
+    assert!(
+        roles
+            .iter()
+            .all(|r| !str_of(&r["metadata"]["name"]).ends_with("-crds")),
+        "no CRD access unless asked for"
+    );
+    for b in of_kind(&objs, "ClusterRoleBinding") {
+        assert_eq!(b["subjects"][0]["name"].as_str(), Some("co-changeorder-operator"));
+        assert_eq!(b["subjects"][0]["namespace"].as_str(), Some(NAMESPACE));
+    }
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_NAMESPACES"),
+        None,
+        "unset serves all"
+    );
+
+    let objs = render(&helm, &["--set", "rbac.readCRDs=true"]);
+    let crds = of_kind(&objs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator-crds"))
+        .expect("CRD reader ClusterRole");
+    assert_eq!(
+        crds["rules"][0]["resourceNames"],
+        serde_yaml::from_str::<Value>("[changeorderwatches.changeorder.io, changeorders.changeorder.io]")
+            .unwrap()
+    );
+    assert_eq!(
+        verbs_for(crds, "apiextensions.k8s.io", "customresourcedefinitions"),
+        set(&["get"])
+    );
+}
+
+#[test]
+fn namespaced_mode_grants_roles_only_in_the_served_namespaces() {
+    let helm = need_helm!();
+    let objs = render(&helm, &["-f", &profile("namespaced")]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_NAMESPACES").as_deref(),
+        Some("team-a,team-b")
+    );
+    let cluster_roles: Vec<&str> = of_kind(&objs, "ClusterRole")
+        .iter()
+        .map(|r| str_of(&r["metadata"]["name"]))
+        .collect();
+    assert!(
+        !cluster_roles.contains(&"co-changeorder-operator"),
+        "no cluster-wide served role: {cluster_roles:?}"
+    );
+    let roles = of_kind(&objs, "Role");
+    let namespaces: Vec<&str> = roles
+        .iter()
+        .map(|r| str_of(&r["metadata"]["namespace"]))
+        .collect();
+    assert_eq!(namespaces, ["team-a", "team-b"]);
+    for r in roles {
+        assert_served_rules(r);
+    }
+    let bindings = of_kind(&objs, "RoleBinding");
+    assert_eq!(bindings.len(), 2);
+    for b in bindings {
+        assert_eq!(b["roleRef"]["kind"].as_str(), Some("Role"));
+        assert_eq!(b["subjects"][0]["namespace"].as_str(), Some(NAMESPACE));
+    }
+    // Listing a namespace twice must not render the same Role twice.
+    let objs = render(&helm, &["--set", "watchNamespaces={team-a,team-a}"]);
+    assert_eq!(of_kind(&objs, "Role").len(), 1);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_NAMESPACES").as_deref(),
+        Some("team-a")
+    );
+}
+
+#[test]
+fn two_replicas_elect_a_leader_with_a_lease_role_and_a_pdb() {
+    let helm = need_helm!();
+    let objs = render(&helm, &["-f", &profile("ha")]);
+    assert_eq!(one(&objs, "Deployment")["spec"]["replicas"].as_u64(), Some(2));
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION_NAMESPACE").as_deref(),
+        Some(NAMESPACE)
+    );
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION_NAME").as_deref(),
+        Some("co-changeorder-operator")
+    );
+    let role = one(&objs, "Role");
+    assert_eq!(role["metadata"]["namespace"].as_str(), Some(NAMESPACE));
+    assert_eq!(
+        verbs_for(role, "coordination.k8s.io", "leases"),
+        set(&["get", "create", "update", "patch"])
+    );
+    let pdb = one(&objs, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["minAvailable"].as_u64(), Some(1));
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        one(&objs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+
+    // One replica: no election, no PDB (it would block every drain).
+    let objs = render(&helm, &[]);
+    assert!(of_kind(&objs, "PodDisruptionBudget").is_empty());
+    // One replica with election asked for explicitly.
+    let objs = render(&helm, &["--set", "leaderElection.enabled=true"]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(of_kind(&objs, "Role").len(), 1);
+}
+
+#[test]
+fn metrics_service_exposes_the_admin_port_as_metrics() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    let svc = one(&objs, "Service");
+    assert_eq!(svc["spec"]["ports"][0]["name"].as_str(), Some("metrics"));
+    assert_eq!(svc["spec"]["ports"][0]["port"].as_u64(), Some(8081));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"].as_str(), Some("admin"));
+    assert_eq!(
+        &svc["spec"]["selector"],
+        &one(&objs, "Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    assert!(of_kind(&objs, "ServiceMonitor").is_empty());
+    assert!(of_kind(&objs, "PrometheusRule").is_empty());
+    assert!(of_kind(&objs, "NetworkPolicy").is_empty());
+}
+
+/// The chart's CRDs are crds/ plus Helm's keep annotation and labels, nothing else.
+#[test]
+fn rendered_crds_are_the_committed_crds_kept_on_uninstall() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    let source = objects(&std::fs::read_to_string(root().join("crds/changeorder.io_crds.yaml")).unwrap());
+    let mut rendered: Vec<Value> = of_kind(&objs, "CustomResourceDefinition")
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(rendered.len(), source.len());
+    for crd in &mut rendered {
+        let meta = crd["metadata"].as_mapping_mut().unwrap();
+        let annotations = meta.remove("annotations").expect("annotations");
+        assert_eq!(annotations["helm.sh/resource-policy"].as_str(), Some("keep"));
+        let labels = meta.remove("labels").expect("labels");
+        assert_eq!(labels["app.kubernetes.io/managed-by"].as_str(), Some("Helm"));
+    }
+    for src in &source {
+        let name = &src["metadata"]["name"];
+        let r = rendered
+            .iter()
+            .find(|r| &r["metadata"]["name"] == name)
+            .expect("rendered CRD");
+        assert_eq!(r, src, "{name:?}");
+    }
+
+    let objs = render(&helm, &["--set", "crds.install=false"]);
+    assert!(of_kind(&objs, "CustomResourceDefinition").is_empty());
+}
+
+#[test]
+fn all_features_render_monitoring_network_policy_and_pod_settings() {
+    let helm = need_helm!();
+    let objs = render(&helm, &["-f", &profile("full")]);
+
+    let sm = one(&objs, "ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"].as_str(), Some("metrics"));
+    assert_eq!(sm["spec"]["endpoints"][0]["path"].as_str(), Some("/metrics"));
+    assert_eq!(
+        sm["metadata"]["labels"]["release"].as_str(),
+        Some("kube-prometheus-stack")
+    );
+    assert_eq!(
+        sm["spec"]["selector"]["matchLabels"],
+        one(&objs, "Service")["metadata"]["labels"]
+            .as_mapping()
+            .map(|m| {
+                let mut sel = serde_yaml::Mapping::new();
+                for k in ["app.kubernetes.io/name", "app.kubernetes.io/instance"] {
+                    sel.insert(k.into(), m[k].clone());
+                }
+                Value::Mapping(sel)
+            })
+            .unwrap(),
+        "the ServiceMonitor selects the metrics Service"
+    );
+
+    let rule = one(&objs, "PrometheusRule");
+    let rules = rule["spec"]["groups"][0]["rules"].as_sequence().unwrap();
+    let alert = |name: &str| {
+        rules
+            .iter()
+            .find(|r| r["alert"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("alert {name}"))
+    };
+    let sel = format!("job=\"co-changeorder-operator-metrics\",namespace=\"{NAMESPACE}\"");
+    let polls = alert("ChangeOrderPollsFailing");
+    assert_eq!(
+        polls["expr"].as_str().unwrap(),
+        format!("sum by (result) (rate(changeorder_polls_total{{result!=\"ok\",{sel}}}[10m])) > 0")
+    );
+    assert_eq!(polls["for"].as_str(), Some("15m"));
+    assert_eq!(polls["labels"]["team"].as_str(), Some("platform"));
+    // Prometheus' own template syntax must reach Prometheus, not be eaten by Helm.
+    assert!(str_of(&polls["annotations"]["description"]).contains("{{ $labels.result }}"));
+    let creds = alert("ChangeOrderInvalidCredentials");
+    assert!(str_of(&creds["expr"]).contains("changeorder_polls_total{result=\"InvalidCredentials\","));
+    let waiting = alert("ChangeOrderAwaitingInput");
+    assert_eq!(
+        waiting["expr"].as_str().unwrap(),
+        format!(
+            "max by (phase) (changeorder_orders{{phase=~\"AwaitingConfirmation|AwaitingApproval|Paused\",{sel}}}) > 0"
+        )
+    );
+    assert_eq!(waiting["for"].as_str(), Some("2h"));
+    assert_eq!(
+        alert("ChangeOrderOperatorDown")["expr"].as_str().unwrap(),
+        format!("absent(up{{{sel}}} == 1)")
+    );
+    assert_eq!(
+        alert("ChangeOrderNoLeader")["expr"].as_str().unwrap(),
+        format!("sum(changeorder_leader{{{sel}}}) < 1")
+    );
+    assert_eq!(alert("ChangeOrderManyInFlight")["for"].as_str(), Some("30m"));
+    for r in rules {
+        let expr = str_of(&r["expr"]);
+        assert_eq!(expr.matches('(').count(), expr.matches(')').count(), "{expr}");
+        assert_eq!(expr.matches('{').count(), expr.matches('}').count(), "{expr}");
+    }
+
+    let np = one(&objs, "NetworkPolicy");
+    assert_eq!(
+        np["spec"]["policyTypes"],
+        serde_yaml::from_str::<Value>("[Ingress, Egress]").unwrap()
+    );
+    assert_eq!(
+        np["spec"]["ingress"][0]["ports"][0]["port"].as_str(),
+        Some("admin")
+    );
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            .as_str(),
+        Some("monitoring")
+    );
+    let egress_ports: Vec<u64> = np["spec"]["egress"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["ports"].as_sequence().unwrap().iter())
+        .filter_map(|p| p["port"].as_u64())
+        .collect();
+    for port in [53, 443, 6443, 80] {
+        assert!(egress_ports.contains(&port), "egress to {port}: {egress_ports:?}");
+    }
+    assert_eq!(
+        np["spec"]["egress"][1]["to"][0]["ipBlock"]["cidr"].as_str(),
+        Some("10.0.0.1/32")
+    );
+
+    let pod = &one(&objs, "Deployment")["spec"]["template"];
+    assert_eq!(
+        pod["metadata"]["annotations"]["example.com/team"].as_str(),
+        Some("platform")
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["example.com/tier"].as_str(),
+        Some("ops")
+    );
+    let spec = &pod["spec"];
+    assert_eq!(
+        spec["priorityClassName"].as_str(),
+        Some("system-cluster-critical")
+    );
+    assert_eq!(spec["imagePullSecrets"][0]["name"].as_str(), Some("regcred"));
+    assert_eq!(spec["nodeSelector"]["kubernetes.io/os"].as_str(), Some("linux"));
+    assert_eq!(spec["tolerations"][0]["key"].as_str(), Some("dedicated"));
+    assert!(spec["affinity"]["podAntiAffinity"].is_mapping());
+    assert!(spec["topologySpreadConstraints"][0].is_mapping());
+    let c = container(&objs);
+    assert!(
+        str_of(&c["image"])
+            .ends_with("@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+    );
+    assert_eq!(
+        env_value(&objs, "HTTPS_PROXY").as_deref(),
+        Some("http://proxy.example.com:3128")
+    );
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION_NAME").as_deref(),
+        Some("changeorder-leader")
+    );
+    let sa = one(&objs, "ServiceAccount");
+    assert_eq!(
+        sa["metadata"]["annotations"]["pod-identity.alibabacloud.com/role-name"].as_str(),
+        Some("changeorder-reader")
+    );
+}
+
+/// `helm template | kubectl apply -f -` must put nothing in kubectl's current namespace by
+/// accident: every namespaced object names its namespace.
+#[test]
+fn every_namespaced_object_names_its_namespace() {
+    let helm = need_helm!();
+    let cluster_scoped = ["CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"];
+    for p in PROFILES {
+        for o in render(&helm, &strs(&profile_args(p))) {
+            let kind = str_of(&o["kind"]);
+            let ns = o["metadata"]["namespace"].as_str();
+            if cluster_scoped.contains(&kind) {
+                assert_eq!(ns, None, "{p}: {kind} is cluster-scoped");
+            } else {
+                assert!(
+                    ns.is_some_and(|n| !n.is_empty()),
+                    "{p}: {kind} {:?} has no namespace",
+                    o["metadata"]["name"]
+                );
+            }
+        }
+    }
+}
+
+/// values.schema.json stops mistakes at install time, naming the offending key.
+#[test]
+fn schema_rejects_invalid_values() {
+    let helm = need_helm!();
+    for (set, mentions) in [
+        ("operator.defaultInterval=5 minutes", "defaultInterval"),
+        ("log.format=xml", "format"),
+        ("replicaCount=-1", "replicaCount"),
+        ("adminPort=70000", "adminPort"),
+        ("watchNamespaces={Team_A}", "watchNamespaces"),
+        ("image.pullPolicy=Sometimes", "pullPolicy"),
+        ("operator.concurency=4", "concurency"),
+        ("unknownTopLevel=1", "unknownTopLevel"),
+    ] {
+        let err = template(&helm, &["--set", set])
+            .err()
+            .unwrap_or_else(|| panic!("--set {set} was accepted"));
+        assert!(err.contains("schema"), "--set {set}: {err}");
+        assert!(
+            err.contains(mentions),
+            "--set {set}: error does not name {mentions}: {err}"
+        );
+    }
+    // A parent chart's globals are allowed.
+    template(&helm, &["--set", "global.foo=bar"]).expect("global values are accepted");
+}
+
+#[test]
+fn service_monitor_without_the_service_is_refused_with_a_reason() {
+    let helm = need_helm!();
+    let err = template(
+        &helm,
+        &[
+            "--set",
+            "metrics.service.enabled=false,metrics.serviceMonitor.enabled=true",
+        ],
+    )
+    .expect_err("a ServiceMonitor needs the Service");
+    assert!(err.contains("metrics.service.enabled"), "{err}");
+}
+
+#[test]
+fn existing_service_account_must_be_named() {
+    let helm = need_helm!();
+    let err = template(&helm, &["--set", "serviceAccount.create=false"]).expect_err("needs a name");
+    assert!(err.contains("serviceAccount.name is required"), "{err}");
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "serviceAccount.create=false,serviceAccount.name=shared-sa",
+        ],
+    );
+    assert!(of_kind(&objs, "ServiceAccount").is_empty());
+    let pod = &one(&objs, "Deployment")["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"].as_str(), Some("shared-sa"));
+    for b in of_kind(&objs, "ClusterRoleBinding") {
+        assert_eq!(b["subjects"][0]["name"].as_str(), Some("shared-sa"));
+    }
+}
+
+/// Every key of values.yaml is documented in the chart README's values table.
+#[test]
+fn readme_documents_every_value() {
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
+    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
+    // Free-form objects are documented as a whole, not key by key.
+    let whole = [
+        "podSecurityContext",
+        "securityContext",
+        "resources",
+        "livenessProbe",
+        "readinessProbe",
+    ];
+    let mut missing = Vec::new();
+    fn walk(prefix: &str, v: &Value, whole: &[&str], out: &mut Vec<String>) {
+        match v {
+            Value::Mapping(m) if !m.is_empty() && !whole.contains(&prefix) => {
+                for (k, v) in m {
+                    let key = str_of(k);
+                    let path = if prefix.is_empty() {
+                        key.to_string()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, v, whole, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", &values, &whole, &mut keys);
+    for k in keys {
+        if !readme.contains(&format!("| `{k}` |")) {
+            missing.push(k);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "values missing from the README table: {missing:?}"
+    );
+}
+
+#[test]
+fn notes_tell_what_was_installed() {
+    let helm = need_helm!();
+    for (args, want) in [
+        (vec![], "in every namespace"),
+        (strs(&profile_args("namespaced")), "team-a,team-b"),
+        (strs(&profile_args("ha")), "Leader election is on"),
+    ] {
+        // `helm template` does not render NOTES; `install --dry-run` does, without a cluster.
+        let out = run(Command::new(&helm)
+            .args(["install", RELEASE])
+            .arg(chart_dir())
+            .args(["--namespace", NAMESPACE, "--dry-run=client"])
+            .args(&args));
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        let notes = t
+            .split("NOTES:")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no NOTES in:\n{t}"));
+        assert!(notes.contains(want), "NOTES lack {want:?}:\n{notes}");
+    }
+}
