@@ -241,7 +241,9 @@ pub fn desired_status(
             (!order.batches.is_empty()).then(|| u32::try_from(order.batches.len()).unwrap_or(u32::MAX))
         }),
         // A succeeded order has finished every batch: it stands at the last one.
-        current_batch: order.current_batch.or(order.batch_count.filter(|_| phase == Phase::Succeeded)),
+        current_batch: order
+            .current_batch
+            .or(order.batch_count.filter(|_| phase == Phase::Succeeded)),
         batches: order
             .batches
             .iter()

@@ -29,7 +29,12 @@ async fn every_contract_row_reaches_a_change_order() {
     let ns = namespace("rows").await;
     let sim = start_sim_with(Scenario::demo().expect("demo scenario")).await;
     access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
-    create_secret(&ns, "token", &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)]).await;
+    create_secret(
+        &ns,
+        "token",
+        &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)],
+    )
+    .await;
     let url = sim.url();
     create_watch(&ns, "edas", edas_watch(&url, "demo-edas-app")).await;
     create_watch(&ns, "edas-single", edas_watch(&url, "demo-edas-single")).await;
@@ -37,10 +42,14 @@ async fn every_contract_row_reaches_a_change_order() {
         "provider": "sae", "endpoint": url, "appId": "demo-sae-app", "credentialsSecretRef": {"name": "cloud"},
     }))
     .await;
-    create_watch(&ns, "appstack", serde_json::json!({
-        "provider": "appstack", "endpoint": url, "organizationId": "demo-org", "appName": "demo-app",
-        "credentialsSecretRef": {"name": "token"},
-    }))
+    create_watch(
+        &ns,
+        "appstack",
+        serde_json::json!({
+            "provider": "appstack", "endpoint": url, "organizationId": "demo-org", "appName": "demo-app",
+            "credentialsSecretRef": {"name": "token"},
+        }),
+    )
     .await;
     let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
 
@@ -52,7 +61,11 @@ async fn every_contract_row_reaches_a_change_order() {
         ("demo-edas-failed", "Failed", "Failed"),
         ("demo-edas-terminated", "Cancelled", "Terminated"),
         ("demo-edas-partially-succeeded", "Failed", "PartiallySucceeded"),
-        ("demo-edas-awaiting-confirmation", "AwaitingConfirmation", "ManualBatchConfirmation"),
+        (
+            "demo-edas-awaiting-confirmation",
+            "AwaitingConfirmation",
+            "ManualBatchConfirmation",
+        ),
         ("demo-edas-waiting-next-batch", "Running", "WaitingForNextBatch"),
         ("demo-edas-system-error", "Failed", "SystemError"),
         ("demo-edas-unknown", "Unknown", "UnknownStatus"),
@@ -63,7 +76,11 @@ async fn every_contract_row_reaches_a_change_order() {
         ("demo-sae-succeeded", "Succeeded", "Succeeded"),
         ("demo-sae-failed", "Failed", "Failed"),
         ("demo-sae-terminated", "Cancelled", "Terminated"),
-        ("demo-sae-awaiting-confirmation", "AwaitingConfirmation", "ManualBatchConfirmation"),
+        (
+            "demo-sae-awaiting-confirmation",
+            "AwaitingConfirmation",
+            "ManualBatchConfirmation",
+        ),
         ("demo-sae-waiting-next-batch", "Running", "WaitingForNextBatch"),
         ("demo-sae-system-error", "Failed", "SystemError"),
         ("demo-sae-pending-approval", "AwaitingApproval", "PendingApproval"),
@@ -82,8 +99,13 @@ async fn every_contract_row_reaches_a_change_order() {
     ];
     let all = eventually("every demo order as a ChangeOrder", SETTLE, || async {
         let all = orders(&ns).await;
-        let found: BTreeMap<String, _> = all.iter().map(|o| (o.spec.change_order_id.clone(), o.clone())).collect();
-        rows.iter().all(|(id, _, _)| found.get(*id).is_some_and(|o| o.status.is_some())).then_some(found)
+        let found: BTreeMap<String, _> = all
+            .iter()
+            .map(|o| (o.spec.change_order_id.clone(), o.clone()))
+            .collect();
+        rows.iter()
+            .all(|(id, _, _)| found.get(*id).is_some_and(|o| o.status.is_some()))
+            .then_some(found)
     })
     .await;
     for (id, phase_want, reason_want) in rows {
@@ -97,41 +119,96 @@ async fn every_contract_row_reaches_a_change_order() {
             "Unknown" => "Unknown",
             _ => "False",
         };
-        assert_eq!(condition(o, "Ready"), Some((ready.to_string(), reason_want.to_string())), "{id}");
+        assert_eq!(
+            condition(o, "Ready"),
+            Some((ready.to_string(), reason_want.to_string())),
+            "{id}"
+        );
         let reconciling = if terminal { "False" } else { "True" };
-        assert_eq!(condition(o, "Reconciling").map(|c| c.0).as_deref(), Some(reconciling), "{id}");
-        let stalled = if matches!(phase_want, "Failed" | "Cancelled") { "True" } else { "False" };
-        assert_eq!(condition(o, "Stalled").map(|c| c.0).as_deref(), Some(stalled), "{id}");
+        assert_eq!(
+            condition(o, "Reconciling").map(|c| c.0).as_deref(),
+            Some(reconciling),
+            "{id}"
+        );
+        let stalled = if matches!(phase_want, "Failed" | "Cancelled") {
+            "True"
+        } else {
+            "False"
+        };
+        assert_eq!(
+            condition(o, "Stalled").map(|c| c.0).as_deref(),
+            Some(stalled),
+            "{id}"
+        );
         let awaiting = matches!(phase_want, "AwaitingConfirmation" | "AwaitingApproval" | "Paused");
-        assert_eq!(condition(o, "AwaitingInput").map(|c| c.0 == "True"), Some(awaiting), "{id}");
+        assert_eq!(
+            condition(o, "AwaitingInput").map(|c| c.0 == "True"),
+            Some(awaiting),
+            "{id}"
+        );
         let degraded = id == "demo-sae-exception";
-        assert_eq!(condition(o, "Degraded").map(|c| c.0 == "True"), Some(degraded), "{id}");
+        assert_eq!(
+            condition(o, "Degraded").map(|c| c.0 == "True"),
+            Some(degraded),
+            "{id}"
+        );
         assert!(status.provider_status.is_some(), "{id} keeps the raw value");
         assert!(
-            status.conditions.iter().all(|c| c.observed_generation == o.metadata.generation),
+            status
+                .conditions
+                .iter()
+                .all(|c| c.observed_generation == o.metadata.generation),
             "{id}: conditions observe the current generation"
         );
         let labels = o.metadata.labels.clone().unwrap_or_default();
         assert!(labels.contains_key("changeorder.io/watch") && labels.contains_key("changeorder.io/app"));
-        assert_eq!(o.metadata.owner_references.as_ref().map(|r| r[0].kind.as_str()), Some("ChangeOrderWatch"));
+        assert_eq!(
+            o.metadata.owner_references.as_ref().map(|r| r[0].kind.as_str()),
+            Some("ChangeOrderWatch")
+        );
     }
-    assert_eq!(all["demo-sae-unknown"].status.as_ref().and_then(|s| s.provider_status.as_deref()), Some("99"));
-    assert_eq!(all["as-unknown"].status.as_ref().and_then(|s| s.provider_status.as_deref()), Some("ROLLBACKING"));
+    assert_eq!(
+        all["demo-sae-unknown"]
+            .status
+            .as_ref()
+            .and_then(|s| s.provider_status.as_deref()),
+        Some("99")
+    );
+    assert_eq!(
+        all["as-unknown"]
+            .status
+            .as_ref()
+            .and_then(|s| s.provider_status.as_deref()),
+        Some("ROLLBACKING")
+    );
 
     // Label selection works as documented.
     let out = ns
         .kubectl()
-        .args(["get", "changeorders", "-l", "changeorder.io/provider=sae", "-o", "name"])
+        .args([
+            "get",
+            "changeorders",
+            "-l",
+            "changeorder.io/provider=sae",
+            "-o",
+            "name",
+        ])
         .output()
         .expect("kubectl");
     let names = String::from_utf8_lossy(&out.stdout);
-    assert!(names.lines().count() >= 12 && names.lines().all(|l| l.contains("sae")), "{names}");
+    assert!(
+        names.lines().count() >= 12 && names.lines().all(|l| l.contains("sae")),
+        "{names}"
+    );
 
     // Watches report a successful poll with counts.
     let watch = ns.api::<ChangeOrderWatch>().get("sae").await.expect("watch");
     assert_eq!(watch_ready(&watch), Some(("True".into(), "Polled".into())));
     let counts = watch.status.and_then(|s| s.orders).expect("counts");
-    assert!(counts.total >= 12 && counts.awaiting_approval >= 1 && counts.failed >= 2, "{counts:?}");
+    assert!(
+        counts.total >= 12 && counts.awaiting_approval >= 1 && counts.failed >= 2,
+        "{counts:?}"
+    );
 }
 
 const PROGRESS: &str = r#"
@@ -184,66 +261,148 @@ async fn an_order_moves_through_its_phases_and_kubectl_follows() {
         })
     };
     let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
-    let name = eventually("co-progress exists", SETTLE, || async { order(&ns, "co-progress").await }).await;
+    let name = eventually("co-progress exists", SETTLE, || async {
+        order(&ns, "co-progress").await
+    })
+    .await;
     let name = name.metadata.name.expect("name");
 
     // kubectl wait returns once the order succeeds ...
     let out = ns
         .kubectl()
-        .args(["wait", "--for=condition=Ready", "--timeout=60s", &format!("changeorder/{name}")])
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            &format!("changeorder/{name}"),
+        ])
         .output()
         .expect("kubectl wait");
-    assert!(out.status.success(), "kubectl wait Ready: {}", String::from_utf8_lossy(&out.stderr));
-    let seen_phases = eventually("the watcher saw the last phase", Duration::from_secs(10), || async {
-        let s = seen.lock().map(|s| s.clone()).unwrap_or_default();
-        (s.last().map(String::as_str) == Some("Succeeded")).then_some(s)
-    })
+    assert!(
+        out.status.success(),
+        "kubectl wait Ready: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen_phases = eventually(
+        "the watcher saw the last phase",
+        Duration::from_secs(10),
+        || async {
+            let s = seen.lock().map(|s| s.clone()).unwrap_or_default();
+            (s.last().map(String::as_str) == Some("Succeeded")).then_some(s)
+        },
+    )
     .await;
     recorder.abort();
     assert_eq!(
         seen_phases,
-        ["Pending", "Running", "AwaitingConfirmation", "Running", "Succeeded"],
+        [
+            "Pending",
+            "Running",
+            "AwaitingConfirmation",
+            "Running",
+            "Succeeded"
+        ],
         "phases observed in order"
     );
     let done = order(&ns, "co-progress").await.expect("order");
-    assert_eq!(condition(&done, "Ready"), Some(("True".into(), "Succeeded".into())));
-    assert_eq!(condition(&done, "Reconciling").map(|c| c.0).as_deref(), Some("False"));
+    assert_eq!(
+        condition(&done, "Ready"),
+        Some(("True".into(), "Succeeded".into()))
+    );
+    assert_eq!(
+        condition(&done, "Reconciling").map(|c| c.0).as_deref(),
+        Some("False")
+    );
     assert_eq!(done.status.as_ref().and_then(|s| s.current_batch), Some(3));
 
     // ... and --for=condition=Stalled once one fails; Ready never comes for it.
-    let doomed = order(&ns, "co-doomed").await.expect("doomed").metadata.name.expect("name");
+    let doomed = order(&ns, "co-doomed")
+        .await
+        .expect("doomed")
+        .metadata
+        .name
+        .expect("name");
     let out = ns
         .kubectl()
-        .args(["wait", "--for=condition=Stalled", "--timeout=60s", &format!("changeorder/{doomed}")])
+        .args([
+            "wait",
+            "--for=condition=Stalled",
+            "--timeout=60s",
+            &format!("changeorder/{doomed}"),
+        ])
         .output()
         .expect("kubectl wait");
-    assert!(out.status.success(), "kubectl wait Stalled: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl wait Stalled: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ns
         .kubectl()
-        .args(["wait", "--for=condition=Ready", "--timeout=2s", &format!("changeorder/{doomed}")])
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=2s",
+            &format!("changeorder/{doomed}"),
+        ])
         .output()
         .expect("kubectl wait");
     assert!(!out.status.success(), "a failed order never becomes Ready");
 
     // The printer columns, as `kubectl get changeorders` shows them.
-    let out = ns.kubectl().args(["get", "changeorders"]).output().expect("kubectl get");
+    let out = ns
+        .kubectl()
+        .args(["get", "changeorders"])
+        .output()
+        .expect("kubectl get");
     let table = String::from_utf8_lossy(&out.stdout);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PROVIDER", "ORDER", "ID", "TYPE", "PHASE", "BATCH", "BATCHES", "CREATED"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME", "PROVIDER", "ORDER", "ID", "TYPE", "PHASE", "BATCH", "BATCHES", "CREATED"
+        ],
+        "{table}"
+    );
     let row = table.lines().find(|l| l.contains("co-progress")).expect("row");
-    assert!(row.contains("edas") && row.contains("Succeeded") && row.contains("Deploy"), "{row}");
-    let out = ns.kubectl().args(["get", "alibabacloud"]).output().expect("kubectl get category");
+    assert!(
+        row.contains("edas") && row.contains("Succeeded") && row.contains("Deploy"),
+        "{row}"
+    );
+    let out = ns
+        .kubectl()
+        .args(["get", "alibabacloud"])
+        .output()
+        .expect("kubectl get category");
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains("changeorderwatch") && listed.contains("changeorder.changeorder.io"), "{listed}");
+    assert!(
+        listed.contains("changeorderwatch") && listed.contains("changeorder.changeorder.io"),
+        "{listed}"
+    );
 
     // Phase transitions were announced as Events on the order.
     let out = ns
         .kubectl()
-        .args(["get", "events", "--field-selector", &format!("involvedObject.name={name}"), "-o", "jsonpath={.items[*].reason}"])
+        .args([
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={name}"),
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
         .output()
         .expect("kubectl get events");
     let reasons = String::from_utf8_lossy(&out.stdout);
-    assert!(reasons.contains("ManualBatchConfirmation") && reasons.contains("Succeeded"), "{reasons}");
+    assert!(
+        reasons.contains("ManualBatchConfirmation") && reasons.contains("Succeeded"),
+        "{reasons}"
+    );
 }
 
 const SETTLED: &str = r#"
@@ -266,16 +425,23 @@ async fn settled_orders_cause_no_writes_and_no_describes() {
     let ns = namespace("quiet").await;
     let sim = start_sim(SETTLED).await;
     access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
-    create_watch(&ns, "app", serde_json::json!({
-        "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
-        "credentialsSecretRef": {"name": "cloud"},
-    }))
+    create_watch(
+        &ns,
+        "app",
+        serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
+            "credentialsSecretRef": {"name": "cloud"},
+        }),
+    )
     .await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
     eventually("all four orders finished", SETTLE, || async {
         let all = orders(&ns).await;
-        (all.len() == 4 && all.iter().all(|o| phase(o).is_some_and(|p| p == "Succeeded" || p == "Failed" || p == "Cancelled")))
-            .then_some(())
+        (all.len() == 4
+            && all
+                .iter()
+                .all(|o| phase(o).is_some_and(|p| p == "Succeeded" || p == "Failed" || p == "Cancelled")))
+        .then_some(())
     })
     .await;
     // The in-flight order was described while running; history first seen finished never was.
@@ -288,8 +454,16 @@ async fn settled_orders_cause_no_writes_and_no_describes() {
     tokio::time::sleep(Duration::from_secs(9)).await;
     let polls = op.calls.count("ListChangeOrders") - lists_before;
     assert!(polls >= 3, "the watch kept polling every 2s ({polls} polls)");
-    assert_eq!(op.calls.count("DescribeChangeOrder"), describes_before, "no describe of a finished order");
-    assert_eq!(versions(&ns).await, before, "{polls} polls of settled orders wrote nothing");
+    assert_eq!(
+        op.calls.count("DescribeChangeOrder"),
+        describes_before,
+        "no describe of a finished order"
+    );
+    assert_eq!(
+        versions(&ns).await,
+        before,
+        "{polls} polls of settled orders wrote nothing"
+    );
     eprintln!("steady state: {polls} polls, 0 writes, 0 describes, 1 list call per poll");
 }
 
@@ -298,10 +472,14 @@ async fn wrong_secret_stops_polling_until_it_is_fixed() {
     let ns = namespace("creds").await;
     let sim = start_sim(SETTLED).await;
     access_key_secret(&ns, "cloud", "not-the-secret").await;
-    create_watch(&ns, "app", serde_json::json!({
-        "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
-        "credentialsSecretRef": {"name": "cloud"},
-    }))
+    create_watch(
+        &ns,
+        "app",
+        serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
+            "credentialsSecretRef": {"name": "cloud"},
+        }),
+    )
     .await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
     let watches = ns.api::<ChangeOrderWatch>();
@@ -310,29 +488,50 @@ async fn wrong_secret_stops_polling_until_it_is_fixed() {
         (watch_ready(&w)? == ("False".to_string(), "InvalidCredentials".to_string())).then_some(w)
     })
     .await;
-    let message = w.status.and_then(|s| s.conditions.into_iter().next()).map(|c| c.message).unwrap_or_default();
+    let message = w
+        .status
+        .and_then(|s| s.conditions.into_iter().next())
+        .map(|c| c.message)
+        .unwrap_or_default();
     assert!(message.contains("SignatureDoesNotMatch"), "{message}");
-    assert!(!message.contains("not-the-secret"), "the secret never appears in status");
+    assert!(
+        !message.contains("not-the-secret"),
+        "the secret never appears in status"
+    );
     let calls = op.calls.total();
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(op.calls.total(), calls, "no hot loop: no cloud call until the Secret changes");
+    assert_eq!(
+        op.calls.total(),
+        calls,
+        "no hot loop: no cloud call until the Secret changes"
+    );
     assert!(orders(&ns).await.is_empty());
 
     // Fix the Secret: the watch polls again and recovers without a restart.
     let patch = serde_json::json!({"stringData": {"accessKeySecret": changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET}});
-    ns.api::<Secret>().patch("cloud", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch secret");
+    ns.api::<Secret>()
+        .patch("cloud", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch secret");
     eventually("Ready again", SETTLE, || async {
         let w = watches.get("app").await.ok()?;
         (watch_ready(&w)?.0 == "True").then_some(())
     })
     .await;
-    eventually("orders appear", SETTLE, || async { (orders(&ns).await.len() == 4).then_some(()) }).await;
+    eventually("orders appear", SETTLE, || async {
+        (orders(&ns).await.len() == 4).then_some(())
+    })
+    .await;
 
     // A missing Secret is reported by name too.
-    create_watch(&ns, "nosecret", serde_json::json!({
-        "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
-        "credentialsSecretRef": {"name": "missing"},
-    }))
+    create_watch(
+        &ns,
+        "nosecret",
+        serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": "app-settled",
+            "credentialsSecretRef": {"name": "missing"},
+        }),
+    )
     .await;
     eventually("missing Secret reported", SETTLE, || async {
         let w = watches.get("nosecret").await.ok()?;
@@ -374,11 +573,21 @@ async fn throttling_is_reported_then_recovers() {
     // The failure and the recovery were announced once each, not on every poll.
     let out = ns
         .kubectl()
-        .args(["get", "events", "--field-selector", "involvedObject.name=app", "-o", "jsonpath={.items[*].reason}"])
+        .args([
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=app",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ])
         .output()
         .expect("kubectl");
     let reasons = String::from_utf8_lossy(&out.stdout);
-    assert!(reasons.contains("Throttled") && reasons.contains("Polled"), "{reasons}");
+    assert!(
+        reasons.contains("Throttled") && reasons.contains("Polled"),
+        "{reasons}"
+    );
 }
 
 const MANY: &str = r#"
@@ -414,7 +623,10 @@ async fn retention_prunes_and_deleting_a_watch_removes_its_orders() {
     .await;
     // Loosen retention: older orders come back, because the cloud still lists them.
     let patch = serde_json::json!({"spec": {"retention": {"maxFinished": 3}}});
-    ns.api::<ChangeOrderWatch>().patch("app", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+    ns.api::<ChangeOrderWatch>()
+        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patch");
     eventually("three finished kept, and counted", SETTLE, || async {
         let w = ns.api::<ChangeOrderWatch>().get("app").await.ok()?;
         let counted = w.status.as_ref()?.orders.as_ref()?.total == 4
@@ -426,19 +638,31 @@ async fn retention_prunes_and_deleting_a_watch_removes_its_orders() {
     let w0 = ns.api::<ChangeOrderWatch>().get("app").await.expect("watch");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let w1 = ns.api::<ChangeOrderWatch>().get("app").await.expect("watch");
-    assert_eq!(versions(&ns).await, stable, "pruned orders are not re-created and re-pruned\n{:?}\n{:?}", w0.status, w1.status);
+    assert_eq!(
+        versions(&ns).await,
+        stable,
+        "pruned orders are not re-created and re-pruned\n{:?}\n{:?}",
+        w0.status,
+        w1.status
+    );
 
     // A manual refresh is recorded in status.
     let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: "now-1"}}});
     let watches = ns.api::<ChangeOrderWatch>();
-    watches.patch("app", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate");
+    watches
+        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate");
     eventually("refresh handled", SETTLE, || async {
         let w = watches.get("app").await.ok()?;
         (w.status?.last_handled_reconcile_at.as_deref() == Some("now-1")).then_some(())
     })
     .await;
 
-    watches.delete("app", &DeleteParams::foreground()).await.expect("delete watch");
+    watches
+        .delete("app", &DeleteParams::foreground())
+        .await
+        .expect("delete watch");
     eventually("orders garbage-collected with their watch", SETTLE, || async {
         orders(&ns).await.is_empty().then_some(())
     })
@@ -467,14 +691,26 @@ apps:
 async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     let ns = namespace("restart").await;
     let sim = start_sim(RESTART).await;
-    create_secret(&ns, "token", &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)]).await;
-    create_watch(&ns, "app", serde_json::json!({
-        "provider": "appstack", "endpoint": sim.url(), "organizationId": "org", "appName": "restart",
-        "credentialsSecretRef": {"name": "token"},
-    }))
+    create_secret(
+        &ns,
+        "token",
+        &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)],
+    )
+    .await;
+    create_watch(
+        &ns,
+        "app",
+        serde_json::json!({
+            "provider": "appstack", "endpoint": sim.url(), "organizationId": "org", "appName": "restart",
+            "credentialsSecretRef": {"name": "token"},
+        }),
+    )
     .await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
-    eventually("first orders", SETTLE, || async { (!orders(&ns).await.is_empty()).then_some(()) }).await;
+    eventually("first orders", SETTLE, || async {
+        (!orders(&ns).await.is_empty()).then_some(())
+    })
+    .await;
     op.stop().await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
     let all = eventually("all four, r-3 finished", SETTLE, || async {

@@ -119,7 +119,10 @@ fn controller_for(
     let secret_changes = secrets_writer.subscribe();
     let secret_events = reflector::reflector(
         secrets_writer,
-        watcher(scoped::<PartialObjectMeta<Secret>>(client.clone(), ns), watcher::Config::default()),
+        watcher(
+            scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .for_each(|e| {

@@ -133,7 +133,10 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         suspended: false,
         generation_changed: status.and_then(|s| s.observed_generation) != generation,
         refresh_requested,
-        secret_changed: memory.secret_version.as_ref().is_some_and(|v| *v != secret_version),
+        secret_changed: memory
+            .secret_version
+            .as_ref()
+            .is_some_and(|v| *v != secret_version),
         credentials_rejected: memory.credentials_rejected,
         since_last_poll,
         period,
@@ -267,7 +270,10 @@ async fn poll(
             Ok(detail) => {
                 // The list (or, for an order that fell off it, the stored object) fills what the
                 // detail reply lacks, such as EDAS's FinishTime.
-                let base = orders.get(&id).cloned().or_else(|| existing.get(id.as_str()).map(|o| plan::as_listed(o)));
+                let base = orders
+                    .get(&id)
+                    .cloned()
+                    .or_else(|| existing.get(id.as_str()).map(|o| plan::as_listed(o)));
                 let merged = match base {
                     Some(listed) => merge(&listed, detail),
                     None => detail,

@@ -85,15 +85,76 @@ mod tests {
     fn decisions() {
         let s = Duration::from_secs;
         let rows: Vec<(Facts, Decision)> = vec![
-            (Facts { suspended: true, generation_changed: true, ..base() }, Decision::AwaitChange),
-            (Facts { generation_changed: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
-            (Facts { refresh_requested: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
-            (Facts { credentials_rejected: true, since_last_poll: s(3600), ..base() }, Decision::AwaitChange),
-            (Facts { credentials_rejected: true, refresh_requested: true, ..base() }, Decision::PollNow),
-            (Facts { credentials_rejected: true, secret_changed: true, ..base() }, Decision::PollNow),
-            (Facts { secret_changed: true, since_last_poll: s(1), ..base() }, Decision::PollNow),
-            (Facts { since_last_poll: s(20), ..base() }, Decision::Wait(s(40))),
-            (Facts { since_last_poll: s(60), ..base() }, Decision::PollNow),
+            (
+                Facts {
+                    suspended: true,
+                    generation_changed: true,
+                    ..base()
+                },
+                Decision::AwaitChange,
+            ),
+            (
+                Facts {
+                    generation_changed: true,
+                    since_last_poll: s(1),
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    refresh_requested: true,
+                    since_last_poll: s(1),
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    credentials_rejected: true,
+                    since_last_poll: s(3600),
+                    ..base()
+                },
+                Decision::AwaitChange,
+            ),
+            (
+                Facts {
+                    credentials_rejected: true,
+                    refresh_requested: true,
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    credentials_rejected: true,
+                    secret_changed: true,
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    secret_changed: true,
+                    since_last_poll: s(1),
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
+            (
+                Facts {
+                    since_last_poll: s(20),
+                    ..base()
+                },
+                Decision::Wait(s(40)),
+            ),
+            (
+                Facts {
+                    since_last_poll: s(60),
+                    ..base()
+                },
+                Decision::PollNow,
+            ),
         ];
         for (facts, want) in rows {
             assert_eq!(decide(&facts), want, "{facts:?}");
@@ -108,7 +169,10 @@ mod tests {
         // An old or missing one: due somewhere within the next period, by the spread.
         assert_eq!(assumed_since_last_poll(Some(s(900)), MIN, 0.25), s(45));
         assert_eq!(assumed_since_last_poll(None, MIN, 0.5), s(30));
-        let facts = Facts { since_last_poll: assumed_since_last_poll(None, MIN, 0.25), ..base() };
+        let facts = Facts {
+            since_last_poll: assumed_since_last_poll(None, MIN, 0.25),
+            ..base()
+        };
         assert_eq!(decide(&facts), Decision::Wait(s(15)));
     }
 

@@ -26,14 +26,32 @@ static CRDS: Once = Once::new();
 pub fn install_crds(cluster: &TestCluster) {
     CRDS.call_once(|| {
         let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-        let out = cluster.kubectl().args(["apply", "--server-side", "-f", crds]).output().expect("kubectl");
-        assert!(out.status.success(), "applying CRDs: {}", String::from_utf8_lossy(&out.stderr));
         let out = cluster
             .kubectl()
-            .args(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"])
+            .args(["apply", "--server-side", "-f", crds])
             .output()
             .expect("kubectl");
-        assert!(out.status.success(), "CRDs not established: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "applying CRDs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = cluster
+            .kubectl()
+            .args([
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                "crd",
+                "--all",
+            ])
+            .output()
+            .expect("kubectl");
+        assert!(
+            out.status.success(),
+            "CRDs not established: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }
 
@@ -49,7 +67,9 @@ pub async fn start_sim(scenario_yaml: &str) -> RunningSim {
 }
 
 pub async fn start_sim_with(scenario: Scenario) -> RunningSim {
-    sim::start(SimConfig::new(scenario)).await.expect("simulator starts")
+    sim::start(SimConfig::new(scenario))
+        .await
+        .expect("simulator starts")
 }
 
 /// Calls seen by the test's cloud client, by operation (the simulator counts too; this view
@@ -59,7 +79,10 @@ pub struct CallLog(Arc<std::sync::Mutex<Vec<(String, String)>>>);
 
 impl CallLog {
     pub fn count(&self, operation: &str) -> usize {
-        self.0.lock().map(|l| l.iter().filter(|(op, _)| op == operation).count()).unwrap_or(0)
+        self.0
+            .lock()
+            .map(|l| l.iter().filter(|(op, _)| op == operation).count())
+            .unwrap_or(0)
     }
     pub fn total(&self) -> usize {
         self.0.lock().map(|l| l.len()).unwrap_or(0)
@@ -124,7 +147,8 @@ impl Operator {
         let (synced_tx, synced_rx) = oneshot::channel::<()>();
         let shutdown = futures::FutureExt::shared(Box::pin(async move {
             let _ = stopped.await;
-        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>);
+        })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync>>);
         let task = tokio::spawn(run_controllers(client, runtime, shutdown, move || {
             let _ = synced_tx.send(());
         }));
@@ -132,7 +156,12 @@ impl Operator {
             .await
             .expect("controller caches sync in time")
             .expect("controller running");
-        Operator { stop: Some(stop), task: Some(task), calls, metrics }
+        Operator {
+            stop: Some(stop),
+            task: Some(task),
+            calls,
+            metrics,
+        }
     }
 
     /// Graceful shutdown, as on SIGTERM.
@@ -156,15 +185,33 @@ impl Drop for Operator {
 
 pub async fn create_secret(ns: &TestNamespace, name: &str, data: &[(&str, &str)]) {
     let secret = Secret {
-        metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-        string_data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()),
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
         ..Default::default()
     };
-    ns.api::<Secret>().create(&PostParams::default(), &secret).await.expect("create secret");
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create secret");
 }
 
 pub async fn access_key_secret(ns: &TestNamespace, name: &str, secret: &str) {
-    create_secret(ns, name, &[("accessKeyId", sim::DEFAULT_ACCESS_KEY_ID), ("accessKeySecret", secret)]).await;
+    create_secret(
+        ns,
+        name,
+        &[
+            ("accessKeyId", sim::DEFAULT_ACCESS_KEY_ID),
+            ("accessKeySecret", secret),
+        ],
+    )
+    .await;
 }
 
 /// Create a watch from a spec written as JSON.
@@ -176,15 +223,25 @@ pub async fn create_watch(ns: &TestNamespace, name: &str, spec: serde_json::Valu
         "spec": spec,
     }))
     .expect("watch manifest");
-    ns.api::<ChangeOrderWatch>().create(&PostParams::default(), &watch).await.expect("create watch")
+    ns.api::<ChangeOrderWatch>()
+        .create(&PostParams::default(), &watch)
+        .await
+        .expect("create watch")
 }
 
 pub async fn orders(ns: &TestNamespace) -> Vec<ChangeOrder> {
-    ns.api::<ChangeOrder>().list(&ListParams::default()).await.expect("list changeorders").items
+    ns.api::<ChangeOrder>()
+        .list(&ListParams::default())
+        .await
+        .expect("list changeorders")
+        .items
 }
 
 pub async fn order(ns: &TestNamespace, id: &str) -> Option<ChangeOrder> {
-    orders(ns).await.into_iter().find(|o| o.spec.change_order_id == id)
+    orders(ns)
+        .await
+        .into_iter()
+        .find(|o| o.spec.change_order_id == id)
 }
 
 /// Every resourceVersion of the namespace's ChangeOrders and watches: equal snapshots mean
@@ -192,10 +249,22 @@ pub async fn order(ns: &TestNamespace, id: &str) -> Option<ChangeOrder> {
 pub async fn versions(ns: &TestNamespace) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for o in orders(ns).await {
-        out.insert(format!("co/{}", o.name_any()), o.resource_version().unwrap_or_default());
+        out.insert(
+            format!("co/{}", o.name_any()),
+            o.resource_version().unwrap_or_default(),
+        );
     }
-    for w in ns.api::<ChangeOrderWatch>().list(&ListParams::default()).await.expect("list watches").items {
-        out.insert(format!("cow/{}", w.name_any()), w.resource_version().unwrap_or_default());
+    for w in ns
+        .api::<ChangeOrderWatch>()
+        .list(&ListParams::default())
+        .await
+        .expect("list watches")
+        .items
+    {
+        out.insert(
+            format!("cow/{}", w.name_any()),
+            w.resource_version().unwrap_or_default(),
+        );
     }
     out
 }

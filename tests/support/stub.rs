@@ -1,7 +1,6 @@
 //! A tiny programmable HTTP server on 127.0.0.1 for the cloud client's integration tests:
 //! each test supplies a function from request to reply; requests are recorded.
 
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
