@@ -62,6 +62,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub recorder: Recorder,
     synced: tokio::sync::watch::Receiver<bool>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
     memory: Mutex<HashMap<String, Memory>>,
 }
 
@@ -86,6 +87,7 @@ impl Context {
             metrics,
             recorder,
             synced,
+            stopping: Arc::default(),
             memory: Mutex::default(),
         })
     }
@@ -95,6 +97,15 @@ impl Context {
     pub async fn caches_synced(&self) {
         let mut synced = self.synced.clone();
         let _ = synced.wait_for(|s| *s).await;
+    }
+
+    /// Set once shutdown begins: no new poll starts after it.
+    pub fn stopping_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.stopping.clone()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Memory of a watch, keyed by uid so a re-created watch starts fresh.

@@ -84,6 +84,9 @@ where
     }
 }
 
+/// How long reconciles in flight may run on after a shutdown signal.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 type Boxed = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One controller over one scope (a namespace or the whole cluster): returns a future that
@@ -92,7 +95,7 @@ fn controller_for(
     client: Client,
     rt: &Runtime,
     ns: Option<String>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> (Boxed, Boxed) {
     let ns = ns.as_deref();
     let managed = format!("{}=changeorder-operator", labels::MANAGED_BY);
@@ -151,6 +154,7 @@ fn controller_for(
         synced_rx,
     );
 
+    let ctx_stopping = ctx.stopping_flag();
     let controller = Controller::new(scoped::<ChangeOrderWatch>(client, ns), watcher::Config::default());
     let watches = controller.store();
     let run = controller
@@ -166,7 +170,7 @@ fn controller_for(
                 .collect::<Vec<_>>()
         })
         .with_config(controller::Config::default().concurrency(rt.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| {
             if let Err(e) = result {
@@ -174,11 +178,21 @@ fn controller_for(
             }
             futures::future::ready(())
         });
+    let stopping = ctx_stopping.clone();
     let run = async move {
+        // After the signal, reconciles in flight get a short grace period; new ones return at
+        // once (see `Context::stopping`), so shutdown does not wait for scheduled polls.
+        let deadline = async move {
+            shutdown.await;
+            tracing::debug!("no new polls: shutting down");
+            stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
         tokio::select! {
             _ = run => {}
             _ = order_events => {}
             _ = secret_events => {}
+            _ = deadline => tracing::warn!("reconciles still running after the grace period; stopping anyway"),
         }
     };
     let sync = async move {

@@ -68,6 +68,9 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     }
     // Decisions below read the caches: before their first full list they would show orders
     // and Secrets as missing (and so rewrite statuses or report a Secret as absent).
+    if ctx.is_stopping() {
+        return Ok(Action::await_change());
+    }
     ctx.caches_synced().await;
     let now = Timestamp::now();
     let generation = watch.metadata.generation;
@@ -251,7 +254,9 @@ async fn poll(
     };
     let existing = plan::existing_by_id(existing_objects);
     let wanted = plan::to_describe(&listed, &existing);
+    // On shutdown the remaining describes are skipped: what the list says is written instead.
     let described: Vec<(String, Result<CloudOrder, CloudError>)> = futures::stream::iter(wanted)
+        .take_while(|_| futures::future::ready(!ctx.is_stopping()))
         .map(|id| {
             let credentials = &credentials;
             async move {

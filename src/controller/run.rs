@@ -241,6 +241,7 @@ async fn run_as_candidate(
     };
     let ready = readiness.clone();
     run_controllers(client, runtime, stop, move || ready.set_ready(true)).await;
+    tracing::info!("controllers stopped");
     metrics.set_leader(false);
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RunError::LostLeadership);

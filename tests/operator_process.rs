@@ -1,0 +1,378 @@
+//! The real `changeorder-operator run` binary, as a cluster runs it: with the Helm chart's
+//! ServiceAccount token, environment and RBAC; two replicas behind a Lease; SIGTERM.
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use changeorder_operator::crd::ChangeOrderWatch;
+use changeorder_operator::sim::{self, Scenario};
+use k8s_openapi::api::coordination::v1::Lease;
+use serde_yaml::Value;
+use support::cluster::{TestNamespace, eventually};
+use support::operator::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+const BIN: &str = env!("CARGO_BIN_EXE_changeorder-operator");
+
+/// One operator process; killed when dropped, its output kept in files for failure reports.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, dir: &Path, env: &[(String, String)], args: &[&str]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let err = file.try_clone().expect("log file");
+        let child = Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("start the operator");
+        Proc { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("----- {} -----\n{}", self.log.display(), self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.text().await.ok()?))
+}
+
+fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A kubeconfig that authenticates with `token` (and nothing else) against the test cluster.
+fn token_kubeconfig(ns: &TestNamespace, token: &str, path: &Path) {
+    let ca = ok(ns.cluster().kubectl().args([
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]));
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "test", "cluster": {"server": ns.cluster().apiserver_url(), "certificate-authority-data": ca}}],
+        "users": [{"name": "sa", "user": {"token": token.trim()}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": "sa", "namespace": ns.name()}}],
+    });
+    std::fs::write(path, serde_yaml::to_string(&config).expect("yaml")).expect("write kubeconfig");
+}
+
+fn demo_watches_spec(url: &str) -> Vec<(&'static str, &'static str, serde_json::Value)> {
+    vec![
+        (
+            "edas",
+            "cloud",
+            serde_json::json!({"provider": "edas", "endpoint": url, "appId": "demo-edas-app", "credentialsSecretRef": {"name": "cloud"}}),
+        ),
+        (
+            "appstack",
+            "token",
+            serde_json::json!({"provider": "appstack", "endpoint": url, "organizationId": "demo-org", "appName": "demo-app", "credentialsSecretRef": {"name": "token"}}),
+        ),
+    ]
+}
+
+async fn user_objects(ns: &TestNamespace, url: &str) {
+    access_key_secret(ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_secret(ns, "token", &[("token", sim::DEFAULT_YUNXIAO_TOKEN)]).await;
+    for (name, _, spec) in demo_watches_spec(url) {
+        create_watch(ns, name, spec).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_identity_and_settings_do_the_whole_job() {
+    let ns = namespace("chart-sa").await;
+    let other = namespace("chart-other").await;
+    let sim = support::operator::start_sim_with(Scenario::demo().expect("demo")).await;
+    user_objects(&ns, &sim.url()).await;
+    create_secret(&other, "elsewhere", &[("token", "not for the operator")]).await;
+
+    // Install the chart limited to this namespace; the CRDs are already there.
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changeorder-operator");
+    ok(ns.helm().args([
+        "install",
+        "cop",
+        chart,
+        "--set",
+        "crds.install=false",
+        "--set",
+        &format!("watchNamespaces={{{}}}", ns.name()),
+        "--set",
+        "operator.defaultInterval=3s",
+        "--set",
+        "operator.defaultInFlightInterval=2s",
+    ]));
+    let deployment: Value = serde_yaml::from_str(&ok(ns.kubectl().args([
+        "get",
+        "deployment",
+        "-l",
+        "app.kubernetes.io/instance=cop",
+        "-o",
+        "yaml",
+    ])))
+    .expect("deployment yaml");
+    let pod = &deployment["items"][0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let sa = pod["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName")
+        .to_string();
+    assert_eq!(container["args"][0].as_str(), Some("run"));
+
+    // The container's environment as the chart renders it; the downward API fields by hand.
+    let admin_port = free_port();
+    let mut env: Vec<(String, String)> = container["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .filter(|(k, _)| k != "CHANGEORDER_ADMIN_LISTEN")
+        .collect();
+    env.push(("POD_NAME".into(), "cop-0".into()));
+    env.push(("POD_NAMESPACE".into(), ns.name().to_string()));
+    env.push((
+        "CHANGEORDER_ADMIN_LISTEN".into(),
+        format!("127.0.0.1:{admin_port}"),
+    ));
+    assert!(
+        env.iter()
+            .any(|(k, v)| k == "CHANGEORDER_NAMESPACES" && v == ns.name()),
+        "{env:?}"
+    );
+
+    // Its ServiceAccount's token, from the TokenRequest API, is the only credential.
+    let token = ok(ns.kubectl().args(["create", "token", &sa, "--duration=1h"]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    token_kubeconfig(&ns, &token, &kubeconfig);
+    env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+    let operator = Proc::spawn("operator", dir.path(), &env, &[]);
+
+    eventually(
+        "ChangeOrders written under the chart's identity",
+        WAIT,
+        || async {
+            let all = orders(&ns).await;
+            (all.iter().filter(|o| o.status.is_some()).count() >= 20).then_some(())
+        },
+    )
+    .await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    for (name, _, _) in demo_watches_spec(&sim.url()) {
+        eventually("watch Ready", WAIT, || async {
+            let w = watches.get(name).await.ok()?;
+            (watch_ready(&w)? == ("True".to_string(), "Polled".to_string())).then_some(())
+        })
+        .await;
+    }
+    let (status, _) = eventually("ready", WAIT, || async {
+        http_get(admin_port, "/ready").await.filter(|(s, _)| *s == 200)
+    })
+    .await;
+    assert_eq!(status, 200);
+    let (_, metrics) = http_get(admin_port, "/metrics").await.expect("metrics");
+    assert!(metrics.contains("changeorder_cloud_calls_total{"), "{metrics}");
+    assert!(
+        metrics.contains("changeorder_orders{phase=\"Succeeded\"}"),
+        "{metrics}"
+    );
+    // Events were allowed and written.
+    let events = ok(ns
+        .kubectl()
+        .args(["get", "events", "-o", "jsonpath={.items[*].reason}"]));
+    assert!(
+        events.contains("Executing") || events.contains("Preparing"),
+        "{events}"
+    );
+    // What the identity must not do: read Secrets outside its namespaces.
+    let denied = ns
+        .cluster()
+        .kubectl()
+        .args([
+            "auth",
+            "can-i",
+            "get",
+            "secrets",
+            "-n",
+            other.name(),
+            &format!("--as=system:serviceaccount:{}:{sa}", ns.name()),
+        ])
+        .output()
+        .expect("kubectl auth can-i");
+    let denied = String::from_utf8_lossy(&denied.stdout);
+    assert_eq!(denied.trim(), "no");
+    assert!(
+        !operator.log().contains("Forbidden"),
+        "no permission errors:\n{}",
+        operator.log()
+    );
+    assert!(
+        !operator.log().contains(sim::DEFAULT_ACCESS_KEY_SECRET),
+        "secrets never logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
+    let ns = namespace("replicas").await;
+    let sim = support::operator::start_sim_with(Scenario::demo().expect("demo")).await;
+    user_objects(&ns, &sim.url()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = ns.cluster().kubeconfig().display().to_string();
+    let start = |name: &str| {
+        let port = free_port();
+        let env = vec![
+            ("KUBECONFIG".to_string(), kubeconfig.clone()),
+            ("CHANGEORDER_NAMESPACES".to_string(), ns.name().to_string()),
+            ("CHANGEORDER_LEADER_ELECTION".to_string(), "true".to_string()),
+            (
+                "CHANGEORDER_LEADER_ELECTION_NAMESPACE".to_string(),
+                ns.name().to_string(),
+            ),
+            ("CHANGEORDER_LEASE_DURATION".to_string(), "4s".to_string()),
+            ("CHANGEORDER_IDENTITY".to_string(), name.to_string()),
+            (
+                "CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL".to_string(),
+                "1s".to_string(),
+            ),
+            (
+                "CHANGEORDER_ADMIN_LISTEN".to_string(),
+                format!("127.0.0.1:{port}"),
+            ),
+            (
+                "CHANGEORDER_LOG".to_string(),
+                "info,changeorder_operator::cloud=debug".to_string(),
+            ),
+        ];
+        (Proc::spawn(name, dir.path(), &env, &[]), port)
+    };
+    let (mut a, a_port) = start("replica-a");
+    let (mut b, b_port) = start("replica-b");
+    let leases = ns.api::<Lease>();
+    let holder = eventually("a leader", WAIT, || async {
+        let lease = leases.get("changeorder-operator").await.ok()?;
+        lease.spec?.holder_identity.filter(|h| !h.is_empty())
+    })
+    .await;
+    eventually("orders from the leader", WAIT, || async {
+        (orders(&ns).await.len() >= 20).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (leader, leader_port, standby, standby_port) = if holder == "replica-a" {
+        (&mut a, a_port, &mut b, b_port)
+    } else {
+        (&mut b, b_port, &mut a, a_port)
+    };
+    assert!(leader.log().contains("cloud call"), "the leader polls");
+    assert!(
+        !standby.log().contains("cloud call"),
+        "the standby makes no cloud call:\n{}",
+        standby.log()
+    );
+    // Both are ready: the standby can take over at any time.
+    assert_eq!(http_get(leader_port, "/ready").await.map(|r| r.0), Some(200));
+    assert_eq!(http_get(standby_port, "/ready").await.map(|r| r.0), Some(200));
+
+    // SIGTERM: the leader exits cleanly and hands over without waiting out the lease.
+    let handed_over = std::time::Instant::now();
+    leader.terminate();
+    assert_eq!(
+        leader.exit_code(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        leader.log()
+    );
+    let exited = handed_over.elapsed();
+    let standby_name = if holder == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    eventually("the standby leads", WAIT, || async {
+        let lease = leases.get("changeorder-operator").await.ok()?;
+        (lease.spec?.holder_identity.as_deref() == Some(standby_name)).then_some(())
+    })
+    .await;
+    let took = handed_over.elapsed();
+    eventually("the new leader polls", WAIT, || async {
+        standby.log().contains("cloud call").then_some(())
+    })
+    .await;
+    eprintln!("after SIGTERM: leader exited in {exited:?}, standby leading after {took:?}");
+    assert!(
+        took < exited + Duration::from_secs(4),
+        "released, not waited out: {took:?}"
+    );
+    standby.terminate();
+    assert_eq!(
+        standby.exit_code(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        standby.log()
+    );
+}
