@@ -60,7 +60,9 @@ kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
 kubectl create namespace demo >/dev/null
 kubectl apply -n demo -f examples/edas/ -f examples/sae/ -f examples/appstack/ >/dev/null
 # Poll faster than the examples' production settings, so the demo moves visibly.
-kubectl patch -n demo changeorderwatches --all --type merge -p '{"spec":{"inFlightInterval":"3s","interval":"10s"}}' >/dev/null
+for watch in $(kubectl get -n demo changeorderwatches -o name); do
+  kubectl patch -n demo "$watch" --type merge -p '{"spec":{"inFlightInterval":"3s","interval":"10s"}}' >/dev/null
+done
 
 say "starting the operator (log: $state/operator.log, metrics: http://$admin_addr/metrics)"
 "$operator" run --admin-listen "$admin_addr" >"$state/operator.log" 2>&1 &

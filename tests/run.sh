@@ -26,3 +26,16 @@ if [ -x tests/sdk/run.sh ]; then
   step "official Alibaba Cloud Python SDKs against the simulator"
   tests/sdk/run.sh
 fi
+
+step "the README's demo, as a new user runs it (60 s)"
+demo_out=$(mktemp)
+DEMO_SECONDS=60 DEMO_DIR="$(mktemp -d)/demo" ./examples/demo.sh >"$demo_out"
+# The demo's rollout must be seen moving: Pending first, then waiting for a person, then done.
+for phase in Pending Running AwaitingConfirmation AwaitingApproval Succeeded Failed; do
+  grep -q "demo-edas-demo-edas-rollout .* $phase \|demo-sae-demo-sae-approval .* $phase \| $phase " "$demo_out" ||
+    { echo "demo: no ChangeOrder reached $phase"; cat "$demo_out"; exit 1; }
+done
+grep -q "demo-edas-demo-edas-rollout .*AwaitingConfirmation" "$demo_out" ||
+  { echo "demo: the EDAS rollout never waited for confirmation"; cat "$demo_out"; exit 1; }
+rm -f "$demo_out"
+echo "demo: PASS"
