@@ -724,3 +724,105 @@ async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     assert_eq!(ids, ["r-1", "r-2", "r-3", "r-4"]);
     op.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_specs_are_refused_with_the_field_named() {
+    let ns = namespace("invalid").await;
+    // (spec, words the API server's refusal must contain)
+    let cases = [
+        (
+            r#"{"provider": "edas", "region": "cn-hangzhou", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.appId is required when spec.provider is edas or sae",
+        ),
+        (
+            r#"{"provider": "appstack", "organizationId": "o", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.organizationId and spec.appName are required",
+        ),
+        (
+            r#"{"provider": "sae", "appId": "a", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.region or spec.endpoint",
+        ),
+        (
+            r#"{"provider": "gcp", "appId": "a", "region": "x", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.provider",
+        ),
+        (
+            r#"{"provider": "edas", "appId": "a", "region": "x", "interval": "1s", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.interval must be at least 5s",
+        ),
+        (
+            r#"{"provider": "edas", "appId": "a", "region": "x", "interval": "soon", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.interval",
+        ),
+        (
+            r#"{"provider": "edas", "appId": "a", "endpoint": "ftp://x", "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.endpoint",
+        ),
+        (
+            r#"{"provider": "appstack", "organizationId": "o", "appName": "a", "states": ["DONE"], "credentialsSecretRef": {"name": "c"}}"#,
+            "spec.states[0]",
+        ),
+        (
+            r#"{"provider": "edas", "appId": "a", "region": "x"}"#,
+            "spec.credentialsSecretRef",
+        ),
+    ];
+    for (i, (spec, want)) in cases.iter().enumerate() {
+        let manifest = format!(
+            r#"{{"apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatch", "metadata": {{"name": "bad-{i}"}}, "spec": {spec}}}"#
+        );
+        let mut child = ns
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(manifest.as_bytes())
+            .expect("write manifest");
+        let out = child.wait_with_output().expect("kubectl apply");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "case {i} accepted: {spec}");
+        assert!(stderr.contains(want), "case {i}: {want:?} not in {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_watch_makes_no_calls_until_resumed() {
+    let ns = namespace("suspend").await;
+    let sim = start_sim(SETTLED).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "app",
+        serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": "app-settled", "suspend": true,
+            "credentialsSecretRef": {"name": "cloud"},
+        }),
+    )
+    .await;
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    eventually("Suspended", SETTLE, || async {
+        let w = watches.get("app").await.ok()?;
+        (watch_ready(&w)? == ("False".to_string(), "Suspended".to_string())).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(op.calls.total(), 0, "no cloud call while suspended");
+    let patch = serde_json::json!({"spec": {"suspend": false}});
+    watches
+        .patch("app", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("resume");
+    eventually("polled after resuming", SETTLE, || async {
+        (orders(&ns).await.len() == 4).then_some(())
+    })
+    .await;
+}
