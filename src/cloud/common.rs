@@ -92,6 +92,28 @@ pub fn count(obj: &Value, keys: &[&str]) -> Option<u32> {
     json::int(obj, keys).and_then(|n| u32::try_from(n).ok())
 }
 
+/// Which keys an EDAS or SAE pipeline (batch) uses, most specific first.
+pub struct PipelineKeys {
+    pub status: &'static [&'static str],
+    pub errors: &'static [&'static str],
+    pub info: &'static [&'static str],
+}
+
+/// One EDAS/SAE pipeline as a batch. The two products name a few fields differently.
+pub fn pop_pipeline(p: &Value, zone: jiff::tz::Offset, keys: &PipelineKeys) -> Batch {
+    let state = json::string(p, keys.status).unwrap_or_default();
+    let updated = json::field(p, &["UpdateTime"]).and_then(|t| crate::cloud::time::parse_time(t, zone));
+    Batch {
+        id: json::string(p, &["PipelineId"]),
+        name: json::string(p, &["PipelineName"]).unwrap_or_default(),
+        start_time: json::field(p, &["StartTime"]).and_then(|t| crate::cloud::time::parse_time(t, zone)),
+        // UpdateTime is the last change; once the pipeline has finished, that is its end.
+        end_time: if pop_batch_finished(&state) { updated } else { None },
+        message: batch_errors(p, keys.errors).or_else(|| batch_errors(p, keys.info)),
+        state,
+    }
+}
+
 /// Merge a detail (describe) into what the list said: the detail wins where it has a value,
 /// the list fills what the detail lacks (EDAS detail has no FinishTime, for one).
 pub fn merge(listed: &CloudOrder, mut detail: CloudOrder) -> CloudOrder {

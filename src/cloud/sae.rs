@@ -195,21 +195,14 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
     Ok(o)
 }
 
+const PIPELINE_KEYS: common::PipelineKeys = common::PipelineKeys {
+    status: &["Status", "PipelineStatus"],
+    errors: ERROR_KEYS,
+    info: INFO_KEYS,
+};
+
 fn parse_pipeline(p: &Value, zone: Offset) -> Batch {
-    let state = json::string(p, &["Status", "PipelineStatus"]).unwrap_or_default();
-    let updated = json::field(p, &["UpdateTime"]).and_then(|t| parse_time(t, zone));
-    Batch {
-        id: json::string(p, &["PipelineId"]),
-        name: json::string(p, &["PipelineName"]).unwrap_or_default(),
-        start_time: json::field(p, &["StartTime"]).and_then(|t| parse_time(t, zone)),
-        end_time: if common::pop_batch_finished(&state) {
-            updated
-        } else {
-            None
-        },
-        message: batch_errors(p, ERROR_KEYS).or_else(|| batch_errors(p, INFO_KEYS)),
-        state,
-    }
+    common::pop_pipeline(p, zone, &PIPELINE_KEYS)
 }
 
 #[cfg(test)]
