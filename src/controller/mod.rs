@@ -7,6 +7,7 @@ pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod watch_status;

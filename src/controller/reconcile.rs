@@ -9,7 +9,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -19,10 +18,10 @@ use crate::cloud::common::merge;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::error::{CloudError, ErrorKind};
 use crate::cloud::model::CloudOrder;
-use crate::conditions;
 use crate::controller::args::parse_duration;
 use crate::controller::context::{Context, Error, Memory};
 use crate::controller::plan::{self, Retention};
+use crate::controller::report::{self, publish_phase_event, record_phase_metrics, update_phase_gauge};
 use crate::controller::schedule::{self, Decision, Facts};
 use crate::controller::watch_status::{self, Outcome, reason};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION, labels};
@@ -445,82 +444,6 @@ async fn apply_order(
     Ok(())
 }
 
-async fn publish_phase_event(
-    ctx: &Context,
-    obj: &ChangeOrder,
-    before: Option<Phase>,
-    after: Phase,
-    status: &crate::crd::ChangeOrderStatus,
-) {
-    let message = conditions::find(&status.conditions, mapping::CONDITION_READY)
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    let note = match before {
-        Some(b) => format!("{b} → {after}: {message}"),
-        None => format!("observed as {after}: {message}"),
-    };
-    let type_ = if matches!(after, Phase::Failed | Phase::Cancelled | Phase::Unknown) {
-        EventType::Warning
-    } else {
-        EventType::Normal
-    };
-    let event = Event {
-        type_,
-        reason: status.reason.clone().unwrap_or_else(|| after.to_string()),
-        note: Some(truncate(note, 1024)),
-        action: "Poll".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
-    }
-}
-
-fn record_phase_metrics(
-    ctx: &Context,
-    obj: &ChangeOrder,
-    stored: Option<&ChangeOrder>,
-    after: Phase,
-    now: Timestamp,
-) {
-    let provider = obj.spec.provider;
-    if after.is_terminal()
-        && let Some(created) = &obj.spec.create_time
-    {
-        let finished = obj
-            .status
-            .as_ref()
-            .and_then(|s| s.finish_time.as_ref())
-            .map(|t| t.0)
-            .unwrap_or(now);
-        if let Ok(d) = Duration::try_from(finished.duration_since(created.0)) {
-            ctx.metrics.order_finished(provider, after, d);
-        }
-    }
-    // Leaving a phase that waited for a person: record how long it waited.
-    let waited_since = stored
-        .and_then(|s| s.status.as_ref())
-        .filter(|s| s.phase.is_some_and(Phase::awaits_input) && !after.awaits_input())
-        .and_then(|s| conditions::find(&s.conditions, mapping::CONDITION_AWAITING_INPUT))
-        .map(|c| c.last_transition_time.0);
-    if let Some(since) = waited_since
-        && let Ok(d) = Duration::try_from(now.duration_since(since))
-    {
-        ctx.metrics.awaited_input(provider, d);
-    }
-}
-
-fn truncate(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
 /// Write the watch's status when it differs from the stored one; publish an Event when the
 /// Ready reason changes (not on every poll).
 async fn write_watch_status(
@@ -556,41 +479,6 @@ async fn write_watch_status(
     )
     .await?;
 
-    let old = previous.and_then(|s| conditions::find(&s.conditions, "Ready"));
-    let new = conditions::find(&desired.conditions, "Ready");
-    if let Some(new) = new
-        && old.map(|c| (&c.status, &c.reason)) != Some((&new.status, &new.reason))
-        && (new.status != "True" || old.is_some())
-    {
-        let event = Event {
-            type_: if new.status == "True" {
-                EventType::Normal
-            } else {
-                EventType::Warning
-            },
-            reason: new.reason.clone(),
-            note: Some(truncate(new.message.clone(), 1024)),
-            action: "Poll".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &watch.object_ref(&())).await {
-            tracing::warn!(error = %e, "cannot publish event");
-        }
-    }
+    report::watch_ready_changed(ctx, watch, previous, &desired).await;
     Ok(())
-}
-
-/// Orders by phase across every watch, from the cache.
-fn update_phase_gauge(ctx: &Context) {
-    let mut counts: HashMap<Phase, u64> = HashMap::new();
-    for o in ctx.orders.state() {
-        if let Some(p) = o.status.as_ref().and_then(|s| s.phase) {
-            *counts.entry(p).or_default() += 1;
-        }
-    }
-    let all: Vec<(Phase, u64)> = Phase::ALL
-        .iter()
-        .map(|p| (*p, counts.get(p).copied().unwrap_or(0)))
-        .collect();
-    ctx.metrics.set_orders_by_phase(&all);
 }
