@@ -826,3 +826,45 @@ async fn a_suspended_watch_makes_no_calls_until_resumed() {
     })
     .await;
 }
+
+const BUSY: &str = r#"
+apps:
+  - provider: sae
+    appId: busy-1
+    changeOrders:
+      - { id: b1-1, createdAt: -1m, status: 1 }
+      - { id: b1-2, createdAt: -2m, status: 8 }
+  - provider: sae
+    appId: busy-2
+    changeOrders:
+      - { id: b2-1, createdAt: -1m, status: 1 }
+      - { id: b2-2, createdAt: -2m, status: 11 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_sharing_an_account_share_its_call_budget() {
+    let ns = namespace("budget").await;
+    let sim = start_sim(BUSY).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    for app in ["busy-1", "busy-2"] {
+        create_watch(&ns, app, serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": app, "credentialsSecretRef": {"name": "cloud"},
+        }))
+        .await;
+    }
+    // 60 calls a minute for the account: a burst of 6, then one a second, whatever the watches
+    // would like (each wants 3 calls a second: list + 2 describes, every second).
+    let op = Operator::start_with_budget(ns.client(), ns.name(), fast_settings(), 60).await;
+    eventually("both watches polled", SETTLE, || async {
+        (orders(&ns).await.len() == 4).then_some(())
+    })
+    .await;
+    let before = op.calls.total();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let calls = op.calls.total() - before;
+    assert!(
+        (6..=12).contains(&calls),
+        "{calls} calls in 10 s with a budget of one a second"
+    );
+    eprintln!("shared budget: {calls} calls in 10 s for two busy watches (budget 60/min)");
+}

@@ -109,6 +109,16 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(client: Client, ns: &str, settings: Settings) -> Operator {
+        Self::start_with_budget(client, ns, settings, 6000).await
+    }
+
+    /// With a call budget of `calls_per_minute` per credential, as `run --calls-per-minute`.
+    pub async fn start_with_budget(
+        client: Client,
+        ns: &str,
+        settings: Settings,
+        calls_per_minute: u32,
+    ) -> Operator {
         // RUST_LOG=changeorder_operator=debug shows the controller's view of a failing test.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -131,7 +141,7 @@ impl Operator {
                     l.push((o.operation.to_string(), o.result.to_string()));
                 }
             })),
-            budget: Some(Arc::new(Budget::new(6000))),
+            budget: Some(Arc::new(Budget::new(calls_per_minute))),
             ..ClientConfig::default()
         })
         .expect("cloud client");
