@@ -67,12 +67,21 @@ free_ports() {
 
 # start NAME CMD...: runs CMD detached in its own session (so it is its own
 # process group and outlives the caller's terminal), output to logs/NAME.log,
-# pid to pids/NAME.pid.
+# pid to pids/NAME.pid. The pid is written by the process itself just before
+# it execs CMD, because setsid forks when its caller already leads a group
+# (as under `bash -m`), and then $! would name the wrong process.
 start() {
-  local name=$1
+  local name=$1 pidfile=$dir/pids/$1.pid i
   shift
-  setsid "$@" </dev/null >>"$dir/logs/$name.log" 2>&1 &
-  echo $! >"$dir/pids/$name.pid"
+  rm -f "$pidfile"
+  # shellcheck disable=SC2016 # expanded by the inner shell
+  setsid bash -c 'echo $$ >"$0.tmp" && mv "$0.tmp" "$0" && exec "$@"' "$pidfile" "$@" \
+    </dev/null >>"$dir/logs/$name.log" 2>&1 &
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $pidfile ]] && return 0
+    sleep 0.05
+  done
+  die "$name did not start"
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
