@@ -53,50 +53,7 @@ async fn every_contract_row_reaches_a_change_order() {
     .await;
     let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
 
-    // (order id, phase, reason)
-    let rows = [
-        ("demo-edas-preparing", "Pending", "Preparing"),
-        ("demo-edas-running", "Running", "Executing"),
-        ("demo-edas-succeeded", "Succeeded", "Succeeded"),
-        ("demo-edas-failed", "Failed", "Failed"),
-        ("demo-edas-terminated", "Cancelled", "Terminated"),
-        ("demo-edas-partially-succeeded", "Failed", "PartiallySucceeded"),
-        (
-            "demo-edas-awaiting-confirmation",
-            "AwaitingConfirmation",
-            "ManualBatchConfirmation",
-        ),
-        ("demo-edas-waiting-next-batch", "Running", "WaitingForNextBatch"),
-        ("demo-edas-system-error", "Failed", "SystemError"),
-        ("demo-edas-unknown", "Unknown", "UnknownStatus"),
-        ("demo-edas-single-succeeded", "Succeeded", "Succeeded"),
-        ("demo-sae-preparing", "Pending", "Preparing"),
-        ("demo-sae-running", "Running", "Executing"),
-        ("demo-sae-exception", "Running", "Executing"),
-        ("demo-sae-succeeded", "Succeeded", "Succeeded"),
-        ("demo-sae-failed", "Failed", "Failed"),
-        ("demo-sae-terminated", "Cancelled", "Terminated"),
-        (
-            "demo-sae-awaiting-confirmation",
-            "AwaitingConfirmation",
-            "ManualBatchConfirmation",
-        ),
-        ("demo-sae-waiting-next-batch", "Running", "WaitingForNextBatch"),
-        ("demo-sae-system-error", "Failed", "SystemError"),
-        ("demo-sae-pending-approval", "AwaitingApproval", "PendingApproval"),
-        ("demo-sae-approved", "Pending", "Approved"),
-        ("demo-sae-unknown", "Unknown", "UnknownStatus"),
-        ("as-init", "Pending", "Init"),
-        ("as-preparing", "Pending", "Preparing"),
-        ("as-running", "Running", "Running"),
-        ("as-stopping", "Running", "Stopping"),
-        ("as-suspending", "Running", "Suspending"),
-        ("as-suspended", "Paused", "Suspended"),
-        ("as-success", "Succeeded", "Succeeded"),
-        ("as-failed", "Failed", "Failed"),
-        ("as-canceled", "Cancelled", "Canceled"),
-        ("as-unknown", "Unknown", "UnknownStatus"),
-    ];
+    let rows = DEMO_ROWS;
     let all = eventually("every demo order as a ChangeOrder", SETTLE, || async {
         let all = orders(&ns).await;
         let found: BTreeMap<String, _> = all
@@ -110,62 +67,21 @@ async fn every_contract_row_reaches_a_change_order() {
     .await;
     for (id, phase_want, reason_want) in rows {
         let o = &all[id];
-        let status = o.status.as_ref().expect("status");
-        assert_eq!(phase(o).as_deref(), Some(phase_want), "{id}");
-        assert_eq!(status.reason.as_deref(), Some(reason_want), "{id}");
-        let terminal = matches!(phase_want, "Succeeded" | "Failed" | "Cancelled");
-        let ready = match phase_want {
-            "Succeeded" => "True",
-            "Unknown" => "Unknown",
-            _ => "False",
-        };
-        assert_eq!(
-            condition(o, "Ready"),
-            Some((ready.to_string(), reason_want.to_string())),
-            "{id}"
-        );
-        let reconciling = if terminal { "False" } else { "True" };
-        assert_eq!(
-            condition(o, "Reconciling").map(|c| c.0).as_deref(),
-            Some(reconciling),
-            "{id}"
-        );
-        let stalled = if matches!(phase_want, "Failed" | "Cancelled") {
-            "True"
-        } else {
-            "False"
-        };
-        assert_eq!(
-            condition(o, "Stalled").map(|c| c.0).as_deref(),
-            Some(stalled),
-            "{id}"
-        );
-        let awaiting = matches!(phase_want, "AwaitingConfirmation" | "AwaitingApproval" | "Paused");
-        assert_eq!(
-            condition(o, "AwaitingInput").map(|c| c.0 == "True"),
-            Some(awaiting),
-            "{id}"
-        );
-        let degraded = id == "demo-sae-exception";
-        assert_eq!(
-            condition(o, "Degraded").map(|c| c.0 == "True"),
-            Some(degraded),
-            "{id}"
-        );
-        assert!(status.provider_status.is_some(), "{id} keeps the raw value");
-        assert!(
-            status
-                .conditions
+        assert_contract_row(o, phase_want, reason_want);
+        let observed = o.status.as_ref().map(|s| {
+            s.conditions
                 .iter()
-                .all(|c| c.observed_generation == o.metadata.generation),
+                .all(|c| c.observed_generation == o.metadata.generation)
+        });
+        assert_eq!(
+            observed,
+            Some(true),
             "{id}: conditions observe the current generation"
         );
         let labels = o.metadata.labels.clone().unwrap_or_default();
         assert!(labels.contains_key("changeorder.io/watch") && labels.contains_key("changeorder.io/app"));
-        assert_eq!(
-            o.metadata.owner_references.as_ref().map(|r| r[0].kind.as_str()),
-            Some("ChangeOrderWatch")
-        );
+        let owner = o.metadata.owner_references.as_ref().map(|r| r[0].kind.as_str());
+        assert_eq!(owner, Some("ChangeOrderWatch"));
     }
     assert_eq!(
         all["demo-sae-unknown"]

@@ -296,3 +296,101 @@ pub fn watch_ready(w: &ChangeOrderWatch) -> Option<(String, String)> {
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
         .map(|c| (c.status.clone(), c.reason.clone()))
 }
+
+/// Every row of the contract's status table, as the simulator's built-in demo has it:
+/// (order id, phase, reason).
+pub const DEMO_ROWS: [(&str, &str, &str); 33] = [
+    ("demo-edas-preparing", "Pending", "Preparing"),
+    ("demo-edas-running", "Running", "Executing"),
+    ("demo-edas-succeeded", "Succeeded", "Succeeded"),
+    ("demo-edas-failed", "Failed", "Failed"),
+    ("demo-edas-terminated", "Cancelled", "Terminated"),
+    ("demo-edas-partially-succeeded", "Failed", "PartiallySucceeded"),
+    (
+        "demo-edas-awaiting-confirmation",
+        "AwaitingConfirmation",
+        "ManualBatchConfirmation",
+    ),
+    ("demo-edas-waiting-next-batch", "Running", "WaitingForNextBatch"),
+    ("demo-edas-system-error", "Failed", "SystemError"),
+    ("demo-edas-unknown", "Unknown", "UnknownStatus"),
+    ("demo-edas-single-succeeded", "Succeeded", "Succeeded"),
+    ("demo-sae-preparing", "Pending", "Preparing"),
+    ("demo-sae-running", "Running", "Executing"),
+    ("demo-sae-exception", "Running", "Executing"),
+    ("demo-sae-succeeded", "Succeeded", "Succeeded"),
+    ("demo-sae-failed", "Failed", "Failed"),
+    ("demo-sae-terminated", "Cancelled", "Terminated"),
+    (
+        "demo-sae-awaiting-confirmation",
+        "AwaitingConfirmation",
+        "ManualBatchConfirmation",
+    ),
+    ("demo-sae-waiting-next-batch", "Running", "WaitingForNextBatch"),
+    ("demo-sae-system-error", "Failed", "SystemError"),
+    ("demo-sae-pending-approval", "AwaitingApproval", "PendingApproval"),
+    ("demo-sae-approved", "Pending", "Approved"),
+    ("demo-sae-unknown", "Unknown", "UnknownStatus"),
+    ("as-init", "Pending", "Init"),
+    ("as-preparing", "Pending", "Preparing"),
+    ("as-running", "Running", "Running"),
+    ("as-stopping", "Running", "Stopping"),
+    ("as-suspending", "Running", "Suspending"),
+    ("as-suspended", "Paused", "Suspended"),
+    ("as-success", "Succeeded", "Succeeded"),
+    ("as-failed", "Failed", "Failed"),
+    ("as-canceled", "Cancelled", "Canceled"),
+    ("as-unknown", "Unknown", "UnknownStatus"),
+];
+
+/// The phase, reason and conditions the contract gives for one row.
+pub fn assert_contract_row(o: &ChangeOrder, phase_want: &str, reason_want: &str) {
+    let id = &o.spec.change_order_id;
+    let status = o.status.as_ref().expect("status");
+    assert_eq!(phase(o).as_deref(), Some(phase_want), "{id}");
+    assert_eq!(status.reason.as_deref(), Some(reason_want), "{id}");
+    let terminal = matches!(phase_want, "Succeeded" | "Failed" | "Cancelled");
+    let ready = match phase_want {
+        "Succeeded" => "True",
+        "Unknown" => "Unknown",
+        _ => "False",
+    };
+    assert_eq!(
+        condition(o, "Ready"),
+        Some((ready.to_string(), reason_want.to_string())),
+        "{id}"
+    );
+    let reconciling = if terminal { "False" } else { "True" };
+    assert_eq!(
+        condition(o, "Reconciling").map(|c| c.0).as_deref(),
+        Some(reconciling),
+        "{id}"
+    );
+    let stalled = if matches!(phase_want, "Failed" | "Cancelled") {
+        "True"
+    } else {
+        "False"
+    };
+    assert_eq!(
+        condition(o, "Stalled").map(|c| c.0).as_deref(),
+        Some(stalled),
+        "{id}"
+    );
+    let awaiting = matches!(phase_want, "AwaitingConfirmation" | "AwaitingApproval" | "Paused");
+    assert_eq!(
+        condition(o, "AwaitingInput").map(|c| c.0 == "True"),
+        Some(awaiting),
+        "{id}"
+    );
+    let degraded = id == "demo-sae-exception";
+    assert_eq!(
+        condition(o, "Degraded").map(|c| c.0 == "True"),
+        Some(degraded),
+        "{id}"
+    );
+    assert!(status.provider_status.is_some(), "{id} keeps the raw value");
+    assert!(
+        status.conditions.iter().all(|c| !c.message.is_empty()),
+        "{id}: every condition says why"
+    );
+}
