@@ -234,7 +234,12 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
     })
     .await;
     assert_eq!(status, 200);
-    let (_, metrics) = http_get(admin_port, "/metrics").await.expect("metrics");
+    let metrics = eventually("both watches counted ready", WAIT, || async {
+        let (_, m) = http_get(admin_port, "/metrics").await?;
+        m.contains("changeorder_watches{ready=\"true\"} 2").then_some(m)
+    })
+    .await;
+    assert!(metrics.contains("changeorder_leader 1"), "{metrics}");
     assert!(metrics.contains("changeorder_cloud_calls_total{"), "{metrics}");
     assert!(
         metrics.contains("changeorder_orders{phase=\"Succeeded\"}"),

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
 use crate::controller::metrics::Metrics;
-use crate::crd::ChangeOrder;
+use crate::crd::{ChangeOrder, ChangeOrderWatch};
 
 /// Operator-wide defaults, from the `run` flags.
 #[derive(Clone, Debug)]
@@ -57,6 +57,7 @@ pub struct Context {
     pub client: kube::Client,
     pub cloud: CloudClient,
     pub orders: Store<ChangeOrder>,
+    pub watches: Store<ChangeOrderWatch>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub settings: Settings,
     pub metrics: Metrics,
@@ -72,6 +73,7 @@ impl Context {
         client: kube::Client,
         cloud: CloudClient,
         orders: Store<ChangeOrder>,
+        watches: Store<ChangeOrderWatch>,
         secrets: Store<PartialObjectMeta<Secret>>,
         settings: Settings,
         metrics: Metrics,
@@ -82,6 +84,7 @@ impl Context {
             client,
             cloud,
             orders,
+            watches,
             secrets,
             settings,
             metrics,

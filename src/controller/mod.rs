@@ -143,11 +143,17 @@ fn controller_for(
             instance: Some(rt.identity.clone()),
         },
     );
+    let controller = Controller::new(
+        scoped::<ChangeOrderWatch>(client.clone(), ns),
+        watcher::Config::default(),
+    );
+    let watches = controller.store();
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let ctx = Context::new(
         client.clone(),
         rt.cloud.clone(),
         orders.clone(),
+        watches.clone(),
         secrets.clone(),
         rt.settings.clone(),
         rt.metrics.clone(),
@@ -156,8 +162,6 @@ fn controller_for(
     );
 
     let ctx_stopping = ctx.stopping_flag();
-    let controller = Controller::new(scoped::<ChangeOrderWatch>(client, ns), watcher::Config::default());
-    let watches = controller.store();
     let run = controller
         .watches_shared_stream(futures::stream::iter(secret_changes).flatten(), move |secret| {
             watches

@@ -21,7 +21,7 @@ use crate::cloud::model::CloudOrder;
 use crate::controller::args::parse_duration;
 use crate::controller::context::{Context, Error, Memory};
 use crate::controller::plan::{self, Retention};
-use crate::controller::report::{self, publish_phase_event, record_phase_metrics, update_phase_gauge};
+use crate::controller::report::{self, publish_phase_event, record_phase_metrics, update_gauges};
 use crate::controller::schedule::{self, Decision, Facts};
 use crate::controller::watch_status::{self, Outcome, reason};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION, labels};
@@ -204,7 +204,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
     write_watch_status(watch, ctx, outcome, request, now).await?;
-    update_phase_gauge(ctx);
+    update_gauges(ctx);
     if rejected {
         return Ok(Action::await_change());
     }

@@ -120,14 +120,24 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// Orders by phase across every watch, from the cache.
-pub fn update_phase_gauge(ctx: &Context) {
+/// Orders by phase and watches by readiness, from the caches.
+pub fn update_gauges(ctx: &Context) {
     let mut counts: HashMap<Phase, u64> = HashMap::new();
     for o in ctx.orders.state() {
         if let Some(p) = o.status.as_ref().and_then(|s| s.phase) {
             *counts.entry(p).or_default() += 1;
         }
     }
+    let (mut ready, mut not_ready) = (0, 0);
+    for w in ctx.watches.state() {
+        let is_ready = w
+            .status
+            .as_ref()
+            .and_then(|s| conditions::find(&s.conditions, "Ready"))
+            .is_some_and(|c| c.status == "True");
+        if is_ready { ready += 1 } else { not_ready += 1 }
+    }
+    ctx.metrics.set_watches(ready, not_ready);
     let all: Vec<(Phase, u64)> = Phase::ALL
         .iter()
         .map(|p| (*p, counts.get(p).copied().unwrap_or(0)))

@@ -166,7 +166,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         .await
     } else {
         let ready = readiness.clone();
+        // Without an election this process is the one doing the work.
+        metrics.set_leader(true);
         run_controllers(client, runtime, shutdown.clone(), move || ready.set_ready(true)).await;
+        metrics.set_leader(false);
         Ok(())
     };
     readiness.set_ready(false);
