@@ -784,3 +784,59 @@ async fn watches_sharing_an_account_share_its_call_budget() {
     );
     eprintln!("shared budget: {calls} calls in 10 s for two busy watches (budget 60/min)");
 }
+
+const MIXED: &str = r#"
+apps:
+  - provider: edas
+    appId: good
+    changeOrders:
+      - { id: g-1, createdAt: -1h, status: 2 }
+  - provider: edas
+    appId: broken
+    faults:
+      - { kind: malformedJson, rate: 1.0 }
+    changeOrders:
+      - { id: x-1, createdAt: -1h, status: 2 }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_watch_never_stops_the_others() {
+    let ns = namespace("mixed").await;
+    let sim = start_sim(MIXED).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(&ns, "good", edas_watch(&sim.url(), "good")).await;
+    create_watch(&ns, "broken", edas_watch(&sim.url(), "broken")).await;
+    create_watch(&ns, "gone", edas_watch(&sim.url(), "no-such-app")).await;
+    let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    let reason_of = |name: &'static str| {
+        let watches = watches.clone();
+        async move {
+            let w = watches.get(name).await.ok()?;
+            let c = w.status?.conditions.into_iter().next()?;
+            Some((c.status, c.reason, c.message))
+        }
+    };
+    eventually("each watch reports its own state", SETTLE, || async {
+        let good = reason_of("good").await?;
+        let broken = reason_of("broken").await?;
+        let gone = reason_of("gone").await?;
+        (good.1 == "Polled" && broken.1 == "ProviderError" && gone.1 == "AppNotFound").then_some(())
+    })
+    .await;
+    let (_, _, broken) = reason_of("broken").await.expect("broken");
+    assert!(
+        broken.contains("JSON") || broken.contains("json"),
+        "the cause is named: {broken}"
+    );
+    let (_, _, gone) = reason_of("gone").await.expect("gone");
+    assert!(gone.contains("InvalidAppId.NotFound"), "{gone}");
+    assert!(
+        order(&ns, "g-1").await.is_some(),
+        "the good watch's order is there"
+    );
+    assert!(
+        order(&ns, "x-1").await.is_none(),
+        "nothing invented from a malformed reply"
+    );
+}
