@@ -124,6 +124,12 @@ impl Context {
         self.lock().remove(uid);
     }
 
+    /// Drop what is remembered of watches that no longer exist (deleted watches are not
+    /// reconciled again, and their memory holds parsed credentials).
+    pub fn forget_all_but(&self, live: &std::collections::HashSet<String>) {
+        self.lock().retain(|uid, _| live.contains(uid));
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Memory>> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.memory.lock().unwrap_or_else(|p| p.into_inner())

@@ -120,7 +120,7 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// Orders by phase and watches by readiness, from the caches.
+/// Orders by phase and watches by readiness, from the caches; forget deleted watches.
 pub fn update_gauges(ctx: &Context) {
     let mut counts: HashMap<Phase, u64> = HashMap::new();
     for o in ctx.orders.state() {
@@ -129,7 +129,11 @@ pub fn update_gauges(ctx: &Context) {
         }
     }
     let (mut ready, mut not_ready) = (0, 0);
+    let mut live = std::collections::HashSet::new();
     for w in ctx.watches.state() {
+        if let Some(uid) = &w.metadata.uid {
+            live.insert(uid.clone());
+        }
         let is_ready = w
             .status
             .as_ref()
@@ -138,6 +142,7 @@ pub fn update_gauges(ctx: &Context) {
         if is_ready { ready += 1 } else { not_ready += 1 }
     }
     ctx.metrics.set_watches(ready, not_ready);
+    ctx.forget_all_but(&live);
     let all: Vec<(Phase, u64)> = Phase::ALL
         .iter()
         .map(|p| (*p, counts.get(p).copied().unwrap_or(0)))
