@@ -16,7 +16,7 @@
 #   CONTROLPLANE_GO_P       value for `go build -p` (default: Go's, = cores)
 #
 # Measured on the 2-core project machine (go 1.26.8, module cache warm, build
-# cache cold, machine otherwise idle), in build order:
+# cache cold, little else running), in build order:
 #   kube-apiserver 309 s, kube-controller-manager 103 s and kubectl 39 s (both
 #   reuse most of the apiserver's packages), etcd 46 s, helm 223 s: 12 min in
 #   all (user 12 min, sys 2.6 min). With other builds sharing the cores the
