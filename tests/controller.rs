@@ -302,19 +302,7 @@ async fn an_order_moves_through_its_phases_and_kubectl_follows() {
     );
 
     // Phase transitions were announced as Events on the order.
-    let out = ns
-        .kubectl()
-        .args([
-            "get",
-            "events",
-            "--field-selector",
-            &format!("involvedObject.name={name}"),
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .output()
-        .expect("kubectl get events");
-    let reasons = String::from_utf8_lossy(&out.stdout);
+    let reasons = event_reasons(&ns, &name);
     assert!(
         reasons.contains("ManualBatchConfirmation") && reasons.contains("Succeeded"),
         "{reasons}"
@@ -474,32 +462,11 @@ async fn throttling_is_reported_then_recovers() {
     access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(&ns, "app", edas_watch(&sim.url(), "app-throttled")).await;
     let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
-    let watches = ns.api::<ChangeOrderWatch>();
-    eventually("Throttled", SETTLE, || async {
-        let w = watches.get("app").await.ok()?;
-        (watch_ready(&w)? == ("False".to_string(), "Throttled".to_string())).then_some(())
-    })
-    .await;
-    eventually("recovered", SETTLE, || async {
-        let w = watches.get("app").await.ok()?;
-        (watch_ready(&w)? == ("True".to_string(), "Polled".to_string())).then_some(())
-    })
-    .await;
+    wait_watch_ready(&ns, "app", "False", "Throttled").await;
+    wait_watch_ready(&ns, "app", "True", "Polled").await;
     assert!(order(&ns, "t-1").await.is_some());
     // The failure and the recovery were announced once each, not on every poll.
-    let out = ns
-        .kubectl()
-        .args([
-            "get",
-            "events",
-            "--field-selector",
-            "involvedObject.name=app",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ])
-        .output()
-        .expect("kubectl");
-    let reasons = String::from_utf8_lossy(&out.stdout);
+    let reasons = event_reasons(&ns, "app");
     assert!(
         reasons.contains("Throttled") && reasons.contains("Polled"),
         "{reasons}"
@@ -725,11 +692,7 @@ async fn a_suspended_watch_makes_no_calls_until_resumed() {
     .await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
     let watches = ns.api::<ChangeOrderWatch>();
-    eventually("Suspended", SETTLE, || async {
-        let w = watches.get("app").await.ok()?;
-        (watch_ready(&w)? == ("False".to_string(), "Suspended".to_string())).then_some(())
-    })
-    .await;
+    wait_watch_ready(&ns, "app", "False", "Suspended").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(op.calls.total(), 0, "no cloud call while suspended");
     let patch = serde_json::json!({"spec": {"suspend": false}});

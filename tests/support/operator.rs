@@ -394,3 +394,34 @@ pub fn assert_contract_row(o: &ChangeOrder, phase_want: &str, reason_want: &str)
         "{id}: every condition says why"
     );
 }
+
+/// Wait until a watch's Ready condition has this status and reason.
+pub async fn wait_watch_ready(ns: &TestNamespace, name: &str, status: &str, reason: &str) {
+    let watches = ns.api::<ChangeOrderWatch>();
+    let want = (status.to_string(), reason.to_string());
+    super::cluster::eventually(
+        &format!("watch {name} Ready={status} {reason}"),
+        Duration::from_secs(60),
+        || async {
+            let w = watches.get(name).await.ok()?;
+            (watch_ready(&w)? == want).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Reasons of the Events about one object, as `kubectl get events` shows them.
+pub fn event_reasons(ns: &TestNamespace, object: &str) -> String {
+    let out = ns
+        .kubectl()
+        .args([
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={object}"),
+        ])
+        .args(["-o", "jsonpath={.items[*].reason}"])
+        .output()
+        .expect("kubectl get events");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
