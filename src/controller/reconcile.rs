@@ -132,7 +132,6 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         }
     };
     let facts = Facts {
-        suspended: false,
         generation_changed: status.and_then(|s| s.observed_generation) != generation,
         refresh_requested,
         secret_changed: memory

@@ -14,7 +14,6 @@ pub enum Decision {
 
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
-    pub suspended: bool,
     /// The spec changed since the last status write (or there is no status yet).
     pub generation_changed: bool,
     /// The reconcile-request annotation holds a value not yet handled.
@@ -41,9 +40,6 @@ pub fn assumed_since_last_poll(recorded: Option<Duration>, period: Duration, spr
 }
 
 pub fn decide(f: &Facts) -> Decision {
-    if f.suspended {
-        return Decision::AwaitChange;
-    }
     if f.generation_changed || f.refresh_requested || f.secret_changed {
         return Decision::PollNow;
     }
@@ -85,14 +81,6 @@ mod tests {
     fn decisions() {
         let s = Duration::from_secs;
         let rows: Vec<(Facts, Decision)> = vec![
-            (
-                Facts {
-                    suspended: true,
-                    generation_changed: true,
-                    ..base()
-                },
-                Decision::AwaitChange,
-            ),
             (
                 Facts {
                     generation_changed: true,
