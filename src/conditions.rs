@@ -1,7 +1,7 @@
 //! Kubernetes-style conditions with stable transition times.
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// Build a condition, keeping `lastTransitionTime` from `previous` unless the status flips, so an
 /// unchanged object compares equal and causes no write.
@@ -18,7 +18,7 @@ pub fn condition(
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
+        .unwrap_or_else(|| crate::mapping::whole_seconds(now));
     Condition {
         type_: type_.to_string(),
         status: status.to_string(),

@@ -51,6 +51,9 @@ pub const CONDITION_STALLED: &str = "Stalled";
 pub const CONDITION_AWAITING_INPUT: &str = "AwaitingInput";
 pub const CONDITION_DEGRADED: &str = "Degraded";
 
+/// Reason of an order the cloud says no longer exists (phase `Unknown`, never polled again).
+pub const REASON_ORDER_NOT_FOUND: &str = "OrderNotFound";
+
 /// SAE `SubStatus` value meaning an exception happened while executing.
 const SUB_STATUS_EXCEPTION: i64 = 1;
 
@@ -61,35 +64,101 @@ pub struct Origin<'a> {
     pub app: &'a AppRef,
 }
 
-/// Name of the ChangeOrder object for a cloud order: `<watch>-<id>`, made DNS-safe and short.
-pub fn object_name(watch_name: &str, order_id: &str) -> String {
-    let id = sanitize_dns(order_id);
-    let full = if id.is_empty() {
-        format!("{watch_name}-{}", short_hash(order_id))
-    } else {
-        format!("{watch_name}-{id}")
-    };
-    if full.len() <= 253 && sanitize_dns(&full) == full {
-        return full;
+/// Longest order id accepted: ids are identities and cannot be cut, and no release system
+/// issues ids anywhere near this long. An order with a longer id is reported, not written.
+pub const MAX_ORDER_ID_LEN: usize = 512;
+/// Longest cloud text kept in an object (messages, descriptions, batch messages).
+pub const MAX_TEXT_LEN: usize = 2048;
+/// Longest short cloud string kept (types, creators, batch names and states, environments).
+pub const MAX_SHORT_LEN: usize = 256;
+/// Most batches kept per order, and most environments.
+pub const MAX_BATCHES: usize = 100;
+pub const MAX_ENV_NAMES: usize = 32;
+
+/// Cut cloud text to at most `max` bytes on a character boundary, marking the cut.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
     }
-    // Too long or not representable: keep a readable prefix and make it unique with a hash.
-    let hash = short_hash(&format!("{watch_name}/{order_id}"));
-    let prefix: String = sanitize_dns(&full).chars().take(253 - hash.len() - 1).collect();
-    format!("{}-{hash}", prefix.trim_end_matches(['-', '.']))
+    const MARK: &str = "…";
+    let mut end = max.saturating_sub(MARK.len());
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &s[..end])
 }
 
-/// Lower-case, keep `[a-z0-9-.]`, squeeze the rest to `-`, trim leading/trailing separators.
-fn sanitize_dns(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() || c == '.' {
-            out.push(c);
-        } else if !out.ends_with('-') {
-            out.push('-');
+fn cut_opt(s: &Option<String>, max: usize) -> Option<String> {
+    s.as_deref().map(|s| cut(s, max))
+}
+
+/// A `Time` as the API server stores it: whole seconds. Cloud times often carry milliseconds,
+/// and a desired value that can never equal the stored one would be written on every poll.
+pub fn whole_seconds(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+/// Name of the ChangeOrder object for a cloud order: `<watch>-<id>` when the id is already a
+/// valid name part; otherwise (or when too long) a cleaned, shortened form plus a hash of the
+/// original id, so that the name is always valid and distinct ids never share a name.
+pub fn object_name(watch_name: &str, order_id: &str) -> String {
+    const LIMIT: usize = 253;
+    if is_dns_subdomain(order_id) {
+        let full = format!("{watch_name}-{order_id}");
+        if full.len() <= LIMIT {
+            return full;
         }
     }
-    out.trim_matches(['-', '.']).to_string()
+    let hash = id_hash(order_id);
+    let cleaned = sanitize_label_chars(order_id);
+    let mut prefix = if cleaned.is_empty() {
+        watch_name.to_string()
+    } else {
+        format!("{watch_name}-{cleaned}")
+    };
+    prefix.truncate(LIMIT - hash.len() - 1);
+    let prefix = prefix.trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash}")
+}
+
+/// A DNS-1123 subdomain: dot-separated parts of `[a-z0-9-]`, each starting and ending with an
+/// alphanumeric, 253 characters at most. The API server's rule for object names.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            !b.is_empty()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
+/// Keep `[a-z0-9]` (lower-cased), squeeze everything else to one `-`, trim the ends.
+fn sanitize_label_chars(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(256));
+    for c in s.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+        if out.len() >= 256 {
+            break;
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// 10 hex digits of SHA-256: stable across versions, and long enough that the orders of one
+/// watch do not collide by chance.
+fn id_hash(s: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(s.as_bytes());
+    hex::encode(&digest[..5])
 }
 
 /// A label value is at most 63 characters of `[A-Za-z0-9-_.]`, starting and ending alphanumeric.
@@ -151,13 +220,18 @@ pub fn desired_spec(order: &CloudOrder, origin: &Origin<'_>) -> ChangeOrderSpec 
         app_id,
         organization_id,
         app_name,
-        order_type: order.order_type.clone(),
-        type_code: order.type_code.clone(),
-        description: order.description.clone(),
-        creator: order.creator.clone(),
-        create_time: order.create_time.map(Time),
-        batch_type: order.batch_type.clone(),
-        env_names: order.env_names.clone(),
+        order_type: cut_opt(&order.order_type, MAX_SHORT_LEN),
+        type_code: cut_opt(&order.type_code, MAX_SHORT_LEN),
+        description: cut_opt(&order.description, MAX_TEXT_LEN),
+        creator: cut_opt(&order.creator, MAX_SHORT_LEN),
+        create_time: order.create_time.map(whole_seconds),
+        batch_type: cut_opt(&order.batch_type, MAX_SHORT_LEN),
+        env_names: order
+            .env_names
+            .iter()
+            .take(MAX_ENV_NAMES)
+            .map(|e| cut(e, MAX_SHORT_LEN))
+            .collect(),
     }
 }
 
@@ -169,8 +243,12 @@ pub fn desired_status(
     previous: Option<&ChangeOrderStatus>,
     now: Timestamp,
 ) -> ChangeOrderStatus {
-    let (phase, reason) = classify(order.provider, &order.status);
-    let message = phase_message(order, phase);
+    let (phase, reason) = if order.gone {
+        (Phase::Unknown, REASON_ORDER_NOT_FOUND)
+    } else {
+        classify(order.provider, &order.status)
+    };
+    let message = cut(&phase_message(order, phase), MAX_TEXT_LEN);
 
     let ready = if phase == Phase::Unknown {
         "Unknown"
@@ -184,10 +262,10 @@ pub fn desired_status(
         "NoException"
     };
     let degraded_message = if degraded {
-        order
-            .message
-            .clone()
-            .unwrap_or_else(|| "an exception occurred while executing (SubStatus 1)".to_string())
+        order.message.as_deref().map_or_else(
+            || "an exception occurred while executing (SubStatus 1)".to_string(),
+            |m| cut(m, MAX_TEXT_LEN),
+        )
     } else {
         "no exception reported".to_string()
     };
@@ -196,13 +274,13 @@ pub fn desired_status(
         (CONDITION_READY, ready, reason, message.clone()),
         (
             CONDITION_RECONCILING,
-            tri(!phase.is_terminal()),
+            tri(!phase.is_terminal() && !order.gone),
             reason,
             message.clone(),
         ),
         (
             CONDITION_STALLED,
-            tri(matches!(phase, Phase::Failed | Phase::Cancelled)),
+            tri(matches!(phase, Phase::Failed | Phase::Cancelled) || order.gone),
             reason,
             message.clone(),
         ),
@@ -233,10 +311,10 @@ pub fn desired_status(
         reason: Some(reason.to_string()),
         provider_status: match &order.status {
             RawStatus::Missing => None,
-            other => Some(other.to_string()),
+            other => Some(cut(&other.to_string(), MAX_SHORT_LEN)),
         },
         provider_sub_status: order.sub_status,
-        finish_time: order.finish_time.map(Time),
+        finish_time: order.finish_time.map(whole_seconds),
         batch_count: order.batch_count.or_else(|| {
             (!order.batches.is_empty()).then(|| u32::try_from(order.batches.len()).unwrap_or(u32::MAX))
         }),
@@ -247,12 +325,13 @@ pub fn desired_status(
         batches: order
             .batches
             .iter()
+            .take(MAX_BATCHES)
             .map(|b| BatchStatus {
-                name: b.name.clone(),
-                state: b.state.clone(),
-                start_time: b.start_time.map(Time),
-                end_time: b.end_time.map(Time),
-                message: b.message.clone(),
+                name: cut(&b.name, MAX_SHORT_LEN),
+                state: cut(&b.state, MAX_SHORT_LEN),
+                start_time: b.start_time.map(whole_seconds),
+                end_time: b.end_time.map(whole_seconds),
+                message: cut_opt(&b.message, MAX_TEXT_LEN),
             })
             .collect(),
         conditions,
@@ -261,6 +340,20 @@ pub fn desired_status(
 
 /// The cloud's own words when it has any; otherwise a short factual sentence.
 fn phase_message(order: &CloudOrder, phase: Phase) -> String {
+    let provider_name = match order.provider {
+        Provider::Edas => "EDAS",
+        Provider::Sae => "SAE",
+        Provider::Appstack => "AppStack",
+    };
+    if order.gone {
+        let last = match &order.status {
+            RawStatus::Missing => String::new(),
+            raw => format!(" (last reported status {raw})"),
+        };
+        return format!(
+            "{provider_name} no longer has this change order{last}; it is kept as last seen and no longer polled"
+        );
+    }
     if let Some(m) = order.message.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
         return m.to_string();
     }
@@ -582,7 +675,27 @@ mod tests {
             object_name("demo", "1074f3e2-e974-4a0e-9b2e-0123456789ab"),
             "demo-1074f3e2-e974-4a0e-9b2e-0123456789ab"
         );
-        assert_eq!(object_name("w", "ABC_def"), "w-abc-def");
+        // Cleaning changed the id: a hash of the original keeps names distinct.
+        assert_eq!(
+            object_name("w", "ABC_def"),
+            format!("w-abc-def-{}", id_hash("ABC_def"))
+        );
+        // The collisions and invalid names the old rule made.
+        for (a, b) in [
+            ("ABC", "abc"),
+            ("a b", "a-b"),
+            ("a_.b", "a-.b"),
+            ("v1..2", "v1-2"),
+        ] {
+            assert_ne!(object_name("w", a), object_name("w", b), "{a} / {b}");
+            assert!(is_dns_subdomain(&object_name("w", a)), "{}", object_name("w", a));
+            assert!(is_dns_subdomain(&object_name("w", b)), "{}", object_name("w", b));
+        }
+        assert_eq!(
+            object_name("w", "v1.2"),
+            "w-v1.2",
+            "valid ids keep the names they had"
+        );
         let long = "x".repeat(400);
         let name = object_name("w", &long);
         assert!(name.len() <= 253, "{}", name.len());
@@ -601,6 +714,52 @@ mod tests {
             label_value("a:b"),
             "lossy cleaning is disambiguated"
         );
+    }
+
+    fn valid_label_value(v: &str) -> bool {
+        v.is_empty()
+            || (v.len() <= 63
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        /// For any order id: a valid object name, ≤ 253, under any valid watch name.
+        #[test]
+        fn any_id_gives_a_valid_name(id in "\\PC{0,300}|[a-zA-Z0-9._ -]{0,300}", watch in "[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?|[a-z]{253}") {
+            let name = object_name(&watch, &id);
+            proptest::prop_assert!(is_dns_subdomain(&name), "{name:?} from {id:?}");
+            proptest::prop_assert!(valid_label_value(&label_value(&id)), "{id:?}");
+            proptest::prop_assert!(valid_label_value(&label_value(&watch)));
+        }
+
+        /// Distinct ids give distinct names, in particular those that clean to the same text.
+        #[test]
+        fn distinct_ids_give_distinct_names(a in "[a-zA-Z0-9._ -]{0,80}", b in "[a-zA-Z0-9._ -]{0,80}") {
+            proptest::prop_assume!(a != b);
+            proptest::prop_assert_ne!(object_name("w", &a), object_name("w", &b));
+        }
+    }
+
+    #[test]
+    fn cloud_text_is_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_TEXT_LEN);
+        let cut_text = cut(&long, MAX_TEXT_LEN);
+        assert!(cut_text.len() <= MAX_TEXT_LEN && cut_text.ends_with('…'));
+        assert_eq!(cut("short", MAX_TEXT_LEN), "short");
+        let mut order = CloudOrder::new(Provider::Sae, "big", RawStatus::Code(3));
+        order.message = Some("x".repeat(2 << 20));
+        order.batches = vec![Default::default(); 1000];
+        let status = desired_status(&order, None, None, ts("2026-01-01T00:00:00Z"));
+        let size = serde_json::to_string(&status).expect("json").len();
+        assert!(
+            size < 100_000,
+            "a 2 MiB message and 1000 batches make {size} bytes"
+        );
+        assert_eq!(status.batches.len(), MAX_BATCHES);
     }
 
     #[test]

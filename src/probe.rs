@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use base64::Engine as _;
-use futures::StreamExt as _;
 use serde_yaml::Value;
 
 use crate::cloud::client::merge;
 use crate::cloud::model::{CloudOrder, Provider};
 use crate::cloud::sts::{OidcConfig, OidcProvider};
-use crate::cloud::{ClientConfig, CloudClient, Credentials, ErrorKind, Target};
+use crate::cloud::{ClientConfig, CloudClient, Credentials, Target};
+use crate::controller::fetch::{Detail, fetch};
 use crate::crd::ChangeOrderWatch;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -116,12 +116,22 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         },
     };
     let client = CloudClient::try_new(cfg).map_err(|e| e.to_string())?;
-    let listed = client.list(&target, &creds).await.map_err(|e| e.to_string())?;
-    let orders = if args.list_only {
-        listed
-    } else {
-        describe_all(&client, &target, &creds, listed, args.max_describe).await?
-    };
+    let max = if args.list_only { 0 } else { args.max_describe };
+    let fetched = fetch(&client, &target, &creds, |listed| choose(listed, max), &|| false)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(e) = fetched.first_failure() {
+        return Err(e.to_string());
+    }
+    // Probe has no stored objects: each order is the list's view merged with its describe.
+    let orders: Vec<CloudOrder> = fetched
+        .listed
+        .iter()
+        .map(|o| match fetched.details.get(&o.id) {
+            Some(Detail::Found(d)) => merge(o, (**d).clone()),
+            _ => o.clone(),
+        })
+        .collect();
     let now = jiff::Timestamp::now();
     let mut out = String::new();
     for order in &orders {
@@ -134,43 +144,15 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
     Ok(out)
 }
 
-/// Describe each listed order once (probe has no memory of what is terminal), a few at a time,
-/// keeping list order. An order that vanished between list and describe keeps its list data.
-async fn describe_all(
-    client: &CloudClient,
-    target: &Target,
-    creds: &Credentials,
-    listed: Vec<CloudOrder>,
-    max: usize,
-) -> Result<Vec<CloudOrder>, String> {
-    // In-flight orders first: they matter most when the describe budget runs out.
-    let mut order: Vec<usize> = (0..listed.len()).collect();
-    order.sort_by_key(|&i| is_terminal(&listed[i]));
-    let chosen: Vec<usize> = order.into_iter().take(max).collect();
-    if chosen.len() < listed.len() {
-        tracing::warn!(
-            listed = listed.len(),
-            described = chosen.len(),
-            "describe limit reached"
-        );
+/// Which listed orders probe describes: in-flight ones first (they matter most when the
+/// limit is reached), at most `max`.
+fn choose(listed: &[CloudOrder], max: usize) -> Vec<String> {
+    let mut ids: Vec<&CloudOrder> = listed.iter().collect();
+    ids.sort_by_key(|o| is_terminal(o));
+    if ids.len() > max && max > 0 {
+        tracing::warn!(listed = ids.len(), described = max, "describe limit reached");
     }
-    let results: Vec<(usize, Result<CloudOrder, crate::cloud::CloudError>)> = futures::stream::iter(chosen)
-        .map(|i| {
-            let o = &listed[i];
-            async move { (i, client.describe(target, creds, &o.id).await) }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    let mut out = listed.clone();
-    for (i, r) in results {
-        match r {
-            Ok(detail) => out[i] = merge(&listed[i], detail),
-            Err(e) if e.kind() == ErrorKind::OrderNotFound => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-    Ok(out)
+    ids.into_iter().take(max).map(|o| o.id.clone()).collect()
 }
 
 fn is_terminal(o: &CloudOrder) -> bool {

@@ -43,7 +43,7 @@ pub fn pop_batch_finished(state: &str) -> bool {
 /// update is the best stand-in, so a caller that does not [`merge`] with the list still gets
 /// one (the list's `FinishTime` wins when merged).
 pub fn derive_pop_finish_time(o: &mut CloudOrder) {
-    if o.finish_time.is_none() && pop_order_finished(&o.status) {
+    if o.finish_time.is_none() && order_finished(o) {
         o.finish_time = o.batches.iter().filter_map(|b| b.end_time).max();
     }
 }
@@ -82,9 +82,10 @@ pub fn progress_message(o: &CloudOrder, finished: bool) -> Option<String> {
     o.batches.get(i)?.message.clone()
 }
 
-/// EDAS/SAE order statuses after which nothing changes.
-pub fn pop_order_finished(status: &RawStatus) -> bool {
-    matches!(status, RawStatus::Code(2 | 3 | 6 | 7 | 10))
+/// The order has finished for good. One table decides this for the whole operator: the
+/// status mapping's (SAE has no status 7, for one, so an SAE 7 is not finished).
+pub fn order_finished(o: &CloudOrder) -> bool {
+    crate::mapping::classify(o.provider, &o.status).0.is_terminal()
 }
 
 /// Count as `u32`, ignoring negative or absurd values.

@@ -121,7 +121,7 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         .iter()
         .find_map(|p| batch_errors(p, TASK_ERROR_KEYS))
         .or_else(|| meaningful(json::string(info, &["ErrorMessage"])))
-        .or_else(|| common::progress_message(&o, common::pop_order_finished(&o.status)));
+        .or_else(|| common::progress_message(&o, common::order_finished(&o)));
     common::derive_pop_finish_time(&mut o);
     Ok(o)
 }

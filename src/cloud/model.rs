@@ -129,6 +129,8 @@ pub struct CloudOrder {
     pub message: Option<String>,
     /// Whether `batches` and `message` came from a detail call (describe) or only the list.
     pub detailed: bool,
+    /// The cloud answered that this order does not exist (any more).
+    pub gone: bool,
 }
 
 impl CloudOrder {
@@ -151,6 +153,7 @@ impl CloudOrder {
             env_names: Vec::new(),
             message: None,
             detailed: false,
+            gone: false,
         }
     }
 }

@@ -190,7 +190,7 @@ pub fn parse_detail(v: &Value, id: &str, zone: Offset) -> Result<CloudOrder, Clo
         .or_else(|| first_unfinished(&o.batches, |s| s.trim() == "2"));
     o.message = meaningful(json::string(data, &["ErrorMessage"]))
         .or_else(|| pipelines.iter().find_map(|p| batch_errors(p, ERROR_KEYS)))
-        .or_else(|| common::progress_message(&o, common::pop_order_finished(&o.status)));
+        .or_else(|| common::progress_message(&o, common::order_finished(&o)));
     common::derive_pop_finish_time(&mut o);
     Ok(o)
 }

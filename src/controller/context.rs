@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
+use crate::cloud::model::Provider;
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch};
 
@@ -47,8 +48,11 @@ pub struct Memory {
     pub credentials_rejected: bool,
     /// resourceVersion of the Secret the last poll used (`None`: the Secret was absent).
     pub secret_version: Option<Option<String>>,
-    /// Parsed credentials with the resourceVersion they came from, to skip re-reading the Secret.
-    pub credentials: Option<(String, Credentials)>,
+    /// Parsed credentials with the Secret's resourceVersion and the provider they were read
+    /// for, to skip re-reading the Secret (a provider change reads it again: the keys differ).
+    pub credentials: Option<(String, Provider, Credentials)>,
+    /// Polls in a row each order went without a useful describe (see `plan::MAX_DESCRIBE_TRIES`).
+    pub describe_misses: HashMap<String, u32>,
     /// Wait advised by the cloud (rate-limit headers) before the next call.
     pub retry_after: Option<Duration>,
 }
@@ -145,6 +149,9 @@ pub enum Error {
     NoNamespace,
     #[error("ChangeOrderWatch has no uid yet")]
     NoUid,
+    /// A bug: the reconcile panicked. The watch is retried; the other watches go on.
+    #[error("reconcile panicked: {0}")]
+    Panicked(String),
 }
 
 impl Error {
@@ -153,6 +160,7 @@ impl Error {
             Error::Kube(_) => "KubeApiError",
             Error::NoNamespace => "NoNamespace",
             Error::NoUid => "NoUid",
+            Error::Panicked(_) => "Panicked",
         }
     }
 }

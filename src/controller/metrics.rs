@@ -93,6 +93,7 @@ struct Inner {
     awaiting_input: HistogramFamily<ProviderLabels>,
     watches: Family<ReadyLabels, Gauge>,
     leader: Gauge,
+    order_write_failures: Family<ProviderResultLabels, Counter>,
 }
 
 /// The controller's metrics. Cheap to clone; all clones share one registry.
@@ -142,6 +143,12 @@ impl Metrics {
             "Polls of a provider for a watch's change orders, by result (ok or an error kind)",
             polls.clone(),
         );
+        let order_write_failures = Family::<ProviderResultLabels, Counter>::default();
+        registry.register(
+            "order_write_failures",
+            "ChangeOrders that could not be written while the rest of the poll went on, by cause",
+            order_write_failures.clone(),
+        );
         let orders = Family::<PhaseLabels, Gauge>::default();
         registry.register("orders", "ChangeOrder objects by phase", orders.clone());
         let order_duration: HistogramFamily<ProviderPhaseLabels> =
@@ -184,6 +191,7 @@ impl Metrics {
                 awaiting_input,
                 watches,
                 leader,
+                order_write_failures,
             }),
         };
         // Gauges start at an explicit zero so dashboards see every series from the first scrape.
@@ -217,6 +225,17 @@ impl Metrics {
     pub fn poll(&self, provider: Provider, result: &'static str) {
         self.inner
             .polls
+            .get_or_create(&ProviderResultLabels {
+                provider: provider.as_str(),
+                result,
+            })
+            .inc();
+    }
+
+    /// One order of a poll could not be written (`result` is the cause's short name).
+    pub fn order_write_failed(&self, provider: Provider, result: &'static str) {
+        self.inner
+            .order_write_failures
             .get_or_create(&ProviderResultLabels {
                 provider: provider.as_str(),
                 result,

@@ -1,8 +1,10 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
+pub mod apply;
 pub mod args;
 pub mod budget;
 pub mod context;
+pub mod fetch;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
@@ -10,6 +12,7 @@ pub mod reconcile;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod spec;
 pub mod watch_status;
 
 use std::future::Future;

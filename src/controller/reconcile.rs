@@ -1,40 +1,38 @@
-//! One reconcile of a ChangeOrderWatch: decide whether a poll is due, poll, plan, apply, report.
+//! One reconcile of a ChangeOrderWatch, in steps: validate the spec, decide whether a poll is
+//! due, poll (credentials → fetch → plan → apply), write the watch's status.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::FutureExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use crate::cloud::client::Target;
-use crate::cloud::common::merge;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::error::{CloudError, ErrorKind};
-use crate::cloud::model::CloudOrder;
-use crate::controller::args::parse_duration;
+pub use crate::controller::apply::FIELD_MANAGER;
+use crate::controller::apply::{self, Applied};
 use crate::controller::context::{Context, Error, Memory};
-use crate::controller::plan::{self, Retention};
-use crate::controller::report::{self, publish_phase_event, record_phase_metrics, update_gauges};
-use crate::controller::schedule::{self, Decision, Facts};
+use crate::controller::fetch;
+use crate::controller::plan;
+use crate::controller::report::{self, update_gauges};
+use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
+use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
-use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION, labels};
-use crate::mapping::{self, label_value};
-
-pub const FIELD_MANAGER: &str = "changeorder-operator";
-
-/// Describes of one poll run at most this many at a time (each call still takes from the budget).
-const DESCRIBE_CONCURRENCY: usize = 4;
+use crate::crd::{ChangeOrder, ChangeOrderWatch, RECONCILE_REQUEST_ANNOTATION, labels};
+use crate::mapping::label_value;
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = reconcile_watch(&watch, &ctx).await;
+    let result = guarded(reconcile_watch(&watch, &ctx)).await;
     let label = match &result {
         Ok(_) => "ok",
         Err(e) => e.name(),
@@ -43,19 +41,32 @@ pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Resul
     result
 }
 
+/// Run a reconcile so that a panic in it (a bug) fails this watch's reconcile instead of
+/// ending the process and every other watch with it.
+async fn guarded<F>(fut: F) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "non-text panic payload".to_string());
+            Err(Error::Panicked(message))
+        }
+    }
+}
+
 pub fn error_policy(_watch: Arc<ChangeOrderWatch>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(error = %error, "reconcile failed");
-    // API-server trouble: retry soon, but not hot.
+    // API-server trouble (or a bug): retry soon, but not hot.
     Action::requeue(schedule::jitter(
         Duration::from_secs(5).min(ctx.settings.max_error_backoff),
         rand::random(),
     ))
-}
-
-fn watch_duration(value: Option<&str>, default: Duration) -> Duration {
-    // The schema already enforces the format; a value it let through but we cannot read falls
-    // back to the default rather than stopping the watch.
-    value.and_then(|v| parse_duration(v).ok()).unwrap_or(default)
 }
 
 async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Action, Error> {
@@ -65,21 +76,17 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
-    // Decisions below read the caches: before their first full list they would show orders
-    // and Secrets as missing (and so rewrite statuses or report a Secret as absent).
     if ctx.is_stopping() {
         return Ok(Action::await_change());
     }
+    // Decisions below read the caches: before their first full list they would show orders
+    // and Secrets as missing (and so rewrite statuses or report a Secret as absent).
     ctx.caches_synced().await;
     let now = Timestamp::now();
-    let generation = watch.metadata.generation;
-    let status = watch.status.as_ref();
     let request = watch.annotations().get(RECONCILE_REQUEST_ANNOTATION).cloned();
-    let refresh_requested = request.is_some()
-        && request.as_deref() != status.and_then(|s| s.last_handled_reconcile_at.as_deref());
 
-    let target = match Target::from_spec(&watch.spec) {
-        Ok(t) => t,
+    let config = match WatchConfig::from_spec(&watch.spec, &ctx.settings) {
+        Ok(c) => c,
         Err(message) => {
             write_watch_status(watch, ctx, Outcome::InvalidSpec(message), request, now).await?;
             return Ok(Action::await_change());
@@ -90,35 +97,99 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         return Ok(Action::await_change());
     }
 
-    let secret_name = &watch.spec.credentials_secret_ref.name;
-    let secret_version = ctx
-        .secrets
-        .get(&ObjectRef::new(secret_name).within(&ns))
-        .map(|s| s.metadata.resource_version.clone().unwrap_or_default());
     let mut memory = ctx.memory(&uid);
-    let existing_objects = orders_of(ctx, &ns, &watch.name_any());
-    let in_flight = existing_objects.iter().any(|o| {
-        o.status
-            .as_ref()
-            .and_then(|s| s.phase)
-            .is_none_or(|p| !p.is_terminal())
-    });
-    let interval = watch_duration(watch.spec.interval.as_deref(), ctx.settings.default_interval);
-    let fast = watch_duration(
-        watch.spec.in_flight_interval.as_deref(),
-        ctx.settings.default_in_flight_interval,
-    );
-    let normal = if in_flight { fast.min(interval) } else { interval };
-    let period = if memory.failures > 0 {
-        let backoff = schedule::error_backoff(
-            memory.failures,
-            fast.min(interval),
-            ctx.settings.max_error_backoff,
-        );
-        backoff.max(memory.retry_after.unwrap_or_default())
-    } else {
-        normal
+    let objects = orders_of(ctx, &ns, &watch.name_any());
+    let pace = Pace {
+        interval: config.interval,
+        fast: config.fast_interval(),
+        max_error_backoff: ctx.settings.max_error_backoff,
     };
+    let in_flight = objects.iter().any(|o| !plan::is_settled(o));
+    let secret_version = secret_version(ctx, &ns, watch);
+    let period = pace.period(standing(&memory, in_flight));
+    match due(
+        watch,
+        &mut memory,
+        period,
+        &secret_version,
+        request.as_deref(),
+        now,
+    ) {
+        Decision::Wait(d) => {
+            ctx.remember(&uid, memory);
+            return Ok(Action::requeue(d));
+        }
+        Decision::PollNow => {}
+    }
+
+    memory.last_poll = Some(Instant::now());
+    memory.secret_version = Some(secret_version.clone());
+    let polled = Poll {
+        watch,
+        ctx,
+        ns: &ns,
+        config: &config,
+        objects: &objects,
+        now,
+    }
+    .run(secret_version, &mut memory)
+    .await;
+    let outcome = match polled {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            ctx.remember(&uid, memory);
+            return Err(e);
+        }
+    };
+    let ok = matches!(outcome, Outcome::Polled(_));
+    memory.failures = if ok { 0 } else { memory.failures.saturating_add(1) };
+    if ok {
+        memory.retry_after = None;
+    }
+    ctx.metrics.poll(
+        config.target.provider,
+        match &outcome {
+            Outcome::Polled(_) => "ok",
+            Outcome::Failed { reason, .. } => reason,
+            _ => "other",
+        },
+    );
+    let in_flight = matches!(&outcome, Outcome::Polled(c) if c.in_flight > 0) || (!ok && in_flight);
+    let next = pace.period(standing(&memory, in_flight));
+    tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
+    ctx.remember(&uid, memory);
+    write_watch_status(watch, ctx, outcome, request, now).await?;
+    update_gauges(ctx);
+    Ok(Action::requeue(schedule::jitter(next, rand::random())))
+}
+
+fn standing(memory: &Memory, in_flight: bool) -> Standing {
+    Standing {
+        in_flight,
+        failures: memory.failures,
+        retry_after: memory.retry_after,
+        credentials_rejected: memory.credentials_rejected,
+    }
+}
+
+/// resourceVersion of the watch's Secret in the cache (`None`: absent).
+fn secret_version(ctx: &Context, ns: &str, watch: &ChangeOrderWatch) -> Option<String> {
+    ctx.secrets
+        .get(&ObjectRef::new(&watch.spec.credentials_secret_ref.name).within(ns))
+        .map(|s| s.metadata.resource_version.clone().unwrap_or_default())
+}
+
+/// Whether a poll is due now. A process that has not polled this watch yet assumes the last
+/// poll was when the status says (spread over one period, so a restart does not poll all at once).
+fn due(
+    watch: &ChangeOrderWatch,
+    memory: &mut Memory,
+    period: Duration,
+    secret_version: &Option<String>,
+    request: Option<&str>,
+    now: Timestamp,
+) -> Decision {
+    let status = watch.status.as_ref();
     let since_last_poll = match memory.last_poll {
         Some(t) => t.elapsed(),
         None => {
@@ -127,87 +198,22 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
                 .map(|t| now.duration_since(t.0).unsigned_abs());
             let assumed = schedule::assumed_since_last_poll(recorded, period, rand::random());
             memory.last_poll = Some(Instant::now().checked_sub(assumed).unwrap_or_else(Instant::now));
-            ctx.remember(&uid, memory.clone());
             assumed
         }
     };
-    let facts = Facts {
-        generation_changed: status.and_then(|s| s.observed_generation) != generation,
-        refresh_requested,
+    let decision = schedule::decide(&Facts {
+        generation_changed: status.and_then(|s| s.observed_generation) != watch.metadata.generation,
+        refresh_requested: request.is_some()
+            && request != status.and_then(|s| s.last_handled_reconcile_at.as_deref()),
         secret_changed: memory
             .secret_version
             .as_ref()
-            .is_some_and(|v| *v != secret_version),
-        credentials_rejected: memory.credentials_rejected,
+            .is_some_and(|v| v != secret_version),
         since_last_poll,
         period,
-    };
-    let decision = schedule::decide(&facts);
-    tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?decision, "scheduled");
-    match decision {
-        Decision::AwaitChange => return Ok(Action::await_change()),
-        Decision::Wait(d) => return Ok(Action::requeue(d)),
-        Decision::PollNow => {}
-    }
-
-    memory.last_poll = Some(Instant::now());
-    memory.secret_version = Some(secret_version.clone());
-    let outcome = match poll(
-        watch,
-        ctx,
-        &ns,
-        &target,
-        secret_version,
-        &mut memory,
-        &existing_objects,
-        now,
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            ctx.remember(&uid, memory);
-            return Err(e);
-        }
-    };
-    let next = match &outcome {
-        Outcome::Polled(counts) => {
-            memory.failures = 0;
-            memory.credentials_rejected = false;
-            memory.retry_after = None;
-            if counts.in_flight > 0 {
-                fast.min(interval)
-            } else {
-                interval
-            }
-        }
-        _ => {
-            memory.failures = memory.failures.saturating_add(1);
-            let backoff = schedule::error_backoff(
-                memory.failures,
-                fast.min(interval),
-                ctx.settings.max_error_backoff,
-            );
-            backoff.max(memory.retry_after.unwrap_or_default())
-        }
-    };
-    ctx.metrics.poll(
-        target.provider,
-        match &outcome {
-            Outcome::Polled(_) => "ok",
-            Outcome::Failed { reason, .. } => reason,
-            _ => "other",
-        },
-    );
-    let rejected = memory.credentials_rejected;
-    tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
-    ctx.remember(&uid, memory);
-    write_watch_status(watch, ctx, outcome, request, now).await?;
-    update_gauges(ctx);
-    if rejected {
-        return Ok(Action::await_change());
-    }
-    Ok(Action::requeue(schedule::jitter(next, rand::random())))
+    });
+    tracing::debug!(watch = %watch.name_any(), ?decision, "scheduled");
+    decision
 }
 
 /// ChangeOrders of one watch, from the cache.
@@ -221,126 +227,133 @@ fn orders_of(ctx: &Context, ns: &str, watch_name: &str) -> Vec<Arc<ChangeOrder>>
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn poll(
-    watch: &ChangeOrderWatch,
-    ctx: &Context,
-    ns: &str,
-    target: &Target,
-    secret_version: Option<String>,
-    memory: &mut Memory,
-    existing_objects: &[Arc<ChangeOrder>],
-    now: Timestamp,
-) -> Result<Outcome, Error> {
-    // Only this poll's outcome decides whether the credentials are rejected.
-    memory.credentials_rejected = false;
-    let secret_name = &watch.spec.credentials_secret_ref.name;
-    let credentials = match credentials(ctx, ns, secret_name, target.provider, secret_version, memory).await?
-    {
-        Ok(c) => c,
-        Err(message) => {
-            memory.credentials_rejected = true;
-            return Ok(Outcome::Failed {
-                reason: reason::INVALID_CREDENTIALS,
-                message,
-            });
-        }
-    };
-    let listed = match ctx.cloud.list(target, &credentials).await {
-        Ok(l) => l,
-        Err(e) => return Ok(failure(e, memory)),
-    };
-    let existing = plan::existing_by_id(existing_objects);
-    let wanted = plan::to_describe(&listed, &existing);
-    // On shutdown the remaining describes are skipped: what the list says is written instead.
-    let described: Vec<(String, Result<CloudOrder, CloudError>)> = futures::stream::iter(wanted)
-        .take_while(|_| futures::future::ready(!ctx.is_stopping()))
-        .map(|id| {
-            let credentials = &credentials;
-            async move {
-                let r = ctx.cloud.describe(target, credentials, &id).await;
-                (id, r)
-            }
-        })
-        .buffer_unordered(DESCRIBE_CONCURRENCY)
-        .collect()
-        .await;
-
-    let mut orders: BTreeMap<String, CloudOrder> = listed.into_iter().map(|o| (o.id.clone(), o)).collect();
-    let mut describe_error = None;
-    for (id, result) in described {
-        match result {
-            Ok(detail) => {
-                // The list (or, for an order that fell off it, the stored object) fills what the
-                // detail reply lacks, such as EDAS's FinishTime.
-                let base = orders
-                    .get(&id)
-                    .cloned()
-                    .or_else(|| existing.get(id.as_str()).map(|o| plan::as_listed(o)));
-                let merged = match base {
-                    Some(listed) => merge(&listed, detail),
-                    None => detail,
-                };
-                orders.insert(id, merged);
-            }
-            // Gone from the cloud: what the list (or the stored object) says stands.
-            Err(e) if e.kind() == ErrorKind::OrderNotFound => {}
-            Err(e) => {
-                tracing::debug!(order = %id, error = %e, "describe failed, keeping listed data");
-                describe_error.get_or_insert(e);
-            }
-        }
-    }
-    let orders: Vec<CloudOrder> = orders.into_values().collect();
-
-    let retention = Retention {
-        max_finished: watch
-            .spec
-            .retention
-            .as_ref()
-            .and_then(|r| r.max_finished)
-            .unwrap_or(ctx.settings.default_max_finished) as usize,
-        max_age: watch
-            .spec
-            .retention
-            .as_ref()
-            .and_then(|r| r.max_age.as_deref())
-            .and_then(|a| parse_duration(a).ok()),
-    };
-    let planned = plan::plan(watch, &target.app, &orders, &existing, &retention, now);
-    let mut phases: HashMap<String, Phase> = existing
-        .iter()
-        .filter_map(|(id, o)| {
-            o.status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .map(|p| (id.to_string(), p))
-        })
-        .collect();
-    for desired in planned.desired {
-        let stored = existing.get(desired.spec.change_order_id.as_str()).copied();
-        if let Some(p) = desired.status.as_ref().and_then(|s| s.phase) {
-            phases.insert(desired.spec.change_order_id.clone(), p);
-        }
-        apply_order(ctx, ns, desired, stored, now).await?;
-    }
-    let api: Api<ChangeOrder> = Api::namespaced(ctx.client.clone(), ns);
-    for name in &planned.prune {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => tracing::info!(changeorder = %name, "pruned by retention"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        phases
-            .retain(|id, _| existing.get(id.as_str()).and_then(|o| o.metadata.name.as_deref()) != Some(name));
-    }
-    if let Some(e) = describe_error {
-        return Ok(failure(e, memory));
-    }
-    Ok(Outcome::Polled(watch_status::counts(phases.into_values())))
+/// Why a poll did not complete, as the watch reports it.
+#[derive(Debug, thiserror::Error)]
+enum PollError {
+    /// The Secret is missing or unusable; the message names it, never a value.
+    #[error("{0}")]
+    Credentials(String),
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The API server failed: the reconcile is retried.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
 }
 
-fn failure(e: CloudError, memory: &mut Memory) -> Outcome {
+/// One poll of one watch: what it reads and where it writes.
+struct Poll<'a> {
+    watch: &'a ChangeOrderWatch,
+    ctx: &'a Context,
+    ns: &'a str,
+    config: &'a WatchConfig,
+    /// The watch's ChangeOrders, from the cache.
+    objects: &'a [Arc<ChangeOrder>],
+    now: Timestamp,
+}
+
+impl Poll<'_> {
+    /// Credentials → fetch → plan → apply. Cloud and credential failures become the watch's
+    /// outcome; an API-server failure is the reconcile's error.
+    async fn run(&self, secret_version: Option<String>, memory: &mut Memory) -> Result<Outcome, Error> {
+        // Only this poll's outcome decides whether the credentials are rejected.
+        memory.credentials_rejected = false;
+        match self.steps(secret_version, memory).await {
+            Ok((fetched, applied)) => {
+                report_write_failures(self.ctx, self.watch, self.config, &applied).await;
+                Ok(match fetched.first_failure() {
+                    // The orders were written as far as known; the watch still reports it.
+                    Some(e) => failure(e, memory),
+                    None => polled(&applied),
+                })
+            }
+            Err(PollError::Kube(e)) => Err(e.into()),
+            Err(PollError::Credentials(message)) => {
+                memory.credentials_rejected = true;
+                Ok(Outcome::Failed {
+                    reason: reason::INVALID_CREDENTIALS,
+                    message,
+                })
+            }
+            Err(PollError::Cloud(e)) => Ok(failure(&e, memory)),
+        }
+    }
+
+    async fn steps(
+        &self,
+        secret_version: Option<String>,
+        memory: &mut Memory,
+    ) -> Result<(fetch::Fetched, Applied), PollError> {
+        let (ctx, watch) = (self.ctx, self.watch);
+        let credentials = credentials(ctx, self.ns, watch, self.config, secret_version, memory).await?;
+        let existing = plan::existing_by_id(self.objects, &watch.name_any());
+        let misses = &memory.describe_misses;
+        let fetched = fetch::fetch(
+            &ctx.cloud,
+            &self.config.target,
+            &credentials,
+            |listed| plan::to_describe(listed, &existing, misses),
+            &|| ctx.is_stopping(),
+        )
+        .await?;
+        let planned = plan::plan(plan::Input {
+            watch,
+            app: &self.config.target.app,
+            fetched: &fetched,
+            existing: &existing,
+            superseded: plan::superseded(self.objects, &existing),
+            retention: &self.config.retention,
+            misses,
+            now: self.now,
+        });
+        memory.describe_misses = planned.misses.clone();
+        let applied = apply::apply(ctx, self.ns, planned, &existing, self.now).await?;
+        Ok((fetched, applied))
+    }
+}
+
+fn polled(applied: &Applied) -> Outcome {
+    let counts = watch_status::counts(applied.phases.values().copied());
+    if applied.failures.is_empty() {
+        return Outcome::Polled(counts);
+    }
+    let first = &applied.failures[0];
+    Outcome::Failed {
+        reason: reason::ORDER_WRITE_FAILED,
+        message: format!(
+            "{} of the orders could not be written (the others were): order {}: {}",
+            applied.failures.len(),
+            first.order_id,
+            first.message
+        ),
+    }
+}
+
+/// Every order that could not be written is counted; the watch gets one Event naming the first.
+async fn report_write_failures(
+    ctx: &Context,
+    watch: &ChangeOrderWatch,
+    config: &WatchConfig,
+    applied: &Applied,
+) {
+    for f in &applied.failures {
+        ctx.metrics.order_write_failed(config.target.provider, f.cause);
+    }
+    let Some(first) = applied.failures.first() else {
+        return;
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: reason::ORDER_WRITE_FAILED.into(),
+        note: Some(format!("order {}: {}", first.order_id, first.message)),
+        action: "Poll".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &watch.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+fn failure(e: &CloudError, memory: &mut Memory) -> Outcome {
     let reason = match e.kind() {
         ErrorKind::Throttled => reason::THROTTLED,
         ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch => {
@@ -357,90 +370,42 @@ fn failure(e: CloudError, memory: &mut Memory) -> Outcome {
     }
 }
 
-/// Credentials from the watch's Secret; the inner error is for the user (names the Secret or
-/// key, never a value), the outer one is an API failure worth retrying.
+/// Credentials from the watch's Secret, cached by the Secret's resourceVersion and the
+/// provider. Errors name the Secret or key, never a value.
 async fn credentials(
     ctx: &Context,
     ns: &str,
-    name: &str,
-    provider: crate::cloud::model::Provider,
+    watch: &ChangeOrderWatch,
+    config: &WatchConfig,
     version: Option<String>,
     memory: &mut Memory,
-) -> Result<Result<Credentials, String>, Error> {
-    let Some(version) = version else {
-        return Ok(Err(format!(
+) -> Result<Credentials, PollError> {
+    let name = &watch.spec.credentials_secret_ref.name;
+    let provider = config.target.provider;
+    let not_found = || {
+        PollError::Credentials(format!(
             "Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"
-        )));
+        ))
     };
-    if let Some((cached_version, creds)) = &memory.credentials
+    let version = version.ok_or_else(not_found)?;
+    if let Some((cached_version, cached_provider, creds)) = &memory.credentials
         && *cached_version == version
+        && *cached_provider == provider
     {
-        return Ok(Ok(creds.clone()));
+        return Ok(creds.clone());
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let secret = match api.get_opt(name).await? {
-        Some(s) => s,
-        None => {
-            return Ok(Err(format!(
-                "Secret {ns}/{name} (spec.credentialsSecretRef.name) not found"
-            )));
-        }
-    };
+    let secret = api.get_opt(name).await?.ok_or_else(not_found)?;
     let map: BTreeMap<String, Vec<u8>> = secret
         .data
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    match Credentials::from_bytes_map(provider, &map) {
-        Ok(c) => {
-            memory.credentials = Some((version, c.clone()));
-            Ok(Ok(c))
-        }
-        Err(e) => Ok(Err(format!("Secret {ns}/{name}: {e}"))),
-    }
-}
-
-/// Write one ChangeOrder if (and only if) it differs from the cached copy; publish its phase
-/// transitions as Events and metrics.
-async fn apply_order(
-    ctx: &Context,
-    ns: &str,
-    mut desired: ChangeOrder,
-    stored: Option<&ChangeOrder>,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let api: Api<ChangeOrder> = Api::namespaced(ctx.client.clone(), ns);
-    let name = desired.name_any();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut status = desired.status.take().unwrap_or_default();
-    let mut written = stored.cloned();
-    if plan::needs_spec_write(&desired, stored) {
-        written = Some(api.patch(&name, &params, &Patch::Apply(&desired)).await?);
-    }
-    let generation = written.as_ref().and_then(|o| o.metadata.generation);
-    mapping::observe_generation(&mut status, generation);
-    desired.status = Some(status.clone());
-    if plan::needs_status_write(&desired, stored) {
-        let patch = serde_json::json!({
-            "apiVersion": ChangeOrder::api_version(&()),
-            "kind": ChangeOrder::kind(&()),
-            "status": status,
-        });
-        written = Some(api.patch_status(&name, &params, &Patch::Apply(&patch)).await?);
-    }
-    let before = stored.and_then(|s| s.status.as_ref()).and_then(|s| s.phase);
-    let after = status.phase;
-    if before != after
-        && let (Some(after), Some(obj)) = (after, written.as_ref())
-    {
-        // History first seen finished is not news; everything else is.
-        if before.is_some() || !after.is_terminal() {
-            publish_phase_event(ctx, obj, before, after, &status).await;
-        }
-        record_phase_metrics(ctx, obj, stored, after, now);
-    }
-    Ok(())
+    let creds = Credentials::from_bytes_map(provider, &map)
+        .map_err(|e| PollError::Credentials(format!("Secret {ns}/{name}: {e}")))?;
+    memory.credentials = Some((version, provider, creds.clone()));
+    Ok(creds)
 }
 
 /// Write the watch's status when it differs from the stored one; publish an Event when the
@@ -480,4 +445,24 @@ async fn write_watch_status(
 
     report::watch_ready_changed(ctx, watch, previous, &desired).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_an_error_not_the_end_of_the_process() {
+        let err = guarded(async {
+            let tz = "+08:3é";
+            // What the time-zone parser once did on non-ASCII input.
+            let (_, _) = tz.split_at(6);
+            Ok(Action::await_change())
+        })
+        .await
+        .expect_err("panic is caught");
+        assert_eq!(err.name(), "Panicked");
+        assert!(err.to_string().contains("char boundary"), "{err}");
+        assert!(guarded(async { Ok(Action::await_change()) }).await.is_ok());
+    }
 }

@@ -8,8 +8,6 @@ pub enum Decision {
     PollNow,
     /// Not due yet: come back after this long.
     Wait(Duration),
-    /// Nothing will change until the spec, the Secret or a refresh request does.
-    AwaitChange,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -20,8 +18,6 @@ pub struct Facts {
     pub refresh_requested: bool,
     /// The credentials Secret changed since the last poll used it.
     pub secret_changed: bool,
-    /// The last poll failed on credentials (wrong or missing keys).
-    pub credentials_rejected: bool,
     /// Time since the last poll (see [`assumed_since_last_poll`] for a fresh process).
     pub since_last_poll: Duration,
     /// The wait that applies now: the interval, or the error backoff after failures.
@@ -43,13 +39,48 @@ pub fn decide(f: &Facts) -> Decision {
     if f.generation_changed || f.refresh_requested || f.secret_changed {
         return Decision::PollNow;
     }
-    if f.credentials_rejected {
-        return Decision::AwaitChange;
-    }
     if f.since_last_poll >= f.period {
         Decision::PollNow
     } else {
         Decision::Wait(f.period - f.since_last_poll)
+    }
+}
+
+/// How often a watch polls: its intervals and the cap on error backoff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pace {
+    pub interval: Duration,
+    /// While an order is in flight (already no slower than `interval`).
+    pub fast: Duration,
+    pub max_error_backoff: Duration,
+}
+
+/// Where a watch stands, as far as its pace is concerned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standing {
+    pub in_flight: bool,
+    /// Failed polls in a row.
+    pub failures: u32,
+    /// Wait the cloud advised (rate-limit headers).
+    pub retry_after: Option<Duration>,
+    /// The last poll's credentials were rejected: retry slowly (a key fixed on the cloud side,
+    /// or a proxy's passing 401, recovers without anyone touching the Secret), not hammer.
+    pub credentials_rejected: bool,
+}
+
+impl Pace {
+    /// Time from one poll to the next.
+    pub fn period(&self, s: Standing) -> Duration {
+        if s.credentials_rejected {
+            self.max_error_backoff
+        } else if s.failures > 0 {
+            error_backoff(s.failures, self.fast, self.max_error_backoff)
+                .max(s.retry_after.unwrap_or_default())
+        } else if s.in_flight {
+            self.fast
+        } else {
+            self.interval
+        }
     }
 }
 
@@ -78,6 +109,53 @@ mod tests {
     }
 
     #[test]
+    fn pace() {
+        let s = Duration::from_secs;
+        let pace = Pace {
+            interval: s(60),
+            fast: s(15),
+            max_error_backoff: s(300),
+        };
+        let rows = [
+            (Standing::default(), s(60)),
+            (
+                Standing {
+                    in_flight: true,
+                    ..Standing::default()
+                },
+                s(15),
+            ),
+            (
+                Standing {
+                    failures: 3,
+                    ..Standing::default()
+                },
+                s(60),
+            ),
+            (
+                Standing {
+                    failures: 1,
+                    retry_after: Some(s(40)),
+                    ..Standing::default()
+                },
+                s(40),
+            ),
+            // Rejected credentials: retried, slowly.
+            (
+                Standing {
+                    failures: 1,
+                    credentials_rejected: true,
+                    ..Standing::default()
+                },
+                s(300),
+            ),
+        ];
+        for (standing, want) in rows {
+            assert_eq!(pace.period(standing), want, "{standing:?}");
+        }
+    }
+
+    #[test]
     fn decisions() {
         let s = Duration::from_secs;
         let rows: Vec<(Facts, Decision)> = vec![
@@ -93,30 +171,6 @@ mod tests {
                 Facts {
                     refresh_requested: true,
                     since_last_poll: s(1),
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    since_last_poll: s(3600),
-                    ..base()
-                },
-                Decision::AwaitChange,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    refresh_requested: true,
-                    ..base()
-                },
-                Decision::PollNow,
-            ),
-            (
-                Facts {
-                    credentials_rejected: true,
-                    secret_changed: true,
                     ..base()
                 },
                 Decision::PollNow,

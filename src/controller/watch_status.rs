@@ -18,6 +18,8 @@ pub mod reason {
     pub const PROVIDER_ERROR: &str = "ProviderError";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const SUSPENDED: &str = "Suspended";
+    /// The poll went through, but some orders could not be written (the message names one).
+    pub const ORDER_WRITE_FAILED: &str = "OrderWriteFailed";
 }
 
 /// What happened in this reconcile.
@@ -40,7 +42,7 @@ pub fn counts(phases: impl IntoIterator<Item = Phase>) -> OrderCounts {
     let mut c = OrderCounts::default();
     for p in phases {
         c.total += 1;
-        if !p.is_terminal() {
+        if p.is_in_flight() {
             c.in_flight += 1;
         }
         *match p {

@@ -104,6 +104,13 @@ impl Phase {
         matches!(self, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
     }
 
+    /// Still moving, so worth polling often. `Unknown` is not: a status outside the table
+    /// (or an order the cloud no longer has) would otherwise keep a watch on the fast
+    /// interval forever; it counts as finished for scheduling and retention.
+    pub fn is_in_flight(self) -> bool {
+        !self.is_terminal() && self != Phase::Unknown
+    }
+
     /// A person has to act (confirm a batch, approve, resume).
     pub fn awaits_input(self) -> bool {
         matches!(

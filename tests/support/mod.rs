@@ -4,4 +4,5 @@
 
 pub mod cluster;
 pub mod operator;
+pub mod process;
 pub mod stub;

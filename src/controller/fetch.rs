@@ -1,0 +1,112 @@
+//! Read one watch's orders from the cloud: one list, then a describe of each order whose
+//! answer can have changed. Shared by the controller and `probe`; what to describe and how to
+//! combine the answers with what is stored is decided by the caller (see `plan`).
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+
+use crate::cloud::client::{CloudClient, Target};
+use crate::cloud::credentials::Credentials;
+use crate::cloud::error::{CloudError, ErrorKind};
+use crate::cloud::model::CloudOrder;
+
+/// Describes of one poll run at most this many at a time (each call still takes from the budget).
+const DESCRIBE_CONCURRENCY: usize = 4;
+
+/// What a describe of one order gave.
+#[derive(Debug)]
+pub enum Detail {
+    Found(Box<CloudOrder>),
+    /// The cloud says the order does not exist.
+    NotFound,
+    Failed(CloudError),
+    /// Not asked: the process is shutting down.
+    Skipped,
+}
+
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// The list, each order once (the first occurrence wins), in the cloud's order.
+    pub listed: Vec<CloudOrder>,
+    /// Answers of the describes that were wanted, by order id.
+    pub details: HashMap<String, Detail>,
+}
+
+impl Fetched {
+    /// The first describe failure, if any (what the watch reports).
+    pub fn first_failure(&self) -> Option<&CloudError> {
+        let mut failed: Vec<(&String, &CloudError)> = self
+            .details
+            .iter()
+            .filter_map(|(id, d)| match d {
+                Detail::Failed(e) => Some((id, e)),
+                _ => None,
+            })
+            .collect();
+        failed.sort_by_key(|(id, _)| *id);
+        failed.first().map(|(_, e)| *e)
+    }
+}
+
+/// Keep the first occurrence of each id, in order; linear in the number of orders.
+pub fn dedup(listed: Vec<CloudOrder>) -> Vec<CloudOrder> {
+    let mut seen = HashSet::with_capacity(listed.len());
+    listed.into_iter().filter(|o| seen.insert(o.id.clone())).collect()
+}
+
+/// List, then describe the ids `choose` picks from the list. A failed list fails the fetch; a
+/// failed describe is one order's answer. Once `stopping` turns true, describes not yet started
+/// are skipped.
+pub async fn fetch(
+    cloud: &CloudClient,
+    target: &Target,
+    credentials: &Credentials,
+    choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
+    stopping: &(dyn Fn() -> bool + Sync),
+) -> Result<Fetched, CloudError> {
+    let listed = dedup(cloud.list(target, credentials).await?);
+    let wanted = choose(&listed);
+    let details: HashMap<String, Detail> = futures::stream::iter(wanted)
+        .map(|id| async move {
+            if stopping() {
+                return (id, Detail::Skipped);
+            }
+            let detail = match cloud.describe(target, credentials, &id).await {
+                Ok(order) => Detail::Found(Box::new(order)),
+                Err(e) if e.kind() == ErrorKind::OrderNotFound => Detail::NotFound,
+                Err(e) => Detail::Failed(e),
+            };
+            (id, detail)
+        })
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await;
+    Ok(Fetched { listed, details })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::model::{Provider, RawStatus};
+
+    #[test]
+    fn dedup_keeps_first_and_order_and_is_linear() {
+        let o = |id: &str, s: i64| CloudOrder::new(Provider::Sae, id, RawStatus::Code(s));
+        let out = dedup(vec![o("b", 1), o("a", 1), o("b", 2), o("c", 3), o("a", 9)]);
+        let got: Vec<(&str, RawStatus)> = out.iter().map(|o| (o.id.as_str(), o.status.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("b", RawStatus::Code(1)),
+                ("a", RawStatus::Code(1)),
+                ("c", RawStatus::Code(3))
+            ]
+        );
+        // 200k orders, all duplicates of 2 ids: quadratic de-duplication would not finish here.
+        let many: Vec<CloudOrder> = (0..200_000)
+            .map(|i| o(if i % 2 == 0 { "x" } else { "y" }, 1))
+            .collect();
+        assert_eq!(dedup(many).len(), 2);
+    }
+}
