@@ -372,7 +372,7 @@ async fn settled_orders_cause_no_writes_and_no_describes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_secret_stops_polling_until_it_is_fixed() {
+async fn wrong_secret_is_retried_slowly_and_recovers() {
     let ns = namespace("creds").await;
     let sim = start_sim(SETTLED).await;
     access_key_secret(&ns, "cloud", "not-the-secret").await;
@@ -402,12 +402,14 @@ async fn wrong_secret_stops_polling_until_it_is_fixed() {
         !message.contains("not-the-secret"),
         "the secret never appears in status"
     );
+    // No hot loop, but no giving up either: one retry per max error backoff (4 s here), so a
+    // key fixed on the cloud side (or a proxy's passing 401) recovers without a Secret change.
     let calls = op.calls.total();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(
-        op.calls.total(),
-        calls,
-        "no hot loop: no cloud call until the Secret changes"
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let retries = op.calls.total() - calls;
+    assert!(
+        (1..=3).contains(&retries),
+        "{retries} calls in 9 s with a 4 s max error backoff"
     );
     assert!(orders(&ns).await.is_empty());
 
@@ -744,6 +746,64 @@ async fn watches_sharing_an_account_share_its_call_budget() {
         "{calls} calls in 10 s with a budget of one a second"
     );
     eprintln!("shared budget: {calls} calls in 10 s for two busy watches (budget 60/min)");
+}
+
+/// Ten busy watches on one account whose budget is spent, and one watch on another account:
+/// waiting for budget used to happen inside the reconcile, so the busy watches held every
+/// reconcile slot and the other account's watch fell behind its interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_account_does_not_stall_another_accounts_watch() {
+    let ns = namespace("budget-fair").await;
+    let mut busy = String::from("apps:\n");
+    for i in 0..10 {
+        busy.push_str(&format!(
+            "  - provider: sae\n    appId: busy-{i}\n    changeOrders:\n      - {{ id: b{i}-1, createdAt: -1m, status: 1 }}\n      - {{ id: b{i}-2, createdAt: -2m, status: 8 }}\n"
+        ));
+    }
+    let busy_sim = start_sim(&busy).await;
+    let other_sim = start_sim(SETTLED).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    for i in 0..10 {
+        create_watch(
+            &ns,
+            &format!("busy-{i}"),
+            serde_json::json!({
+                "provider": "sae", "endpoint": busy_sim.url(), "appId": format!("busy-{i}"),
+                "credentialsSecretRef": {"name": "cloud"},
+            }),
+        )
+        .await;
+    }
+    create_watch(
+        &ns,
+        "other",
+        serde_json::json!({
+            "provider": "sae", "endpoint": other_sim.url(), "appId": "app-settled",
+            "credentialsSecretRef": {"name": "cloud"},
+        }),
+    )
+    .await;
+    // 30 calls a minute per account and endpoint; the busy account wants ~30 a second.
+    let _op = Operator::start_with_budget(ns.client(), ns.name(), fast_settings(), 30).await;
+    eventually("the other watch polled", SETTLE, || async {
+        (other_sim.calls("sae", "ListChangeOrders") > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = other_sim.calls("sae", "ListChangeOrders");
+    let busy_before = busy_sim.stats().total;
+    tokio::time::sleep(Duration::from_secs(16)).await;
+    let polls = other_sim.calls("sae", "ListChangeOrders") - before;
+    let busy_calls = busy_sim.stats().total - busy_before;
+    eprintln!(
+        "budget isolation: the other account's watch polled {polls} times in 16 s (interval 2 s) \
+         while ten watches shared {busy_calls} calls of a 30/min budget"
+    );
+    assert!(polls >= 6, "{polls} polls in 16 s at a 2 s interval");
+    assert!(
+        busy_calls <= 16,
+        "the busy account kept to its budget: {busy_calls} calls"
+    );
 }
 
 const MIXED: &str = r#"

@@ -69,6 +69,14 @@ impl CloudClient {
             .map_err(|m| CloudError::new(ErrorKind::BadRequest, format!("endpoint: {m}")))
     }
 
+    /// How long before a poll of `calls` calls could start without waiting on the shared call
+    /// budget or an announced rate limit (`None`: now). A poller that would wait can schedule
+    /// itself for then instead of waiting.
+    pub fn wait_before(&self, t: &Target, c: &Credentials, calls: u32) -> Option<std::time::Duration> {
+        let base = t.base_url().ok()?;
+        self.transport.wait_before(&base, t.provider, c, calls)
+    }
+
     /// Every change order the list operation returns for the target's app (all pages, up to
     /// `max_pages`). `detailed` is false; batches are empty.
     pub async fn list(&self, t: &Target, c: &Credentials) -> Result<Vec<CloudOrder>, CloudError> {

@@ -122,10 +122,24 @@ impl Credentials {
     }
 
     /// A stable, non-secret identity of these credentials, e.g. to share a call budget between
-    /// watches using the same account: the AccessKey id, or a short hash of the token.
+    /// watches using the same account: the AccessKey id with a short hash of the whole key, or
+    /// a short hash of the token. The hash covers the secret, so a watch that names another
+    /// tenant's AccessKey id (which is not secret) with a wrong secret does not share, and
+    /// cannot drain, that tenant's budget.
     pub fn fingerprint(&self) -> String {
         match self {
-            Credentials::AccessKey { access_key_id, .. } => format!("ak:{access_key_id}"),
+            Credentials::AccessKey {
+                access_key_id,
+                access_key_secret,
+                security_token,
+            } => {
+                let whole = format!(
+                    "{access_key_id}\n{access_key_secret}\n{}",
+                    security_token.as_deref().unwrap_or("")
+                );
+                let digest = super::sign::sha256_hex(whole.as_bytes());
+                format!("ak:{access_key_id}:{}", &digest[..12])
+            }
             Credentials::Token(t) => {
                 // 48 bits of SHA-256: enough to tell tokens apart, far too little to recover one.
                 let digest = super::sign::sha256_hex(t.as_bytes());
@@ -353,7 +367,21 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ak.access_key_id(), Some("LTAIid"));
-        assert_eq!(ak.fingerprint(), "ak:LTAIid");
+        let fp = ak.fingerprint();
+        assert!(
+            fp.starts_with("ak:LTAIid:") && fp.len() == "ak:LTAIid:".len() + 12,
+            "{fp}"
+        );
+        let wrong_secret = Credentials::AccessKey {
+            access_key_id: "LTAIid".into(),
+            access_key_secret: "not-the-secret".into(),
+            security_token: None,
+        };
+        assert_ne!(
+            fp,
+            wrong_secret.fingerprint(),
+            "a borrowed AccessKey id gets its own budget"
+        );
         let t = Credentials::from_map(&map(&[("token", TOKEN)])).unwrap();
         assert_eq!(t, Credentials::Token(TOKEN.into()));
         let fp = t.fingerprint();

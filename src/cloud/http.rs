@@ -83,11 +83,22 @@ impl<F: Fn(&CallOutcome<'_>) + Send + Sync> CallObserver for F {
 /// Admits each HTTP attempt (pages and retries included), e.g. a call budget shared by every
 /// watch that uses one account.
 pub trait CallBudget: Send + Sync {
+    /// Wait until one call to `host` with `creds` is allowed, and take it.
     fn admit<'a>(
         &'a self,
         provider: Provider,
         creds: &'a Credentials,
+        host: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+    /// How long until `calls` calls would be allowed (`None`: now), taking nothing.
+    fn wait_for<'a>(
+        &'a self,
+        provider: Provider,
+        creds: &'a Credentials,
+        host: &'a str,
+        calls: u32,
+    ) -> Option<Duration>;
 }
 
 /// Client settings. `Default` suits production; tests shorten the delays.
@@ -210,7 +221,7 @@ impl Transport {
         loop {
             attempt += 1;
             if let Some(budget) = &self.cfg.budget {
-                budget.admit(call.provider, creds).await;
+                budget.admit(call.provider, creds, &host_header(&url)).await;
             }
             self.wait_gate(&gate_key, call).await?;
             let started = Instant::now();
@@ -253,6 +264,34 @@ impl Transport {
                 "retrying cloud call"
             );
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// How long before `calls` calls to `base` with `creds` could start without waiting on the
+    /// call budget or a rate limit the cloud announced (`None`: now). Takes nothing.
+    pub fn wait_before(
+        &self,
+        base: &Url,
+        provider: Provider,
+        creds: &Credentials,
+        calls: u32,
+    ) -> Option<Duration> {
+        let host = host_header(base);
+        let gate_key = format!("{host}|{}", creds.fingerprint());
+        let gate = match self.gates.lock() {
+            Ok(g) => g.get(&gate_key).copied(),
+            Err(poisoned) => poisoned.into_inner().get(&gate_key).copied(),
+        }
+        .and_then(|until| until.checked_duration_since(Instant::now()))
+        .filter(|d| !d.is_zero());
+        let budget = self
+            .cfg
+            .budget
+            .as_ref()
+            .and_then(|b| b.wait_for(provider, creds, &host, calls));
+        match (gate, budget) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -60,6 +60,22 @@ impl Budget {
         }
     }
 
+    /// How long until `calls` calls fit the credential's budget (`None`: now). Takes nothing:
+    /// a watch that would wait is scheduled for then instead of holding a reconcile slot.
+    pub fn wait_for_calls(&self, key: &str, calls: u32) -> Option<Duration> {
+        let now = Instant::now();
+        let capacity = self.capacity();
+        let rate = self.rate_per_sec();
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let tokens = buckets.get(key).map_or(capacity, |b| {
+            let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+            (b.tokens + elapsed * rate).min(capacity)
+        });
+        // More calls than a burst holds can never be waited for at once: ask for a full bucket.
+        let needed = f64::from(calls).min(capacity);
+        (tokens < needed).then(|| Duration::from_secs_f64((needed - tokens) / rate))
+    }
+
     /// Wait until the credential's budget allows one more call.
     pub async fn take(&self, key: &str) {
         while let Err(wait) = self.try_take(key) {
@@ -73,22 +89,26 @@ impl crate::cloud::http::CallBudget for Budget {
         &'a self,
         _provider: crate::cloud::model::Provider,
         creds: &'a crate::cloud::credentials::Credentials,
+        host: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move { self.take(&key_for(creds)).await })
+        Box::pin(async move { self.take(&key_for(creds, host)).await })
+    }
+
+    fn wait_for<'a>(
+        &'a self,
+        _provider: crate::cloud::model::Provider,
+        creds: &'a crate::cloud::credentials::Credentials,
+        host: &'a str,
+        calls: u32,
+    ) -> Option<Duration> {
+        self.wait_for_calls(&key_for(creds, host), calls)
     }
 }
 
-/// The budget key of a credential: the AccessKey id (one account), or a hash of the token.
-pub fn key_for(credentials: &crate::cloud::credentials::Credentials) -> String {
-    use crate::cloud::credentials::Credentials;
-    match credentials {
-        Credentials::AccessKey { access_key_id, .. } => format!("ak:{access_key_id}"),
-        Credentials::Token(token) => {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(token.as_bytes());
-            format!("token:{}", hex::encode(&digest[..8]))
-        }
-    }
+/// The budget key: the credential's identity (its hash covers the secret) and the endpoint's
+/// host, so neither a borrowed AccessKey id nor a tenant's own endpoint drains another's.
+pub fn key_for(credentials: &crate::cloud::credentials::Credentials, host: &str) -> String {
+    format!("{}@{host}", credentials.fingerprint())
 }
 
 #[cfg(test)]

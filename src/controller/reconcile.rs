@@ -11,7 +11,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
@@ -122,8 +121,8 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         Decision::PollNow => {}
     }
 
-    memory.last_poll = Some(Instant::now());
-    memory.secret_version = Some(secret_version.clone());
+    let previous_poll = memory.last_poll.replace(Instant::now());
+    let previous_secret = memory.secret_version.replace(secret_version.clone());
     let polled = Poll {
         watch,
         ctx,
@@ -135,13 +134,22 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     .run(secret_version, &mut memory)
     .await;
     let outcome = match polled {
-        Ok(outcome) => outcome,
+        Ok(Polled::Done(outcome)) => outcome,
+        Ok(Polled::Deferred(wait)) => {
+            // The account's budget is spent: come back when it allows a poll rather than wait
+            // for it here, holding one of the reconcile slots every other watch needs.
+            memory.last_poll = previous_poll;
+            memory.secret_version = previous_secret;
+            ctx.remember(&uid, memory);
+            return Ok(Action::requeue(wait));
+        }
         Err(e) => {
             ctx.remember(&uid, memory);
             return Err(e);
         }
     };
-    let ok = matches!(outcome, Outcome::Polled(_));
+    // Orders that cannot be written do not make the cloud a failure: the poll pace stays.
+    let ok = matches!(outcome, Outcome::Polled(_) | Outcome::WriteFailed { .. });
     memory.failures = if ok { 0 } else { memory.failures.saturating_add(1) };
     if ok {
         memory.retry_after = None;
@@ -151,10 +159,14 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         match &outcome {
             Outcome::Polled(_) => "ok",
             Outcome::Failed { reason, .. } => reason,
+            Outcome::WriteFailed { .. } => reason::ORDER_WRITE_FAILED,
             _ => "other",
         },
     );
-    let in_flight = matches!(&outcome, Outcome::Polled(c) if c.in_flight > 0) || (!ok && in_flight);
+    let in_flight = match &outcome {
+        Outcome::Polled(c) | Outcome::WriteFailed { counts: c, .. } => c.in_flight > 0,
+        _ => in_flight,
+    };
     let next = pace.period(standing(&memory, in_flight));
     tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
@@ -227,9 +239,19 @@ fn orders_of(ctx: &Context, ns: &str, watch_name: &str) -> Vec<Arc<ChangeOrder>>
         .collect()
 }
 
+/// What a poll came to.
+enum Polled {
+    Done(Outcome),
+    /// Not started: the call budget or a rate limit allows it only after this long.
+    Deferred(Duration),
+}
+
 /// Why a poll did not complete, as the watch reports it.
 #[derive(Debug, thiserror::Error)]
 enum PollError {
+    /// Not a failure: the account's budget is spent for now.
+    #[error("call budget spent for {0:?}")]
+    Deferred(Duration),
     /// The Secret is missing or unusable; the message names it, never a value.
     #[error("{0}")]
     Credentials(String),
@@ -254,28 +276,32 @@ struct Poll<'a> {
 impl Poll<'_> {
     /// Credentials → fetch → plan → apply. Cloud and credential failures become the watch's
     /// outcome; an API-server failure is the reconcile's error.
-    async fn run(&self, secret_version: Option<String>, memory: &mut Memory) -> Result<Outcome, Error> {
-        // Only this poll's outcome decides whether the credentials are rejected.
-        memory.credentials_rejected = false;
-        match self.steps(secret_version, memory).await {
+    async fn run(&self, secret_version: Option<String>, memory: &mut Memory) -> Result<Polled, Error> {
+        let rejected_before = std::mem::take(&mut memory.credentials_rejected);
+        let outcome = match self.steps(secret_version, memory).await {
             Ok((fetched, applied)) => {
-                report_write_failures(self.ctx, self.watch, self.config, &applied).await;
-                Ok(match fetched.first_failure() {
+                count_write_failures(self.ctx, self.config, &applied);
+                match fetched.first_failure() {
                     // The orders were written as far as known; the watch still reports it.
                     Some(e) => failure(e, memory),
                     None => polled(&applied),
-                })
+                }
             }
-            Err(PollError::Kube(e)) => Err(e.into()),
+            Err(PollError::Deferred(wait)) => {
+                memory.credentials_rejected = rejected_before;
+                return Ok(Polled::Deferred(wait));
+            }
+            Err(PollError::Kube(e)) => return Err(e.into()),
             Err(PollError::Credentials(message)) => {
                 memory.credentials_rejected = true;
-                Ok(Outcome::Failed {
+                Outcome::Failed {
                     reason: reason::INVALID_CREDENTIALS,
                     message,
-                })
+                }
             }
-            Err(PollError::Cloud(e)) => Ok(failure(&e, memory)),
-        }
+            Err(PollError::Cloud(e)) => failure(&e, memory),
+        };
+        Ok(Polled::Done(outcome))
     }
 
     async fn steps(
@@ -286,6 +312,12 @@ impl Poll<'_> {
         let (ctx, watch) = (self.ctx, self.watch);
         let credentials = credentials(ctx, self.ns, watch, self.config, secret_version, memory).await?;
         let existing = plan::existing_by_id(self.objects, &watch.name_any());
+        // The list plus a describe per order in flight: start only when the budget allows it.
+        let in_flight = self.objects.iter().filter(|o| !plan::is_settled(o)).count();
+        let calls = u32::try_from(in_flight).unwrap_or(u32::MAX).saturating_add(1);
+        if let Some(wait) = ctx.cloud.wait_before(&self.config.target, &credentials, calls) {
+            return Err(PollError::Deferred(wait));
+        }
         let misses = &memory.describe_misses;
         let fetched = fetch::fetch(
             &ctx.cloud,
@@ -317,8 +349,8 @@ fn polled(applied: &Applied) -> Outcome {
         return Outcome::Polled(counts);
     }
     let first = &applied.failures[0];
-    Outcome::Failed {
-        reason: reason::ORDER_WRITE_FAILED,
+    Outcome::WriteFailed {
+        counts,
         message: format!(
             "{} of the orders could not be written (the others were): order {}: {}",
             applied.failures.len(),
@@ -328,28 +360,11 @@ fn polled(applied: &Applied) -> Outcome {
     }
 }
 
-/// Every order that could not be written is counted; the watch gets one Event naming the first.
-async fn report_write_failures(
-    ctx: &Context,
-    watch: &ChangeOrderWatch,
-    config: &WatchConfig,
-    applied: &Applied,
-) {
+/// Every order that could not be written is counted. The watch's Ready condition names the
+/// first, and its Event comes with the condition's change (not on every poll).
+fn count_write_failures(ctx: &Context, config: &WatchConfig, applied: &Applied) {
     for f in &applied.failures {
         ctx.metrics.order_write_failed(config.target.provider, f.cause);
-    }
-    let Some(first) = applied.failures.first() else {
-        return;
-    };
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason::ORDER_WRITE_FAILED.into(),
-        note: Some(format!("order {}: {}", first.order_id, first.message)),
-        action: "Poll".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &watch.object_ref(&())).await {
-        tracing::warn!(error = %e, "cannot publish event");
     }
 }
 

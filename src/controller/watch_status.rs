@@ -32,6 +32,11 @@ pub enum Outcome {
         reason: &'static str,
         message: String,
     },
+    /// A poll went through but some orders could not be written; counts are of the others.
+    WriteFailed {
+        counts: OrderCounts,
+        message: String,
+    },
     Suspended,
     InvalidSpec(String),
     /// No poll was due; only bookkeeping (generation, refresh) may change.
@@ -73,7 +78,10 @@ pub struct Input<'a> {
 pub fn desired(input: Input<'_>) -> ChangeOrderWatchStatus {
     let prev = input.previous.cloned().unwrap_or_default();
     let now = input.now;
-    let polled = matches!(input.outcome, Outcome::Polled(_) | Outcome::Failed { .. });
+    let polled = matches!(
+        input.outcome,
+        Outcome::Polled(_) | Outcome::Failed { .. } | Outcome::WriteFailed { .. }
+    );
     let succeeded = matches!(input.outcome, Outcome::Polled(_));
     let mut next = prev.clone();
     next.observed_generation = input.generation;
@@ -87,6 +95,7 @@ pub fn desired(input: Input<'_>) -> ChangeOrderWatchStatus {
             format!("polled: {} orders, {} in flight", c.total, c.in_flight),
         )),
         Outcome::Failed { reason, message } => Some((false, *reason, message.clone())),
+        Outcome::WriteFailed { message, .. } => Some((false, reason::ORDER_WRITE_FAILED, message.clone())),
         Outcome::Suspended => Some((
             false,
             reason::SUSPENDED,
@@ -111,7 +120,7 @@ pub fn desired(input: Input<'_>) -> ChangeOrderWatchStatus {
             c.observed_generation = input.generation;
         }
     }
-    if let Outcome::Polled(c) = &input.outcome {
+    if let Outcome::Polled(c) | Outcome::WriteFailed { counts: c, .. } = &input.outcome {
         next.orders = Some(c.clone());
     }
     // Poll timestamps are refreshed only with another change or once per heartbeat, so that a
