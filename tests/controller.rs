@@ -783,8 +783,9 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
         }),
     )
     .await;
-    // 30 calls a minute per account and endpoint; the busy account wants ~30 a second.
-    let _op = Operator::start_with_budget(ns.client(), ns.name(), fast_settings(), 30).await;
+    // 60 calls a minute per account and endpoint (burst 6, then one a second); the busy account
+    // wants ~30 a second, the other one a list every 2 s.
+    let _op = Operator::start_with_budget(ns.client(), ns.name(), fast_settings(), 60).await;
     eventually("the other watch polled", SETTLE, || async {
         (other_sim.calls("sae", "ListChangeOrders") > 0).then_some(())
     })
@@ -797,7 +798,7 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
     let busy_calls = busy_sim.stats().total - busy_before;
     eprintln!(
         "budget isolation: the other account's watch polled {polls} times in 16 s (interval 2 s) \
-         while ten watches shared {busy_calls} calls of a 30/min budget"
+         while ten watches shared {busy_calls} calls of a 60/min budget"
     );
     assert!(polls >= 6, "{polls} polls in 16 s at a 2 s interval");
     assert!(

@@ -127,7 +127,8 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
-            max_reply_bytes: 8 * 1024 * 1024,
+            // A page of 50 orders is tens of KiB; more is a broken or hostile endpoint.
+            max_reply_bytes: 4 * 1024 * 1024,
             retry: RetryPolicy::default(),
             max_pages: 50,
             sae_page_size: 50,

@@ -14,6 +14,13 @@ use crate::cloud::model::CloudOrder;
 /// Describes of one poll run at most this many at a time (each call still takes from the budget).
 const DESCRIBE_CONCURRENCY: usize = 4;
 
+/// Most orders one poll reads from a list (newest first, as the clouds list them): bounds what a
+/// hostile or broken endpoint can make one poll cost, whatever it sends.
+pub const MAX_LISTED_ORDERS: usize = 2500;
+
+/// Longest one poll may take, all calls included; a poll over it fails instead of hanging.
+pub const POLL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// What a describe of one order gave.
 #[derive(Debug)]
 pub enum Detail {
@@ -49,16 +56,53 @@ impl Fetched {
     }
 }
 
-/// Keep the first occurrence of each id, in order; linear in the number of orders.
+/// Keep the first occurrence of each id, in order, at most `MAX_LISTED_ORDERS`; linear in the
+/// number of orders.
 pub fn dedup(listed: Vec<CloudOrder>) -> Vec<CloudOrder> {
-    let mut seen = HashSet::with_capacity(listed.len());
-    listed.into_iter().filter(|o| seen.insert(o.id.clone())).collect()
+    let total = listed.len();
+    let mut seen = HashSet::with_capacity(total.min(MAX_LISTED_ORDERS));
+    let out: Vec<CloudOrder> = listed
+        .into_iter()
+        .filter(|o| seen.insert(o.id.clone()))
+        .take(MAX_LISTED_ORDERS)
+        .collect();
+    if out.len() == MAX_LISTED_ORDERS && total > MAX_LISTED_ORDERS {
+        tracing::warn!(
+            total,
+            kept = MAX_LISTED_ORDERS,
+            "list longer than one poll reads; older orders skipped"
+        );
+    }
+    out
 }
 
 /// List, then describe the ids `choose` picks from the list. A failed list fails the fetch; a
 /// failed describe is one order's answer. Once `stopping` turns true, describes not yet started
 /// are skipped.
 pub async fn fetch(
+    cloud: &CloudClient,
+    target: &Target,
+    credentials: &Credentials,
+    choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
+    stopping: &(dyn Fn() -> bool + Sync),
+) -> Result<Fetched, CloudError> {
+    tokio::time::timeout(
+        POLL_TIMEOUT,
+        fetch_unbounded(cloud, target, credentials, choose, stopping),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(CloudError::new(
+            ErrorKind::Transport,
+            format!(
+                "the poll took longer than {} s and was abandoned",
+                POLL_TIMEOUT.as_secs()
+            ),
+        ))
+    })
+}
+
+async fn fetch_unbounded(
     cloud: &CloudClient,
     target: &Target,
     credentials: &Credentials,
