@@ -1,0 +1,295 @@
+//! The GitOps handle on a real kube-apiserver: what pipelines, Flux and `kubectl` see of a
+//! ChangeOrderWatch (kstatus conditions, the latest order, printer columns) and of ChangeOrders
+//! (found by their cloud id with a field selector).
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use changeorder_operator::controller::watch_status::{self, Input, Outcome};
+use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch, Phase};
+use jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Resource, ResourceExt};
+use support::cluster::{TestNamespace, eventually};
+use support::operator::*;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn kubectl(ns: &TestNamespace, args: &[&str]) -> Output {
+    ns.kubectl().args(args).output().expect("run kubectl")
+}
+
+fn edas_watch(endpoint: &str, app: &str) -> serde_json::Value {
+    serde_json::json!({
+        "provider": "edas", "endpoint": endpoint, "appId": app,
+        "credentialsSecretRef": {"name": "cloud"},
+    })
+}
+
+/// A ChangeOrder as the operator would write it, created directly so the test decides its phase.
+async fn put_order(ns: &TestNamespace, name: &str, id: &str, created: &str, phase: Phase, reason: &str) -> ChangeOrder {
+    let api = ns.api::<ChangeOrder>();
+    let obj: ChangeOrder = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1",
+        "kind": "ChangeOrder",
+        "metadata": {"name": name},
+        "spec": {"provider": "edas", "changeOrderId": id, "appId": "app", "createTime": created},
+    }))
+    .expect("order manifest");
+    if api.get_opt(name).await.expect("get order").is_none() {
+        api.create(&PostParams::default(), &obj).await.expect("create order");
+    }
+    let status = serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1",
+        "kind": "ChangeOrder",
+        "status": {
+            "phase": phase,
+            "reason": reason,
+            "conditions": [{
+                "type": "Ready",
+                "status": if phase == Phase::Succeeded { "True" } else { "False" },
+                "reason": reason,
+                "message": format!("order {id} is {phase}"),
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }],
+        },
+    });
+    api.patch_status(name, &PatchParams::apply("test").force(), &Patch::Apply(&status))
+        .await
+        .expect("order status")
+}
+
+/// Writes the watch status the operator would write for these orders after a good poll.
+async fn write_watch_status(ns: &TestNamespace, name: &str) -> ChangeOrderWatch {
+    let watches = ns.api::<ChangeOrderWatch>();
+    let watch = watches.get(name).await.expect("get watch");
+    let orders = ns
+        .api::<ChangeOrder>()
+        .list(&ListParams::default())
+        .await
+        .expect("list orders")
+        .items;
+    let phases = orders.iter().filter_map(|o| o.status.as_ref()?.phase);
+    let status = watch_status::desired_with_orders(
+        Input {
+            previous: watch.status.as_ref(),
+            generation: watch.metadata.generation,
+            outcome: Outcome::Polled(watch_status::counts(phases)),
+            handled_request: None,
+            now: Timestamp::now(),
+            heartbeat: Duration::from_secs(600),
+        },
+        &orders,
+    );
+    let patch = serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1",
+        "kind": "ChangeOrderWatch",
+        "status": status,
+    });
+    watches
+        .patch_status(
+            name,
+            &PatchParams::apply("changeorder-operator").force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .expect("watch status accepted by the API server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_orders_are_found_by_their_cloud_id() {
+    let ns = namespace("selectable").await;
+    put_order(&ns, "w-aaa", "aaa", "2026-01-01T01:00:00Z", Phase::Running, "Executing").await;
+    put_order(&ns, "w-bbb", "bbb", "2026-01-01T02:00:00Z", Phase::Failed, "Failed").await;
+    let out = kubectl(
+        &ns,
+        &["get", "co", "--field-selector", "spec.changeOrderId=bbb", "-o", "name"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "changeorder.changeorder.io/w-bbb");
+    // The same selector through the API, as a client library would use it.
+    let found = ns
+        .api::<ChangeOrder>()
+        .list(&ListParams::default().fields("spec.changeOrderId=aaa"))
+        .await
+        .expect("list by field");
+    let names: Vec<String> = found.items.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["w-aaa"]);
+    // A field that is not selectable is refused, so the test above proves the CRD's declaration.
+    let out = kubectl(&ns, &["get", "co", "--field-selector", "spec.appId=app"]);
+    assert!(!out.status.success(), "spec.appId is not selectable: {}", text(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_waits_on_the_watch_for_its_latest_order() {
+    let ns = namespace("latest").await;
+    create_watch(&ns, "orders-api", edas_watch("http://127.0.0.1:9", "app")).await;
+    put_order(&ns, "orders-api-old", "old", "2026-01-01T01:00:00Z", Phase::Succeeded, "Succeeded").await;
+    put_order(&ns, "orders-api-new", "new", "2026-01-01T02:00:00Z", Phase::Running, "Executing").await;
+    let watch = write_watch_status(&ns, "orders-api").await;
+    let latest = watch.status.as_ref().and_then(|s| s.latest_order.clone()).expect("latestOrder stored");
+    assert_eq!((latest.name.as_str(), latest.phase), ("orders-api-new", Some(Phase::Running)));
+
+    // The printer columns show the latest order.
+    let out = kubectl(&ns, &["get", "cow", "orders-api"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.contains("LATEST ORDER") && header.contains("LATEST PHASE"), "{table}");
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(" new ") && row.contains("Running"), "{table}");
+
+    // An older order that succeeded does not satisfy the wait while the newest one runs.
+    let out = kubectl(
+        &ns,
+        &["wait", "--for=condition=LatestOrderSucceeded", "cow/orders-api", "--timeout=2s"],
+    );
+    assert!(!out.status.success(), "must not return while the newest order runs: {}", text(&out));
+    let out = kubectl(
+        &ns,
+        &["wait", "--for=condition=LatestOrderSucceeded=Unknown", "cow/orders-api", "--timeout=5s"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The newest order succeeds: the wait returns.
+    let waiter = ns
+        .kubectl()
+        .args(["wait", "--for=condition=LatestOrderSucceeded", "cow/orders-api", "--timeout=60s"])
+        .spawn()
+        .expect("kubectl wait");
+    put_order(&ns, "orders-api-new", "new", "2026-01-01T02:00:00Z", Phase::Succeeded, "Succeeded").await;
+    write_watch_status(&ns, "orders-api").await;
+    let done = tokio::task::spawn_blocking(move || waiter.wait_with_output())
+        .await
+        .expect("join")
+        .expect("kubectl wait output");
+    assert!(done.status.success(), "{}", text(&done));
+
+    // A still newer order that fails: waiting for False returns, with the order named.
+    put_order(&ns, "orders-api-next", "next", "2026-01-01T03:00:00Z", Phase::Failed, "Failed").await;
+    let watch = write_watch_status(&ns, "orders-api").await;
+    let out = kubectl(
+        &ns,
+        &["wait", "--for=condition=LatestOrderSucceeded=False", "cow/orders-api", "--timeout=5s"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let c = watch_status::condition_of(watch.status.as_ref().expect("status"), "LatestOrderSucceeded")
+        .expect("condition");
+    assert!(c.message.contains("orders-api-next") && c.message.contains("order next is Failed"), "{}", c.message);
+    let out = kubectl(
+        &ns,
+        &["wait", "--for=jsonpath={.status.latestOrder.changeOrderId}=next", "cow/orders-api", "--timeout=5s"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The conditions list is a map keyed by type on the server: another writer's condition is
+/// merged beside the operator's, and two conditions of one type are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_merge_by_type_on_the_server() {
+    let ns = namespace("listmap").await;
+    create_watch(&ns, "w", edas_watch("http://127.0.0.1:9", "app")).await;
+    write_watch_status(&ns, "w").await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    let other = serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1",
+        "kind": "ChangeOrderWatch",
+        "status": {"conditions": [{
+            "type": "ExampleGate", "status": "True", "reason": "Checked", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }]},
+    });
+    let merged = watches
+        .patch_status("w", &PatchParams::apply("another-tool"), &Patch::Apply(&other))
+        .await
+        .expect("apply by another manager");
+    let types: Vec<String> = merged
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert!(types.contains(&"ExampleGate".to_string()), "{types:?}");
+    assert!(types.contains(&"Ready".to_string()) && types.contains(&"LatestOrderSucceeded".to_string()), "{types:?}");
+    let dup = r#"{"status":{"conditions":[
+        {"type":"Ready","status":"True","reason":"A","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"},
+        {"type":"Ready","status":"False","reason":"B","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
+    let out = kubectl(
+        &ns,
+        &["patch", "cow", "w", "--subresource=status", "--type=merge", "-p", dup],
+    );
+    assert!(!out.status.success(), "duplicate condition types must be refused");
+    assert!(text(&out).contains("Duplicate value"), "{}", text(&out));
+}
+
+const APPS: &str = r#"
+apps:
+  - provider: sae
+    appId: good
+    changeOrders:
+      - { id: g-1, createdAt: -2h, status: 2 }
+      - { id: g-2, createdAt: -1h, status: 3 }
+"#;
+
+/// With the operator running: a watch that cannot poll without a person reads as Stalled (so
+/// `kubectl wait` and Flux fail fast), a repeated failure is not rewritten on every poll, and a
+/// good watch reports its newest order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
+    let ns = namespace("kstatus").await;
+    let sim = start_sim(APPS).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    // Different providers, so the calls of each watch can be counted apart.
+    let mut sae = edas_watch(&sim.url(), "good");
+    sae["provider"] = "sae".into();
+    create_watch(&ns, "good", sae).await;
+    create_watch(&ns, "gone", edas_watch(&sim.url(), "no-such-app")).await;
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+
+    let out = kubectl(&ns, &["wait", "--for=condition=Stalled", "cow/gone", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kubectl(&ns, &["wait", "--for=condition=Reconciling=False", "cow/good", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let watches = ns.api::<ChangeOrderWatch>();
+    let gone = watches.get("gone").await.expect("gone");
+    let status = gone.status.clone().expect("status");
+    let stalled = watch_status::condition_of(&status, "Stalled").expect("Stalled");
+    assert_eq!(stalled.reason, "AppNotFound");
+    assert!(stalled.message.contains("InvalidAppId.NotFound"), "{}", stalled.message);
+    assert_eq!(status.observed_generation, gone.meta().generation);
+
+    // Each failed poll gets a new RequestId; the watch is not rewritten for it. The error
+    // backoff is at most 4 s here, so 10 s hold at least two more failed polls.
+    let version = gone.resource_version();
+    let list_calls = op.calls.count(changeorder_operator::cloud::edas::OP_LIST);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(op.calls.count(changeorder_operator::cloud::edas::OP_LIST) >= list_calls + 2, "the failing watch kept polling");
+    let again = watches.get("gone").await.expect("gone");
+    assert_eq!(again.resource_version(), version, "no write for the same failure");
+
+    // The good watch is Current for kstatus and carries the latest-order conditions.
+    let good = watches.get("good").await.expect("good").status.expect("status");
+    assert_eq!(
+        watch_status::condition_of(&good, "Stalled").map(|c| c.status.as_str()),
+        Some("False")
+    );
+    let latest = watch_status::condition_of(&good, "LatestOrderSucceeded").expect("LatestOrderSucceeded");
+    // Once the reconciler passes the watch's orders in (desired_with_orders), the newest order,
+    // g-2, is the latest and it failed.
+    if let Some(l) = &good.latest_order {
+        assert_eq!(l.change_order_id, "g-2");
+        assert_eq!(latest.status, "False");
+    }
+    op.stop().await;
+}
