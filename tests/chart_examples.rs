@@ -78,7 +78,10 @@ fn flux_health_check_names_a_served_kind() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 0, "no health check names a ChangeOrder: its name is not known in Git");
+    assert_eq!(
+        checked, 0,
+        "no health check names a ChangeOrder: its name is not known in Git"
+    );
     assert!(
         ks.iter().any(|k| k["spec"]["wait"].as_bool() == Some(true)),
         "the watches' Kustomization waits for them"
@@ -102,7 +105,11 @@ fn flux_gate_waits_on_the_watch_with_conditions_the_operator_writes() {
     let kind = e["kind"].as_str().unwrap().to_string();
     assert_eq!(kind, "ChangeOrderWatch");
     assert!(kinds.contains(&(gv, kind)));
-    let text = |k: &str| e[k].as_str().unwrap_or_else(|| panic!("{k} expression")).to_string();
+    let text = |k: &str| {
+        e[k].as_str()
+            .unwrap_or_else(|| panic!("{k} expression"))
+            .to_string()
+    };
     assert!(text("current").contains(&format!("'{}'", condition_type::LATEST_ORDER_SUCCEEDED)));
     assert!(text("failed").contains(&format!("'{}'", condition_type::STALLED)));
     assert!(text("failed").contains(&format!("'{}'", condition_type::LATEST_ORDER_SUCCEEDED)));
@@ -127,4 +134,21 @@ fn ci_pipeline_runs_the_wait_script() {
         "a step runs the wait script"
     );
     assert!(examples().join("ci/wait-for-change-order.sh").is_file());
+}
+
+/// The plugin example's commands are accepted by the plugin's own command line.
+#[test]
+fn ci_plugin_example_uses_valid_plugin_commands() {
+    use clap::Parser;
+    let wf = docs(&examples().join("ci/github-actions-plugin.yaml"));
+    let steps = wf[0]["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+    let mut checked = 0;
+    for run in steps.iter().filter_map(|s| s["run"].as_str()) {
+        if let Some(rest) = run.trim().strip_prefix("kubectl changeorder ") {
+            let args = std::iter::once("kubectl-changeorder").chain(rest.split_whitespace());
+            changeorder_operator::plugin::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{run}: {e}"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "wait and status");
 }

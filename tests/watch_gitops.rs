@@ -8,14 +8,12 @@ use std::process::Output;
 use std::time::Duration;
 
 use changeorder_operator::controller::watch_status::{self, Input, Outcome};
-use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch, Phase};
+use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION};
 use jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
-use support::cluster::{TestNamespace, eventually};
+use support::cluster::TestNamespace;
 use support::operator::*;
-
-const SETTLE: Duration = Duration::from_secs(60);
 
 fn text(out: &Output) -> String {
     format!(
@@ -37,7 +35,14 @@ fn edas_watch(endpoint: &str, app: &str) -> serde_json::Value {
 }
 
 /// A ChangeOrder as the operator would write it, created directly so the test decides its phase.
-async fn put_order(ns: &TestNamespace, name: &str, id: &str, created: &str, phase: Phase, reason: &str) -> ChangeOrder {
+async fn put_order(
+    ns: &TestNamespace,
+    name: &str,
+    id: &str,
+    created: &str,
+    phase: Phase,
+    reason: &str,
+) -> ChangeOrder {
     let api = ns.api::<ChangeOrder>();
     let obj: ChangeOrder = serde_json::from_value(serde_json::json!({
         "apiVersion": "changeorder.io/v1alpha1",
@@ -47,7 +52,9 @@ async fn put_order(ns: &TestNamespace, name: &str, id: &str, created: &str, phas
     }))
     .expect("order manifest");
     if api.get_opt(name).await.expect("get order").is_none() {
-        api.create(&PostParams::default(), &obj).await.expect("create order");
+        api.create(&PostParams::default(), &obj)
+            .await
+            .expect("create order");
     }
     let status = serde_json::json!({
         "apiVersion": "changeorder.io/v1alpha1",
@@ -109,14 +116,40 @@ async fn write_watch_status(ns: &TestNamespace, name: &str) -> ChangeOrderWatch 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_orders_are_found_by_their_cloud_id() {
     let ns = namespace("selectable").await;
-    put_order(&ns, "w-aaa", "aaa", "2026-01-01T01:00:00Z", Phase::Running, "Executing").await;
-    put_order(&ns, "w-bbb", "bbb", "2026-01-01T02:00:00Z", Phase::Failed, "Failed").await;
+    put_order(
+        &ns,
+        "w-aaa",
+        "aaa",
+        "2026-01-01T01:00:00Z",
+        Phase::Running,
+        "Executing",
+    )
+    .await;
+    put_order(
+        &ns,
+        "w-bbb",
+        "bbb",
+        "2026-01-01T02:00:00Z",
+        Phase::Failed,
+        "Failed",
+    )
+    .await;
     let out = kubectl(
         &ns,
-        &["get", "co", "--field-selector", "spec.changeOrderId=bbb", "-o", "name"],
+        &[
+            "get",
+            "co",
+            "--field-selector",
+            "spec.changeOrderId=bbb",
+            "-o",
+            "name",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "changeorder.changeorder.io/w-bbb");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "changeorder.changeorder.io/w-bbb"
+    );
     // The same selector through the API, as a client library would use it.
     let found = ns
         .api::<ChangeOrder>()
@@ -127,47 +160,104 @@ async fn change_orders_are_found_by_their_cloud_id() {
     assert_eq!(names, ["w-aaa"]);
     // A field that is not selectable is refused, so the test above proves the CRD's declaration.
     let out = kubectl(&ns, &["get", "co", "--field-selector", "spec.appId=app"]);
-    assert!(!out.status.success(), "spec.appId is not selectable: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "spec.appId is not selectable: {}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_waits_on_the_watch_for_its_latest_order() {
     let ns = namespace("latest").await;
     create_watch(&ns, "orders-api", edas_watch("http://127.0.0.1:9", "app")).await;
-    put_order(&ns, "orders-api-old", "old", "2026-01-01T01:00:00Z", Phase::Succeeded, "Succeeded").await;
-    put_order(&ns, "orders-api-new", "new", "2026-01-01T02:00:00Z", Phase::Running, "Executing").await;
+    put_order(
+        &ns,
+        "orders-api-old",
+        "old",
+        "2026-01-01T01:00:00Z",
+        Phase::Succeeded,
+        "Succeeded",
+    )
+    .await;
+    put_order(
+        &ns,
+        "orders-api-new",
+        "new",
+        "2026-01-01T02:00:00Z",
+        Phase::Running,
+        "Executing",
+    )
+    .await;
     let watch = write_watch_status(&ns, "orders-api").await;
-    let latest = watch.status.as_ref().and_then(|s| s.latest_order.clone()).expect("latestOrder stored");
-    assert_eq!((latest.name.as_str(), latest.phase), ("orders-api-new", Some(Phase::Running)));
+    let latest = watch
+        .status
+        .as_ref()
+        .and_then(|s| s.latest_order.clone())
+        .expect("latestOrder stored");
+    assert_eq!(
+        (latest.name.as_str(), latest.phase),
+        ("orders-api-new", Some(Phase::Running))
+    );
 
     // The printer columns show the latest order.
     let out = kubectl(&ns, &["get", "cow", "orders-api"]);
     assert!(out.status.success(), "{}", text(&out));
     let table = String::from_utf8_lossy(&out.stdout).to_string();
     let header = table.lines().next().unwrap_or_default();
-    assert!(header.contains("LATEST ORDER") && header.contains("LATEST PHASE"), "{table}");
+    assert!(
+        header.contains("LATEST ORDER") && header.contains("LATEST PHASE"),
+        "{table}"
+    );
     let row = table.lines().nth(1).unwrap_or_default();
     assert!(row.contains(" new ") && row.contains("Running"), "{table}");
 
     // An older order that succeeded does not satisfy the wait while the newest one runs.
     let out = kubectl(
         &ns,
-        &["wait", "--for=condition=LatestOrderSucceeded", "cow/orders-api", "--timeout=2s"],
+        &[
+            "wait",
+            "--for=condition=LatestOrderSucceeded",
+            "cow/orders-api",
+            "--timeout=2s",
+        ],
     );
-    assert!(!out.status.success(), "must not return while the newest order runs: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "must not return while the newest order runs: {}",
+        text(&out)
+    );
     let out = kubectl(
         &ns,
-        &["wait", "--for=condition=LatestOrderSucceeded=Unknown", "cow/orders-api", "--timeout=5s"],
+        &[
+            "wait",
+            "--for=condition=LatestOrderSucceeded=Unknown",
+            "cow/orders-api",
+            "--timeout=5s",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
 
     // The newest order succeeds: the wait returns.
     let waiter = ns
         .kubectl()
-        .args(["wait", "--for=condition=LatestOrderSucceeded", "cow/orders-api", "--timeout=60s"])
+        .args([
+            "wait",
+            "--for=condition=LatestOrderSucceeded",
+            "cow/orders-api",
+            "--timeout=60s",
+        ])
         .spawn()
         .expect("kubectl wait");
-    put_order(&ns, "orders-api-new", "new", "2026-01-01T02:00:00Z", Phase::Succeeded, "Succeeded").await;
+    put_order(
+        &ns,
+        "orders-api-new",
+        "new",
+        "2026-01-01T02:00:00Z",
+        Phase::Succeeded,
+        "Succeeded",
+    )
+    .await;
     write_watch_status(&ns, "orders-api").await;
     let done = tokio::task::spawn_blocking(move || waiter.wait_with_output())
         .await
@@ -176,19 +266,41 @@ async fn a_pipeline_waits_on_the_watch_for_its_latest_order() {
     assert!(done.status.success(), "{}", text(&done));
 
     // A still newer order that fails: waiting for False returns, with the order named.
-    put_order(&ns, "orders-api-next", "next", "2026-01-01T03:00:00Z", Phase::Failed, "Failed").await;
+    put_order(
+        &ns,
+        "orders-api-next",
+        "next",
+        "2026-01-01T03:00:00Z",
+        Phase::Failed,
+        "Failed",
+    )
+    .await;
     let watch = write_watch_status(&ns, "orders-api").await;
     let out = kubectl(
         &ns,
-        &["wait", "--for=condition=LatestOrderSucceeded=False", "cow/orders-api", "--timeout=5s"],
+        &[
+            "wait",
+            "--for=condition=LatestOrderSucceeded=False",
+            "cow/orders-api",
+            "--timeout=5s",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let c = watch_status::condition_of(watch.status.as_ref().expect("status"), "LatestOrderSucceeded")
         .expect("condition");
-    assert!(c.message.contains("orders-api-next") && c.message.contains("order next is Failed"), "{}", c.message);
+    assert!(
+        c.message.contains("orders-api-next") && c.message.contains("order next is Failed"),
+        "{}",
+        c.message
+    );
     let out = kubectl(
         &ns,
-        &["wait", "--for=jsonpath={.status.latestOrder.changeOrderId}=next", "cow/orders-api", "--timeout=5s"],
+        &[
+            "wait",
+            "--for=jsonpath={.status.latestOrder.changeOrderId}=next",
+            "cow/orders-api",
+            "--timeout=5s",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -221,13 +333,24 @@ async fn conditions_merge_by_type_on_the_server() {
         .map(|c| c.type_)
         .collect();
     assert!(types.contains(&"ExampleGate".to_string()), "{types:?}");
-    assert!(types.contains(&"Ready".to_string()) && types.contains(&"LatestOrderSucceeded".to_string()), "{types:?}");
+    assert!(
+        types.contains(&"Ready".to_string()) && types.contains(&"LatestOrderSucceeded".to_string()),
+        "{types:?}"
+    );
     let dup = r#"{"status":{"conditions":[
         {"type":"Ready","status":"True","reason":"A","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"},
         {"type":"Ready","status":"False","reason":"B","message":"","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#;
     let out = kubectl(
         &ns,
-        &["patch", "cow", "w", "--subresource=status", "--type=merge", "-p", dup],
+        &[
+            "patch",
+            "cow",
+            "w",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            dup,
+        ],
     );
     assert!(!out.status.success(), "duplicate condition types must be refused");
     assert!(text(&out).contains("Duplicate value"), "{}", text(&out));
@@ -257,16 +380,31 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
     create_watch(&ns, "gone", edas_watch(&sim.url(), "no-such-app")).await;
     let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
 
-    let out = kubectl(&ns, &["wait", "--for=condition=Stalled", "cow/gone", "--timeout=60s"]);
+    let out = kubectl(
+        &ns,
+        &["wait", "--for=condition=Stalled", "cow/gone", "--timeout=60s"],
+    );
     assert!(out.status.success(), "{}", text(&out));
-    let out = kubectl(&ns, &["wait", "--for=condition=Reconciling=False", "cow/good", "--timeout=60s"]);
+    let out = kubectl(
+        &ns,
+        &[
+            "wait",
+            "--for=condition=Reconciling=False",
+            "cow/good",
+            "--timeout=60s",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out));
     let watches = ns.api::<ChangeOrderWatch>();
     let gone = watches.get("gone").await.expect("gone");
     let status = gone.status.clone().expect("status");
     let stalled = watch_status::condition_of(&status, "Stalled").expect("Stalled");
     assert_eq!(stalled.reason, "AppNotFound");
-    assert!(stalled.message.contains("InvalidAppId.NotFound"), "{}", stalled.message);
+    assert!(
+        stalled.message.contains("InvalidAppId.NotFound"),
+        "{}",
+        stalled.message
+    );
     assert_eq!(status.observed_generation, gone.meta().generation);
 
     // Each failed poll gets a new RequestId; the watch is not rewritten for it. The error
@@ -274,7 +412,10 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
     let version = gone.resource_version();
     let list_calls = op.calls.count(changeorder_operator::cloud::edas::OP_LIST);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert!(op.calls.count(changeorder_operator::cloud::edas::OP_LIST) >= list_calls + 2, "the failing watch kept polling");
+    assert!(
+        op.calls.count(changeorder_operator::cloud::edas::OP_LIST) >= list_calls + 2,
+        "the failing watch kept polling"
+    );
     let again = watches.get("gone").await.expect("gone");
     assert_eq!(again.resource_version(), version, "no write for the same failure");
 
@@ -291,5 +432,161 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
         assert_eq!(l.change_order_id, "g-2");
         assert_eq!(latest.status, "False");
     }
+
+    // The plugin: a refresh the operator handles, and a wait on a stalled watch that fails at
+    // once instead of running into its timeout.
+    let out = plugin(&ns, &["refresh", "good", "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let annotated = watches.get("good").await.expect("good");
+    let value = annotated.annotations().get(RECONCILE_REQUEST_ANNOTATION).cloned();
+    assert!(value.is_some());
+    assert_eq!(annotated.status.and_then(|s| s.last_handled_reconcile_at), value);
+    let started = std::time::Instant::now();
+    let out = plugin(&ns, &["wait", "--latest", "gone", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("AppNotFound"), "{}", text(&out));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no timeout needed to know"
+    );
     op.stop().await;
+}
+
+/// `kubectl-changeorder` run directly, against the test cluster.
+fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+        .env("KUBECONFIG", ns.cluster().kubeconfig())
+        .arg("--namespace")
+        .arg(ns.name())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kubectl-changeorder")
+}
+
+/// The plugin's exit codes (0 succeeded, 1 failed, 2 timeout, 3 error) and its status table,
+/// run by kubectl itself through plugin discovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kubectl_plugin_reports_and_waits() {
+    let ns = namespace("plugin").await;
+    create_watch(&ns, "orders-api", edas_watch("http://127.0.0.1:9", "app")).await;
+    put_order(
+        &ns,
+        "orders-api-ok",
+        "ok",
+        "2026-01-01T01:00:00Z",
+        Phase::Succeeded,
+        "Succeeded",
+    )
+    .await;
+    put_order(
+        &ns,
+        "orders-api-bad",
+        "bad",
+        "2026-01-01T02:00:00Z",
+        Phase::Failed,
+        "Failed",
+    )
+    .await;
+    put_order(
+        &ns,
+        "orders-api-run",
+        "run",
+        "2026-01-01T03:00:00Z",
+        Phase::Running,
+        "Executing",
+    )
+    .await;
+    write_watch_status(&ns, "orders-api").await;
+
+    // kubectl finds the plugin on PATH.
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = ns
+        .kubectl()
+        .env("PATH", path)
+        .args(["changeorder", "status"])
+        .output()
+        .expect("kubectl changeorder");
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(table.starts_with("WATCH "), "{table}");
+    let row = table.lines().nth(1).unwrap_or_default();
+    for cell in [
+        "orders-api",
+        "edas",
+        "True",
+        "Polled",
+        "run",
+        "Running",
+        "Executing",
+    ] {
+        assert!(
+            row.split_whitespace().any(|c| c == cell),
+            "{cell} missing:\n{table}"
+        );
+    }
+
+    let code = |args: &[&str]| plugin(&ns, args).status.code();
+    assert_eq!(code(&["wait", "orders-api-ok", "--timeout", "10s"]), Some(0));
+    assert_eq!(code(&["wait", "orders-api-bad", "--timeout", "10s"]), Some(1));
+    assert_eq!(code(&["wait", "orders-api-run", "--timeout", "2s"]), Some(2));
+    assert_eq!(
+        code(&["wait", "--latest", "orders-api", "--timeout", "2s"]),
+        Some(2)
+    );
+    assert_eq!(
+        code(&["wait", "--latest", "no-such-watch", "--timeout", "2s"]),
+        Some(3)
+    );
+
+    // The newest order finishes while the plugin waits on the watch.
+    let waiter = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+        .env("KUBECONFIG", ns.cluster().kubeconfig())
+        .args([
+            "-n",
+            ns.name(),
+            "wait",
+            "--latest",
+            "orders-api",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("plugin wait");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    put_order(
+        &ns,
+        "orders-api-run",
+        "run",
+        "2026-01-01T03:00:00Z",
+        Phase::Succeeded,
+        "Succeeded",
+    )
+    .await;
+    write_watch_status(&ns, "orders-api").await;
+    let done = tokio::task::spawn_blocking(move || waiter.wait_with_output())
+        .await
+        .expect("join")
+        .expect("plugin output");
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("orders-api-run"));
+
+    // refresh sets the annotation; without an operator, --wait times out with exit 2.
+    let out = plugin(&ns, &["refresh", "orders-api", "--wait", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let w = ns
+        .api::<ChangeOrderWatch>()
+        .get("orders-api")
+        .await
+        .expect("watch");
+    assert!(w.annotations().contains_key(RECONCILE_REQUEST_ANNOTATION));
 }

@@ -169,7 +169,14 @@ fn bookkeeping_without_a_poll() {
 /// cli-utils) makes of the watch.
 #[test]
 fn kstatus_conditions_for_every_outcome() {
-    let cases: Vec<(Outcome, (&str, &str), &str, &str, &str)> = vec![
+    type Case = (
+        Outcome,
+        (&'static str, &'static str),
+        &'static str,
+        &'static str,
+        &'static str,
+    );
+    let cases: Vec<Case> = vec![
         // outcome, Ready (status, reason), Stalled, Reconciling, kstatus
         (
             Outcome::NotPolled,
@@ -626,7 +633,7 @@ fn a_newer_order_takes_over_the_latest_order_conditions() {
         None,
         Outcome::Polled(counts([])),
         "2026-01-01T00:00:00Z",
-        &[old_done.clone()],
+        std::slice::from_ref(&old_done),
     );
     assert_eq!(sr(&first, "LatestOrderSucceeded"), ("True", "Succeeded"));
     // A new release starts: the watch no longer reads as succeeded.
