@@ -71,7 +71,7 @@ pub enum Command {
         latest: Option<String>,
         /// With --latest: first ask the watch to poll and wait for that poll, so the result of
         /// an earlier release is not taken for the one just started.
-        #[arg(long, requires = "latest")]
+        #[arg(long)]
         refresh: bool,
         /// Give up after this long (e.g. 90s, 30m, 1h).
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
@@ -88,6 +88,20 @@ pub enum Command {
         #[arg(long, default_value = "2m", value_parser = parse_duration)]
         timeout: Duration,
     },
+}
+
+impl Cli {
+    /// Rules clap's derive does not express for a boolean flag.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Wait {
+                refresh: true,
+                latest: None,
+                ..
+            } => Err("--refresh applies only with --latest WATCH".into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How a wait ends.
@@ -234,6 +248,10 @@ pub fn status_table(watches: &[ChangeOrderWatch], with_namespace: bool, now: Tim
 /// Entry point of the `kubectl-changeorder` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = cli.check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
