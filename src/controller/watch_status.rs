@@ -250,10 +250,11 @@ fn build(input: Input<'_>, latest: Option<LatestOrder>) -> ChangeOrderWatchStatu
     let previous_ready = find(&prev.conditions, condition_type::READY);
     let (status, ready_reason, message) = match poll_state(&input.outcome) {
         Some((status, reason, mut message)) => {
-            // Same failure as last time (status, reason and code): keep the stored message, so
-            // the write is skipped although this reply carried a new RequestId.
+            // Same failed poll as last time (status, reason and code): keep the stored message,
+            // so the write is skipped although this reply carried a new RequestId. Only poll
+            // failures: an invalid spec's message changes only with the spec, and must follow it.
             if let Some(p) = previous_ready
-                && status == "False"
+                && matches!(input.outcome, Outcome::Failed { .. })
                 && p.status == status
                 && p.reason == reason
                 && failure_identity(&p.message) == failure_identity(&message)

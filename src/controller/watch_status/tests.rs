@@ -384,6 +384,19 @@ fn repeated_failure_with_a_new_request_id_writes_nothing() {
     let a = run(None, secret("accessKeyId"), "2026-01-01T00:00:00Z");
     let b = run(Some(&a), secret("accessKeySecret"), "2026-01-01T00:00:10Z");
     assert!(cond(&b, "Ready").message.ends_with("accessKeySecret"));
+    // An invalid spec's message follows the spec, even when it looks like `field: detail`.
+    let spec = |m: &str| Outcome::InvalidSpec(m.into());
+    let a = run(
+        None,
+        spec("spec.retention.maxAge: bad unit"),
+        "2026-01-01T00:00:00Z",
+    );
+    let b = run(
+        Some(&a),
+        spec("spec.retention.maxAge: negative"),
+        "2026-01-01T00:00:10Z",
+    );
+    assert_eq!(cond(&b, "Ready").message, "spec.retention.maxAge: negative");
 }
 
 #[test]
