@@ -509,10 +509,12 @@ async fn the_kubectl_plugin_reports_and_waits() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    // kubectl looks a plugin up by the words before the first flag, so `-n` comes after it.
     let out = ns
+        .cluster()
         .kubectl()
         .env("PATH", path)
-        .args(["changeorder", "status"])
+        .args(["changeorder", "-n", ns.name(), "status"])
         .output()
         .expect("kubectl changeorder");
     assert!(out.status.success(), "{}", text(&out));
