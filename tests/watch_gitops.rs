@@ -592,3 +592,31 @@ async fn the_kubectl_plugin_reports_and_waits() {
         .expect("watch");
     assert!(w.annotations().contains_key(RECONCILE_REQUEST_ANNOTATION));
 }
+
+/// `kubectl explain` explains: the kinds and their fields carry the Rust doc comments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_explain_explains() {
+    let ns = namespace("explain").await;
+    for (path, words) in [
+        ("changeorderwatch", "polls one application's change orders"),
+        ("changeorder", "mirrors one Alibaba Cloud"),
+        (
+            "changeorderwatch.status.latestOrder",
+            "newest of this watch's ChangeOrders",
+        ),
+        (
+            "changeorderwatch.spec.inFlightInterval",
+            "while any order is in flight",
+        ),
+        ("changeorder.spec.changeOrderId", "field-selector"),
+    ] {
+        let out = kubectl(&ns, &["explain", path]);
+        assert!(out.status.success(), "{path}: {}", text(&out));
+        let doc = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(doc.contains(words), "{path}: {doc}");
+        assert!(!doc.contains("Auto-generated"), "{path}: {doc}");
+    }
+}
