@@ -406,6 +406,13 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
         stalled.message
     );
     assert_eq!(status.observed_generation, gone.meta().generation);
+    // kstatus, as Flux and Helm 4 compute it from the stored objects.
+    let good_obj = watches.get("good").await.expect("good");
+    let verdicts = kstatus(&[
+        serde_json::to_value(&gone).expect("json"),
+        serde_json::to_value(&good_obj).expect("json"),
+    ]);
+    assert_eq!(verdicts, ["Failed", "Current"]);
 
     // Each failed poll gets a new RequestId; the watch is not rewritten for it. The error
     // backoff is at most 4 s here, so 10 s hold at least two more failed polls.
@@ -450,6 +457,126 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
         "no timeout needed to know"
     );
     op.stop().await;
+}
+
+/// Builds tests/tools/go/kstatus (kstatus from fluxcd/cli-utils, as Flux and Helm 4 use it) once
+/// per test binary, from the module cache the control-plane build filled.
+fn kstatus_tool() -> &'static std::path::Path {
+    static TOOL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    TOOL.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/go/kstatus");
+        let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kstatus-tool");
+        std::fs::create_dir_all(&out_dir).expect("tool dir");
+        let bin = out_dir.join("kstatus");
+        let out = std::process::Command::new("go")
+            .args(["build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .current_dir(&dir)
+            .env("GOWORK", "off")
+            .env("GOTOOLCHAIN", "local")
+            .env("CGO_ENABLED", "0")
+            .output()
+            .expect("go build (Go is needed for the control plane too)");
+        assert!(out.status.success(), "building the kstatus tool: {}", text(&out));
+        bin
+    })
+}
+
+/// kstatus's verdict ("Current", "InProgress", "Failed", ...) for each object.
+fn kstatus(objects: &[serde_json::Value]) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(kstatus_tool())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kstatus");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        for o in objects {
+            writeln!(stdin, "{o}").expect("write object");
+        }
+    }
+    let out = child.wait_with_output().expect("kstatus output");
+    assert!(out.status.success(), "kstatus: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// What Flux and Helm 4 make of a watch after each outcome, computed by the real kstatus
+/// library: a watch that cannot poll without a person is Failed, a watch still trying (or
+/// suspended) is InProgress, a watch whose last poll worked is Current.
+#[test]
+fn kstatus_reads_the_watch_conditions_as_intended() {
+    use changeorder_operator::controller::watch_status::reason;
+    let failed = |reason: &'static str, message: &str| Outcome::Failed {
+        reason,
+        message: message.into(),
+    };
+    let cases: Vec<(Outcome, i64, &str)> = vec![
+        (Outcome::NotPolled, 1, "InProgress"),
+        (
+            Outcome::Polled(watch_status::counts([Phase::Failed])),
+            1,
+            "Current",
+        ),
+        (Outcome::Polled(watch_status::counts([])), 2, "InProgress"),
+        (
+            failed(reason::INVALID_CREDENTIALS, "InvalidAccessKeyId.NotFound: no"),
+            1,
+            "Failed",
+        ),
+        (
+            failed(reason::APP_NOT_FOUND, "InvalidAppId.NotFound: no"),
+            1,
+            "Failed",
+        ),
+        (failed(reason::FORBIDDEN, "Forbidden.RAM: no"), 1, "Failed"),
+        (Outcome::InvalidSpec("spec.interval: bad".into()), 1, "Failed"),
+        (
+            Outcome::EndpointNotAllowed("http://x is not allowed".into()),
+            1,
+            "Failed",
+        ),
+        (
+            failed(reason::THROTTLED, "Throttling.User: slow down"),
+            1,
+            "InProgress",
+        ),
+        (
+            failed(reason::PROVIDER_ERROR, "ServiceUnavailable: later"),
+            1,
+            "InProgress",
+        ),
+        // Ready=False (suspended by a person): kstatus keeps waiting.
+        (Outcome::Suspended, 1, "InProgress"),
+    ];
+    let objects: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(outcome, generation, _)| {
+            // The status is written for generation 1; generation 2 is a spec not yet observed.
+            let status = watch_status::desired(Input {
+                previous: None,
+                generation: Some(1),
+                outcome: outcome.clone(),
+                handled_request: None,
+                now: Timestamp::now(),
+                heartbeat: Duration::from_secs(600),
+            });
+            serde_json::json!({
+                "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatch",
+                "metadata": {"name": "w", "namespace": "ns", "generation": generation},
+                "status": status,
+            })
+        })
+        .collect();
+    let got = kstatus(&objects);
+    for ((outcome, generation, want), got) in cases.iter().zip(&got) {
+        assert_eq!(got, want, "{outcome:?} at generation {generation}");
+    }
+    assert_eq!(got.len(), cases.len());
 }
 
 /// `kubectl-changeorder` run directly, against the test cluster.

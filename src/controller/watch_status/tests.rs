@@ -56,10 +56,10 @@ fn failed(reason: &'static str, message: &str) -> Outcome {
     }
 }
 
-/// kstatus as fluxcd/cli-utils computes it for a resource with standard conditions
-/// (`checkGenericProperties`): a generation not yet observed or `Reconciling=True` is
-/// InProgress, `Stalled=True` is Failed, anything else Current. Conditions are read in list
-/// order, as cli-utils does.
+/// kstatus as fluxcd/cli-utils computes it for a custom resource: a generation not yet observed
+/// or `Reconciling=True` is InProgress, `Stalled=True` is Failed (conditions read in list order),
+/// then a `Ready` condition decides (True: Current, otherwise InProgress), and without one the
+/// resource is Current. tests/watch_gitops.rs checks the same table with the library itself.
 fn kstatus(generation: i64, status: &ChangeOrderWatchStatus) -> &'static str {
     if status.observed_generation.is_some_and(|g| g != generation) {
         return "InProgress";
@@ -72,7 +72,10 @@ fn kstatus(generation: i64, status: &ChangeOrderWatchStatus) -> &'static str {
             return "Failed";
         }
     }
-    "Current"
+    match status.conditions.iter().find(|c| c.type_ == "Ready") {
+        Some(c) if c.status != "True" => "InProgress",
+        _ => "Current",
+    }
 }
 
 #[test]
@@ -246,12 +249,13 @@ fn kstatus_conditions_for_every_outcome() {
             "True",
             "InProgress",
         ),
+        // Ready=False: Flux waits (a suspended watch is not "done"); Argo CD shows Suspended.
         (
             Outcome::Suspended,
             ("False", "Suspended"),
             "False",
             "False",
-            "Current",
+            "InProgress",
         ),
     ];
     for (outcome, ready, stalled, reconciling, kstatus_wanted) in cases {
