@@ -459,28 +459,10 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
     op.stop().await;
 }
 
-/// Builds tests/tools/go/kstatus (kstatus from fluxcd/cli-utils, as Flux and Helm 4 use it) once
-/// per test binary, from the module cache the control-plane build filled.
+/// kstatus from fluxcd/cli-utils (tests/tools/go/kstatus), built once per test binary.
 fn kstatus_tool() -> &'static std::path::Path {
     static TOOL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    TOOL.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/go/kstatus");
-        let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kstatus-tool");
-        std::fs::create_dir_all(&out_dir).expect("tool dir");
-        let bin = out_dir.join("kstatus");
-        let out = std::process::Command::new("go")
-            .args(["build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o"])
-            .arg(&bin)
-            .arg(".")
-            .current_dir(&dir)
-            .env("GOWORK", "off")
-            .env("GOTOOLCHAIN", "local")
-            .env("CGO_ENABLED", "0")
-            .output()
-            .expect("go build (Go is needed for the control plane too)");
-        assert!(out.status.success(), "building the kstatus tool: {}", text(&out));
-        bin
-    })
+    TOOL.get_or_init(|| go_tool("kstatus"))
 }
 
 /// kstatus's verdict ("Current", "InProgress", "Failed", ...) for each object.
@@ -577,6 +559,160 @@ fn kstatus_reads_the_watch_conditions_as_intended() {
         assert_eq!(got, want, "{outcome:?} at generation {generation}");
     }
     assert_eq!(got.len(), cases.len());
+}
+
+/// Builds a Go tool from tests/tools/go/NAME (module cache of the control-plane build).
+fn go_tool(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools/go")
+        .join(name);
+    let out_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-tools");
+    std::fs::create_dir_all(&out_dir).expect("tool dir");
+    let bin = out_dir.join(name);
+    let out = std::process::Command::new("go")
+        .args(["build", "-mod=readonly", "-trimpath", "-buildvcs=false", "-o"])
+        .arg(&bin)
+        .arg(".")
+        .current_dir(&dir)
+        .env("GOWORK", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env("CGO_ENABLED", "0")
+        .output()
+        .expect("go build (Go is needed for the control plane too)");
+    assert!(out.status.success(), "building {name}: {}", text(&out));
+    bin
+}
+
+/// The Flux example's healthCheckExprs, evaluated with cel-go against watches in each state:
+/// the gate opens only on the newest order's success, fails on its failure or a stalled watch,
+/// and ignores results from before the requested poll.
+#[test]
+fn flux_health_check_expressions_gate_on_the_newest_order() {
+    use std::io::Write;
+    let ks: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flux/kustomization.yaml"),
+        )
+        .expect("flux example"),
+    )
+    .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
+    .collect();
+    let exprs = ks
+        .iter()
+        .find_map(|k| k["spec"]["healthCheckExprs"].as_sequence().map(|s| s[0].clone()))
+        .expect("healthCheckExprs");
+    let expr = |k: &str| exprs[k].as_str().unwrap_or_default().to_string();
+
+    let order = |id: &str, phase: Phase| -> ChangeOrder {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrder",
+            "metadata": {"name": format!("w-{id}")},
+            "spec": {"provider": "edas", "changeOrderId": id, "createTime": "2026-01-01T00:00:00Z"},
+            "status": {"phase": phase, "reason": phase.as_str()},
+        }))
+        .expect("order")
+    };
+    // A watch whose annotation asks for poll `asked` and whose status handled `handled`.
+    let watch = |asked: Option<&str>, handled: Option<&str>, outcome: Outcome, orders: &[ChangeOrder]| {
+        let status = watch_status::desired_with_orders(
+            Input {
+                previous: None,
+                generation: Some(1),
+                outcome,
+                handled_request: handled.map(String::from),
+                now: Timestamp::now(),
+                heartbeat: Duration::from_secs(600),
+            },
+            orders,
+        );
+        let mut meta = serde_json::json!({"name": "w", "generation": 1});
+        if let Some(a) = asked {
+            meta["annotations"] = serde_json::json!({ RECONCILE_REQUEST_ANNOTATION: a });
+        }
+        serde_json::json!({
+            "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatch",
+            "metadata": meta, "spec": {"provider": "edas"}, "status": status,
+        })
+    };
+    let polled = || Outcome::Polled(watch_status::counts([]));
+    let stalled = || Outcome::Failed {
+        reason: watch_status::reason::INVALID_CREDENTIALS,
+        message: "InvalidAccessKeyId.NotFound: no".into(),
+    };
+    let ok = [order("1", Phase::Succeeded)];
+    let failed = [order("1", Phase::Failed)];
+    let running = [order("1", Phase::Running)];
+    let waiting = [order("1", Phase::AwaitingConfirmation)];
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        (
+            "no status yet",
+            serde_json::json!({"apiVersion": "changeorder.io/v1alpha1",
+            "kind": "ChangeOrderWatch", "metadata": {"name": "w"}, "spec": {}}),
+            "InProgress",
+        ),
+        (
+            "newest order succeeded",
+            watch(None, None, polled(), &ok),
+            "Current",
+        ),
+        (
+            "newest order failed",
+            watch(None, None, polled(), &failed),
+            "Failed",
+        ),
+        (
+            "newest order running",
+            watch(None, None, polled(), &running),
+            "InProgress",
+        ),
+        (
+            "newest order waits for a person",
+            watch(None, None, polled(), &waiting),
+            "InProgress",
+        ),
+        ("no order at all", watch(None, None, polled(), &[]), "InProgress"),
+        (
+            "the watch cannot poll",
+            watch(None, None, stalled(), &ok),
+            "Failed",
+        ),
+        (
+            "success from before the requested poll",
+            watch(Some("v2"), Some("v1"), polled(), &ok),
+            "InProgress",
+        ),
+        (
+            "success after the requested poll",
+            watch(Some("v2"), Some("v2"), polled(), &ok),
+            "Current",
+        ),
+    ];
+    let input = serde_json::json!({
+        "exprs": {"inProgress": expr("inProgress"), "failed": expr("failed"), "current": expr("current")},
+        "objects": cases.iter().map(|c| c.1.clone()).collect::<Vec<_>>(),
+    });
+    let mut child = std::process::Command::new(go_tool("fluxcel"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run fluxcel");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("fluxcel output");
+    assert!(out.status.success(), "{}", text(&out));
+    let verdicts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(verdicts.len(), cases.len(), "{}", text(&out));
+    for ((label, _, want), got) in cases.iter().zip(&verdicts) {
+        assert_eq!(got, want, "{label}");
+    }
 }
 
 /// `kubectl-changeorder` run directly, against the test cluster.
