@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod mapping;
+pub mod plugin;
 pub mod probe;
 pub mod sim;
 pub mod telemetry;

@@ -105,3 +105,30 @@ fn argocd_cm_snippet_embeds_the_tested_scripts() {
         );
     }
 }
+
+/// The resource action in argocd-cm.yaml (a YAML document inside a string, as Argo CD reads it)
+/// carries exactly the tested discovery and action scripts.
+#[test]
+fn argocd_cm_snippet_embeds_the_tested_poll_now_action() {
+    let dir = root().join("examples/argocd");
+    let cm: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("argocd-cm.yaml")).unwrap()).unwrap();
+    let text = cm["data"]["resource.customizations.actions.changeorder.io_ChangeOrderWatch"]
+        .as_str()
+        .expect("actions key");
+    let actions: serde_yaml::Value = serde_yaml::from_str(text).expect("actions YAML");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(
+        actions["discovery.lua"].as_str(),
+        Some(read("watch-actions-discovery.lua").as_str())
+    );
+    let definitions = actions["definitions"].as_sequence().expect("definitions");
+    assert_eq!(definitions.len(), 1);
+    assert_eq!(definitions[0]["name"].as_str(), Some("poll-now"));
+    assert_eq!(
+        definitions[0]["action.lua"].as_str(),
+        Some(read("watch-poll-now.lua").as_str())
+    );
+    // The action sets the annotation the operator reads.
+    assert!(read("watch-poll-now.lua").contains(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION));
+}

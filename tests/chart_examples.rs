@@ -78,11 +78,49 @@ fn flux_health_check_names_a_served_kind() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 1, "one ChangeOrder health check");
+    assert_eq!(
+        checked, 0,
+        "no health check names a ChangeOrder: its name is not known in Git"
+    );
     assert!(
         ks.iter().any(|k| k["spec"]["wait"].as_bool() == Some(true)),
         "the watches' Kustomization waits for them"
     );
+}
+
+/// The Flux gate waits on the watch (a stable name in Git) through CEL health checks that read
+/// the conditions and fields the operator really writes.
+#[test]
+fn flux_gate_waits_on_the_watch_with_conditions_the_operator_writes() {
+    use changeorder_operator::controller::watch_status::condition_type;
+    let kinds = served_kinds();
+    let ks = docs(&examples().join("flux/kustomization.yaml"));
+    let exprs: Vec<&serde_yaml::Value> = ks
+        .iter()
+        .flat_map(|k| k["spec"]["healthCheckExprs"].as_sequence().into_iter().flatten())
+        .collect();
+    assert_eq!(exprs.len(), 1);
+    let e = exprs[0];
+    let gv = e["apiVersion"].as_str().unwrap().to_string();
+    let kind = e["kind"].as_str().unwrap().to_string();
+    assert_eq!(kind, "ChangeOrderWatch");
+    assert!(kinds.contains(&(gv, kind)));
+    let text = |k: &str| {
+        e[k].as_str()
+            .unwrap_or_else(|| panic!("{k} expression"))
+            .to_string()
+    };
+    assert!(text("current").contains(&format!("'{}'", condition_type::LATEST_ORDER_SUCCEEDED)));
+    assert!(text("failed").contains(&format!("'{}'", condition_type::STALLED)));
+    assert!(text("failed").contains(&format!("'{}'", condition_type::LATEST_ORDER_SUCCEEDED)));
+    assert!(text("inProgress").contains("lastHandledReconcileAt"));
+    assert!(text("inProgress").contains(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION));
+    // Fields the expressions read exist in the CRD.
+    let crd = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/changeorder.io_crds.yaml"),
+    )
+    .unwrap();
+    assert!(crd.contains("lastHandledReconcileAt:") && crd.contains("latestOrder:"));
 }
 
 #[test]
@@ -96,4 +134,21 @@ fn ci_pipeline_runs_the_wait_script() {
         "a step runs the wait script"
     );
     assert!(examples().join("ci/wait-for-change-order.sh").is_file());
+}
+
+/// The plugin example's commands are accepted by the plugin's own command line.
+#[test]
+fn ci_plugin_example_uses_valid_plugin_commands() {
+    use clap::Parser;
+    let wf = docs(&examples().join("ci/github-actions-plugin.yaml"));
+    let steps = wf[0]["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+    let mut checked = 0;
+    for run in steps.iter().filter_map(|s| s["run"].as_str()) {
+        if let Some(rest) = run.trim().strip_prefix("kubectl changeorder ") {
+            let args = std::iter::once("kubectl-changeorder").chain(rest.split_whitespace());
+            changeorder_operator::plugin::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{run}: {e}"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "wait and status");
 }

@@ -1,7 +1,7 @@
 //! One reconcile of a ChangeOrderWatch, in steps: validate the spec, decide whether a poll is
 //! due, poll (credentials → fetch → plan → apply), write the watch's status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use crate::controller::report::{self, update_gauges};
 use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
 use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
-use crate::crd::{ChangeOrder, ChangeOrderWatch, RECONCILE_REQUEST_ANNOTATION, labels};
+use crate::crd::{ChangeOrder, ChangeOrderWatch, LatestOrder, RECONCILE_REQUEST_ANNOTATION, labels};
 use crate::mapping::label_value;
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -87,12 +87,12 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     let config = match WatchConfig::from_spec(&watch.spec, &ctx.settings) {
         Ok(c) => c,
         Err(message) => {
-            write_watch_status(watch, ctx, Outcome::InvalidSpec(message), request, now).await?;
+            write_watch_status(watch, ctx, Outcome::InvalidSpec(message), None, request, now).await?;
             return Ok(Action::await_change());
         }
     };
     if watch.spec.suspend == Some(true) {
-        write_watch_status(watch, ctx, Outcome::Suspended, request, now).await?;
+        write_watch_status(watch, ctx, Outcome::Suspended, None, request, now).await?;
         return Ok(Action::await_change());
     }
 
@@ -133,8 +133,8 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     }
     .run(secret_version, &mut memory)
     .await;
-    let outcome = match polled {
-        Ok(Polled::Done(outcome)) => outcome,
+    let (outcome, latest) = match polled {
+        Ok(Polled::Done(outcome, latest)) => (outcome, *latest),
         Ok(Polled::Deferred(wait)) => {
             // The account's budget is spent: come back when it allows a poll rather than wait
             // for it here, holding one of the reconcile slots every other watch needs.
@@ -170,7 +170,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     let next = pace.period(standing(&memory, in_flight));
     tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
-    write_watch_status(watch, ctx, outcome, request, now).await?;
+    write_watch_status(watch, ctx, outcome, latest, request, now).await?;
     update_gauges(ctx);
     Ok(Action::requeue(schedule::jitter(next, rand::random())))
 }
@@ -241,7 +241,8 @@ fn orders_of(ctx: &Context, ns: &str, watch_name: &str) -> Vec<Arc<ChangeOrder>>
 
 /// What a poll came to.
 enum Polled {
-    Done(Outcome),
+    /// The outcome, and the watch's newest order after the poll (`None`: not known, keep).
+    Done(Outcome, Box<Option<Option<LatestOrder>>>),
     /// Not started: the call budget or a rate limit allows it only after this long.
     Deferred(Duration),
 }
@@ -278,9 +279,11 @@ impl Poll<'_> {
     /// outcome; an API-server failure is the reconcile's error.
     async fn run(&self, secret_version: Option<String>, memory: &mut Memory) -> Result<Polled, Error> {
         let rejected_before = std::mem::take(&mut memory.credentials_rejected);
+        let mut latest = None;
         let outcome = match self.steps(secret_version, memory).await {
-            Ok((fetched, applied)) => {
+            Ok((fetched, applied, newest)) => {
                 count_write_failures(self.ctx, self.config, &applied);
+                latest = Some(newest);
                 match fetched.first_failure() {
                     // The orders were written as far as known; the watch still reports it.
                     Some(e) => failure(e, memory),
@@ -301,14 +304,14 @@ impl Poll<'_> {
             }
             Err(PollError::Cloud(e)) => failure(&e, memory),
         };
-        Ok(Polled::Done(outcome))
+        Ok(Polled::Done(outcome, Box::new(latest)))
     }
 
     async fn steps(
         &self,
         secret_version: Option<String>,
         memory: &mut Memory,
-    ) -> Result<(fetch::Fetched, Applied), PollError> {
+    ) -> Result<(fetch::Fetched, Applied, Option<LatestOrder>), PollError> {
         let (ctx, watch) = (self.ctx, self.watch);
         let credentials = credentials(ctx, self.ns, watch, self.config, secret_version, memory).await?;
         let existing = plan::existing_by_id(self.objects, &watch.name_any());
@@ -338,9 +341,27 @@ impl Poll<'_> {
             now: self.now,
         });
         memory.describe_misses = planned.misses.clone();
+        let latest = newest_after(&planned, &existing);
         let applied = apply::apply(ctx, self.ns, planned, &existing, self.now).await?;
-        Ok((fetched, applied))
+        Ok((fetched, applied, latest))
     }
+}
+
+/// The watch's newest order once the plan is applied: the objects written, the stored ones
+/// otherwise, without the pruned ones (the cache lags behind the writes just made).
+fn newest_after(planned: &plan::Plan, existing: &plan::Existing<'_>) -> Option<LatestOrder> {
+    let pruned: HashSet<&str> = planned.prune.iter().map(String::as_str).collect();
+    let written: HashSet<&str> = planned
+        .desired
+        .iter()
+        .map(|o| o.spec.change_order_id.as_str())
+        .collect();
+    let mut after: Vec<&ChangeOrder> = planned.desired.iter().collect();
+    after.extend(existing.values().copied().filter(|o| {
+        !written.contains(o.spec.change_order_id.as_str())
+            && o.metadata.name.as_deref().is_none_or(|n| !pruned.contains(n))
+    }));
+    watch_status::latest_order(&after)
 }
 
 fn polled(applied: &Applied) -> Outcome {
@@ -369,15 +390,10 @@ fn count_write_failures(ctx: &Context, config: &WatchConfig, applied: &Applied) 
 }
 
 fn failure(e: &CloudError, memory: &mut Memory) -> Outcome {
-    let reason = match e.kind() {
-        ErrorKind::Throttled => reason::THROTTLED,
-        ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch => {
-            memory.credentials_rejected = true;
-            reason::INVALID_CREDENTIALS
-        }
-        ErrorKind::AppNotFound => reason::APP_NOT_FOUND,
-        _ => reason::PROVIDER_ERROR,
-    };
+    let reason = watch_status::failure_reason(e.kind());
+    if matches!(e.kind(), ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch) {
+        memory.credentials_rejected = true;
+    }
     memory.retry_after = e.retry_after();
     Outcome::Failed {
         reason,
@@ -429,18 +445,20 @@ async fn write_watch_status(
     watch: &ChangeOrderWatch,
     ctx: &Context,
     outcome: Outcome,
+    latest: Option<Option<LatestOrder>>,
     request: Option<String>,
     now: Timestamp,
 ) -> Result<(), Error> {
     let previous = watch.status.as_ref();
-    let desired = watch_status::desired(watch_status::Input {
+    let input = watch_status::Input {
         previous,
         generation: watch.metadata.generation,
         outcome,
         handled_request: request,
         now,
         heartbeat: ctx.settings.status_heartbeat,
-    });
+    };
+    let desired = watch_status::desired_with_latest(input, latest);
     if previous == Some(&desired) {
         return Ok(());
     }

@@ -1,15 +1,38 @@
 //! The status a ChangeOrderWatch should have after a reconcile. Pure: the rule that a quiet poll
-//! writes nothing lives here.
+//! writes nothing lives here, and so do the kstatus conditions and the latest order.
+//!
+//! Conditions of a watch, always in this order:
+//! - `Ready`: the last poll worked (`Polled`), or why it did not.
+//! - `Stalled`: True when polling cannot succeed until a person acts (see [`is_stalled`]); kstatus
+//!   and Flux then report the watch as Failed instead of waiting for a timeout.
+//! - `Reconciling`: True while no poll has finished yet, and while a transient failure is being
+//!   retried, so kstatus reads the watch as InProgress rather than Current.
+//! - `LatestOrderSucceeded`: True / False / Unknown for the newest order succeeded / failed or was
+//!   cancelled / is in flight or absent, so `kubectl wait --for=condition=LatestOrderSucceeded`
+//!   and `--for=condition=LatestOrderSucceeded=False` each end on one outcome only.
+//! - `LatestOrderAwaitingInput`: the newest order waits for a person.
 
+use std::borrow::Borrow;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::conditions::{condition, tri};
-use crate::crd::{ChangeOrderWatchStatus, OrderCounts, Phase};
+use crate::cloud::error::ErrorKind;
+use crate::conditions::{condition, find, tri};
+use crate::crd::{ChangeOrder, ChangeOrderWatchStatus, LatestOrder, OrderCounts, Phase};
 
-/// Ready reasons of a watch (the contract names the first five).
+/// Condition types of a watch.
+pub mod condition_type {
+    pub const READY: &str = "Ready";
+    pub const STALLED: &str = "Stalled";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const LATEST_ORDER_SUCCEEDED: &str = "LatestOrderSucceeded";
+    pub const LATEST_ORDER_AWAITING_INPUT: &str = "LatestOrderAwaitingInput";
+}
+
+/// Reasons of a watch's `Ready`, `Stalled` and `Reconciling` conditions (the contract names the
+/// first five).
 pub mod reason {
     pub const POLLED: &str = "Polled";
     pub const INVALID_CREDENTIALS: &str = "InvalidCredentials";
@@ -20,6 +43,49 @@ pub mod reason {
     pub const SUSPENDED: &str = "Suspended";
     /// The poll went through, but some orders could not be written (the message names one).
     pub const ORDER_WRITE_FAILED: &str = "OrderWriteFailed";
+    /// The credentials work but may not read this application (RAM policy, AppStack membership).
+    pub const FORBIDDEN: &str = "Forbidden";
+    /// `spec.endpoint` is outside the operator's endpoint policy; no call was made.
+    pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
+    /// No poll has finished since the watch was created.
+    pub const AWAITING_FIRST_POLL: &str = "AwaitingFirstPoll";
+    /// `LatestOrder*` conditions of a watch that has no ChangeOrder.
+    pub const NO_ORDERS: &str = "NoOrders";
+    /// `LatestOrder*` conditions of an order whose status has not been written yet.
+    pub const ORDER_PENDING: &str = "OrderStatusPending";
+}
+
+/// Ready reasons after which polling cannot succeed until a person changes something (the
+/// Secret, the spec, the application, the RAM policy or the operator's endpoint policy).
+const STALLED_REASONS: [&str; 5] = [
+    reason::INVALID_CREDENTIALS,
+    reason::INVALID_SPEC,
+    reason::APP_NOT_FOUND,
+    reason::FORBIDDEN,
+    reason::ENDPOINT_NOT_ALLOWED,
+];
+
+/// Whether a Ready reason means the watch is stuck until a person acts.
+pub fn is_stalled(ready_reason: &str) -> bool {
+    STALLED_REASONS.contains(&ready_reason)
+}
+
+/// The Ready reason for a failed cloud call. The reconciler may use it so every kind has exactly
+/// one reason; `Forbidden` is separate from `ProviderError` because only a person can fix it.
+pub fn failure_reason(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Throttled => reason::THROTTLED,
+        ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch => reason::INVALID_CREDENTIALS,
+        ErrorKind::AppNotFound => reason::APP_NOT_FOUND,
+        ErrorKind::Forbidden => reason::FORBIDDEN,
+        ErrorKind::OrderNotFound
+        | ErrorKind::BadRequest
+        | ErrorKind::ServerError
+        | ErrorKind::Transport
+        | ErrorKind::BadReply
+        | ErrorKind::TooLarge
+        | ErrorKind::ClockSkew => reason::PROVIDER_ERROR,
+    }
 }
 
 /// What happened in this reconcile.
@@ -27,7 +93,8 @@ pub mod reason {
 pub enum Outcome {
     /// A poll succeeded; counts are of the orders kept after it.
     Polled(OrderCounts),
-    /// A poll failed (or could not start: credentials).
+    /// A poll failed (or could not start: credentials). A message of the form `Code: detail`,
+    /// as cloud errors print, is identified by its code: see [`failure_identity`].
     Failed {
         reason: &'static str,
         message: String,
@@ -39,7 +106,10 @@ pub enum Outcome {
     },
     Suspended,
     InvalidSpec(String),
-    /// No poll was due; only bookkeeping (generation, refresh) may change.
+    /// `spec.endpoint` is outside the operator's endpoint policy; the message names the endpoint
+    /// and the policy. No call was made.
+    EndpointNotAllowed(String),
+    /// No poll was due; only bookkeeping (generation, refresh, latest order) may change.
     NotPolled,
 }
 
@@ -65,6 +135,56 @@ pub fn counts(phases: impl IntoIterator<Item = Phase>) -> OrderCounts {
     c
 }
 
+/// Longest order message carried into the watch's `LatestOrder*` conditions. The ChangeOrder
+/// has the whole text; the watch only needs enough to say what happened.
+const LATEST_MESSAGE_CHARS: usize = 256;
+
+/// The newest ChangeOrder: greatest `spec.createTime`, ties (and orders without a time, which
+/// count as oldest) broken by the greater `spec.changeOrderId`. Objects being deleted are
+/// skipped: retention is removing them, so they are no longer the watch's orders.
+///
+/// "Newest" is by creation, not by activity: when a newer order appears while an older one is
+/// still running, the newer one becomes the latest at once and the older one no longer affects
+/// the watch's `LatestOrder*` conditions (it keeps its own ChangeOrder and conditions).
+pub fn latest_order<O: Borrow<ChangeOrder>>(orders: &[O]) -> Option<LatestOrder> {
+    let newest = orders
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .max_by(|a, b| {
+            let key = |o: &ChangeOrder| {
+                (
+                    o.spec.create_time.as_ref().map(|t| t.0),
+                    o.spec.change_order_id.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        })?;
+    let status = newest.status.as_ref();
+    let phase = status.and_then(|s| s.phase);
+    Some(LatestOrder {
+        name: newest.metadata.name.clone().unwrap_or_default(),
+        change_order_id: newest.spec.change_order_id.clone(),
+        phase,
+        reason: status.and_then(|s| s.reason.clone()),
+        create_time: newest.spec.create_time.clone(),
+        finish_time: status
+            .and_then(|s| s.finish_time.clone())
+            .filter(|_| phase.is_some_and(Phase::is_terminal)),
+        message: status
+            .and_then(|s| find(&s.conditions, "Ready"))
+            .map(|c| cut(c.message.trim(), LATEST_MESSAGE_CHARS))
+            .filter(|m| !m.is_empty()),
+    })
+}
+
+fn cut(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 pub struct Input<'a> {
     pub previous: Option<&'a ChangeOrderWatchStatus>,
     pub generation: Option<i64>,
@@ -75,51 +195,145 @@ pub struct Input<'a> {
     pub heartbeat: Duration,
 }
 
+/// The desired status, keeping `status.latestOrder` as it was. Prefer [`desired_with_orders`]
+/// whenever the watch's ChangeOrders are at hand.
 pub fn desired(input: Input<'_>) -> ChangeOrderWatchStatus {
+    let kept = input.previous.and_then(|p| p.latest_order.clone());
+    build(input, kept)
+}
+
+/// The desired status, with `status.latestOrder` and the `LatestOrder*` conditions computed from
+/// `orders`: the watch's ChangeOrders as they stand after this reconcile (the ones just written,
+/// the cached ones otherwise, without the ones just pruned).
+pub fn desired_with_orders<O: Borrow<ChangeOrder>>(input: Input<'_>, orders: &[O]) -> ChangeOrderWatchStatus {
+    let latest = latest_order(orders);
+    build(input, latest)
+}
+
+/// The desired status with a latest order already computed (see [`latest_order`]); `None`
+/// keeps the previous one.
+pub fn desired_with_latest(input: Input<'_>, latest: Option<Option<LatestOrder>>) -> ChangeOrderWatchStatus {
+    match latest {
+        Some(latest) => build(input, latest),
+        None => desired(input),
+    }
+}
+
+/// `Ready`'s status, reason and message as this reconcile decides them, or `None` to keep what
+/// the previous status says.
+fn poll_state(outcome: &Outcome) -> Option<(&'static str, &'static str, String)> {
+    Some(match outcome {
+        Outcome::Polled(c) => (
+            "True",
+            reason::POLLED,
+            format!("polled: {} orders, {} in flight", c.total, c.in_flight),
+        ),
+        Outcome::Failed { reason, message } => ("False", *reason, message.clone()),
+        Outcome::WriteFailed { message, .. } => ("False", reason::ORDER_WRITE_FAILED, message.clone()),
+        Outcome::Suspended => (
+            "False",
+            reason::SUSPENDED,
+            "polling is suspended (spec.suspend)".into(),
+        ),
+        Outcome::InvalidSpec(m) => ("False", reason::INVALID_SPEC, m.clone()),
+        Outcome::EndpointNotAllowed(m) => ("False", reason::ENDPOINT_NOT_ALLOWED, m.clone()),
+        Outcome::NotPolled => return None,
+    })
+}
+
+/// What identifies a failure for the rule "rewrite the condition only when the failure changes":
+/// the code of a `Code: detail (RequestId ...)` message (how cloud errors print), otherwise the
+/// whole message. Without it every failed poll would write the watch, because each reply has a
+/// new RequestId.
+pub fn failure_identity(message: &str) -> &str {
+    match message.split_once(": ") {
+        Some((code, _)) if !code.is_empty() && !code.contains(char::is_whitespace) => code,
+        _ => message,
+    }
+}
+
+fn build(input: Input<'_>, latest: Option<LatestOrder>) -> ChangeOrderWatchStatus {
     let prev = input.previous.cloned().unwrap_or_default();
     let now = input.now;
+    let generation = input.generation;
     let polled = matches!(
         input.outcome,
         Outcome::Polled(_) | Outcome::Failed { .. } | Outcome::WriteFailed { .. }
     );
     let succeeded = matches!(input.outcome, Outcome::Polled(_));
     let mut next = prev.clone();
-    next.observed_generation = input.generation;
+    next.observed_generation = generation;
     if let Some(handled) = input.handled_request {
         next.last_handled_reconcile_at = Some(handled);
     }
-    let ready = match &input.outcome {
-        Outcome::Polled(c) => Some((
-            true,
-            reason::POLLED,
-            format!("polled: {} orders, {} in flight", c.total, c.in_flight),
-        )),
-        Outcome::Failed { reason, message } => Some((false, *reason, message.clone())),
-        Outcome::WriteFailed { message, .. } => Some((false, reason::ORDER_WRITE_FAILED, message.clone())),
-        Outcome::Suspended => Some((
-            false,
-            reason::SUSPENDED,
-            "polling is suspended (spec.suspend)".into(),
-        )),
-        Outcome::InvalidSpec(m) => Some((false, reason::INVALID_SPEC, m.clone())),
-        Outcome::NotPolled => None,
-    };
-    if let Some((ok, reason, message)) = ready {
-        let cond = condition(
-            "Ready",
-            tri(ok),
-            reason,
-            message,
-            input.generation,
-            &prev.conditions,
-            now,
-        );
-        next.conditions = vec![cond];
-    } else {
-        for c in &mut next.conditions {
-            c.observed_generation = input.generation;
+
+    let previous_ready = find(&prev.conditions, condition_type::READY);
+    let (status, ready_reason, message) = match poll_state(&input.outcome) {
+        Some((status, reason, mut message)) => {
+            // Same failed poll as last time (status, reason and code): keep the stored message,
+            // so the write is skipped although this reply carried a new RequestId. Only poll
+            // failures: an invalid spec's message changes only with the spec, and must follow it.
+            if let Some(p) = previous_ready
+                && matches!(input.outcome, Outcome::Failed { .. })
+                && p.status == status
+                && p.reason == reason
+                && failure_identity(&p.message) == failure_identity(&message)
+            {
+                message = p.message.clone();
+            }
+            (status.to_string(), reason.to_string(), message)
         }
-    }
+        None => match previous_ready {
+            Some(p) => (p.status.clone(), p.reason.clone(), p.message.clone()),
+            None => (
+                "Unknown".to_string(),
+                reason::AWAITING_FIRST_POLL.to_string(),
+                "waiting for the first poll".to_string(),
+            ),
+        },
+    };
+    let stalled = status == "False" && is_stalled(&ready_reason);
+    // Still working towards Ready: before the first poll, and while a transient failure is
+    // retried. Suspended and stalled watches are not being worked on.
+    let reconciling =
+        status == "Unknown" || (status == "False" && !stalled && ready_reason != reason::SUSPENDED);
+    let mut specs: Vec<(&str, String, String, String)> = vec![
+        (
+            condition_type::READY,
+            status.clone(),
+            ready_reason.clone(),
+            message.clone(),
+        ),
+        (
+            condition_type::STALLED,
+            tri(stalled).to_string(),
+            ready_reason.clone(),
+            message.clone(),
+        ),
+        (
+            condition_type::RECONCILING,
+            tri(reconciling).to_string(),
+            ready_reason,
+            message,
+        ),
+    ];
+    specs.extend(latest_order_conditions(latest.as_ref()));
+    next.conditions = specs
+        .into_iter()
+        .map(|(type_, status, reason, message)| {
+            condition(
+                type_,
+                &status,
+                &reason,
+                message,
+                generation,
+                &prev.conditions,
+                now,
+            )
+        })
+        .collect();
+    next.latest_order = latest;
+
     if let Outcome::Polled(c) | Outcome::WriteFailed { counts: c, .. } = &input.outcome {
         next.orders = Some(c.clone());
     }
@@ -139,116 +353,78 @@ pub fn desired(input: Input<'_>) -> ChangeOrderWatchStatus {
     next
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ts(s: &str) -> Timestamp {
-        s.parse().expect("timestamp")
+/// `LatestOrderSucceeded` and `LatestOrderAwaitingInput` for the newest order.
+fn latest_order_conditions(latest: Option<&LatestOrder>) -> [(&'static str, String, String, String); 2] {
+    let Some(order) = latest else {
+        let message = "this watch has no ChangeOrder yet".to_string();
+        return [
+            (
+                condition_type::LATEST_ORDER_SUCCEEDED,
+                "Unknown".into(),
+                reason::NO_ORDERS.into(),
+                message.clone(),
+            ),
+            (
+                condition_type::LATEST_ORDER_AWAITING_INPUT,
+                "False".into(),
+                reason::NO_ORDERS.into(),
+                message,
+            ),
+        ];
+    };
+    let reason = order
+        .reason
+        .clone()
+        .filter(|r| is_condition_reason(r))
+        .or_else(|| order.phase.map(|p| p.as_str().to_string()))
+        .unwrap_or_else(|| reason::ORDER_PENDING.to_string());
+    let phase = order.phase.map_or("no status yet", Phase::as_str);
+    let mut message = format!(
+        "ChangeOrder {} (change order {}): {phase}",
+        order.name, order.change_order_id
+    );
+    if let Some(m) = &order.message {
+        message.push_str(": ");
+        message.push_str(m);
     }
-
-    const HEARTBEAT: Duration = Duration::from_secs(600);
-
-    fn run(prev: Option<&ChangeOrderWatchStatus>, outcome: Outcome, now: &str) -> ChangeOrderWatchStatus {
-        desired(Input {
-            previous: prev,
-            generation: Some(2),
-            outcome,
-            handled_request: None,
-            now: ts(now),
-            heartbeat: HEARTBEAT,
-        })
-    }
-
-    #[test]
-    fn quiet_polls_write_nothing_until_the_heartbeat() {
-        let c = counts([Phase::Running, Phase::Succeeded]);
-        assert_eq!((c.total, c.in_flight, c.running, c.succeeded), (2, 1, 1, 1));
-        let first = run(None, Outcome::Polled(c.clone()), "2026-01-01T00:00:00Z");
-        assert_eq!(first.last_poll_time, Some(Time(ts("2026-01-01T00:00:00Z"))));
-        assert_eq!(first.conditions[0].reason, "Polled");
-        let again = run(Some(&first), Outcome::Polled(c.clone()), "2026-01-01T00:05:00Z");
-        assert_eq!(
-            again, first,
-            "same result within the heartbeat: identical status, no write"
-        );
-        let later = run(Some(&first), Outcome::Polled(c.clone()), "2026-01-01T00:10:00Z");
-        assert_eq!(later.last_poll_time, Some(Time(ts("2026-01-01T00:10:00Z"))));
-        // A change in counts stamps the time at once.
-        let moved = run(
-            Some(&first),
-            Outcome::Polled(counts([Phase::Succeeded])),
-            "2026-01-01T00:01:00Z",
-        );
-        assert_eq!(moved.last_poll_time, Some(Time(ts("2026-01-01T00:01:00Z"))));
-    }
-
-    #[test]
-    fn failures_keep_counts_and_last_success() {
-        let first = run(
-            None,
-            Outcome::Polled(counts([Phase::Running])),
-            "2026-01-01T00:00:00Z",
-        );
-        let failed = run(
-            Some(&first),
-            Outcome::Failed {
-                reason: reason::THROTTLED,
-                message: "Throttling.User: slow down".into(),
-            },
-            "2026-01-01T00:01:00Z",
-        );
-        let ready = &failed.conditions[0];
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "Throttled")
-        );
-        assert_eq!(ready.last_transition_time, Time(ts("2026-01-01T00:01:00Z")));
-        assert_eq!(failed.orders, first.orders);
-        assert_eq!(failed.last_success_time, first.last_success_time);
-        assert_eq!(failed.last_poll_time, Some(Time(ts("2026-01-01T00:01:00Z"))));
-        let recovered = run(
-            Some(&failed),
-            Outcome::Polled(counts([Phase::Running])),
-            "2026-01-01T00:02:00Z",
-        );
-        assert_eq!(recovered.conditions[0].status, "True");
-        assert_eq!(
-            recovered.last_success_time,
-            Some(Time(ts("2026-01-01T00:02:00Z")))
-        );
-    }
-
-    #[test]
-    fn bookkeeping_without_a_poll() {
-        let first = run(None, Outcome::Polled(counts([])), "2026-01-01T00:00:00Z");
-        let mut input = Input {
-            previous: Some(&first),
-            generation: Some(3),
-            outcome: Outcome::NotPolled,
-            handled_request: Some("2026-01-01T00:00:30Z".into()),
-            now: ts("2026-01-01T00:00:30Z"),
-            heartbeat: HEARTBEAT,
-        };
-        let next = desired(input);
-        assert_eq!(next.observed_generation, Some(3));
-        assert_eq!(next.conditions[0].observed_generation, Some(3));
-        assert_eq!(
-            next.last_handled_reconcile_at.as_deref(),
-            Some("2026-01-01T00:00:30Z")
-        );
-        assert_eq!(
-            next.last_poll_time, first.last_poll_time,
-            "no poll, no new poll time"
-        );
-        input = Input {
-            previous: Some(&next),
-            generation: Some(3),
-            outcome: Outcome::Suspended,
-            handled_request: None,
-            now: ts("2026-01-01T00:01:00Z"),
-            heartbeat: HEARTBEAT,
-        };
-        assert_eq!(desired(input).conditions[0].reason, "Suspended");
-    }
+    let succeeded = match order.phase {
+        Some(Phase::Succeeded) => "True",
+        Some(Phase::Failed | Phase::Cancelled) => "False",
+        _ => "Unknown",
+    };
+    let awaiting = order.phase.is_some_and(Phase::awaits_input);
+    [
+        (
+            condition_type::LATEST_ORDER_SUCCEEDED,
+            succeeded.into(),
+            reason.clone(),
+            message.clone(),
+        ),
+        (
+            condition_type::LATEST_ORDER_AWAITING_INPUT,
+            tri(awaiting).into(),
+            reason,
+            message,
+        ),
+    ]
 }
+
+/// The API server rejects condition reasons outside `[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?`;
+/// an order's reason comes from our own table, but a check here keeps a bad one from failing
+/// the watch's whole status write.
+fn is_condition_reason(r: &str) -> bool {
+    let mut chars = r.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && r.len() <= 1024
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':'))
+        && !r.ends_with([',', ':'])
+}
+
+/// The condition of `type_` in a watch status, for callers that read it (tests, the plugin).
+pub fn condition_of<'a>(status: &'a ChangeOrderWatchStatus, type_: &str) -> Option<&'a Condition> {
+    find(&status.conditions, type_)
+}
+
+#[cfg(test)]
+mod tests;

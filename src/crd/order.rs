@@ -1,5 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::model::Provider;
@@ -10,7 +10,15 @@ use crate::cloud::model::Provider;
     group = "changeorder.io",
     version = "v1alpha1",
     kind = "ChangeOrder",
+    doc = "ChangeOrder mirrors one Alibaba Cloud EDAS, SAE or Yunxiao AppStack change order (one \
+           release: its batches, the confirmations and approvals it waits for, and how it \
+           ended). Written only by the operator, owned by the ChangeOrderWatch that found it. \
+           Conditions: Ready (succeeded), Stalled (failed or cancelled), Reconciling (in \
+           flight), AwaitingInput (a person must act), Degraded (SAE reports an exception).",
     namespaced,
+    // `kubectl get co --field-selector spec.changeOrderId=ID` finds an order by its cloud id
+    // without knowing the object's name (the name also carries the watch's name).
+    selectable = ".spec.changeOrderId",
     status = "ChangeOrderStatus",
     shortname = "co",
     category = "alibabacloud",
@@ -29,13 +37,18 @@ use crate::cloud::model::Provider;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOrderSpec {
+    /// The release system that runs the order: edas, sae or appstack.
     pub provider: Provider,
-    /// EDAS/SAE `ChangeOrderId`, AppStack `sn`.
+    /// The cloud's id of the order: EDAS/SAE `ChangeOrderId`, AppStack `sn`. Selectable:
+    /// `kubectl get co --field-selector spec.changeOrderId=ID`.
     pub change_order_id: String,
+    /// EDAS or SAE application id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// AppStack organization id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization_id: Option<String>,
+    /// AppStack application name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
     /// The order's type as the cloud names it (EDAS/SAE `CoType`, AppStack `type`).
@@ -44,16 +57,20 @@ pub struct ChangeOrderSpec {
     /// EDAS/SAE `CoTypeCode`, e.g. CoDeploy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub type_code: Option<String>,
+    /// The order's description as entered in the cloud.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Who created the order, as the cloud names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<String>,
+    /// When the cloud created the order. Orders are ordered by this time (then by id) to find a
+    /// watch's latest order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_time: Option<Time>,
-    /// `Automatic` or `Manual`.
+    /// How batches advance: `Automatic` or `Manual` (a person confirms each next batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_type: Option<String>,
-    /// AppStack environments.
+    /// AppStack environments the order deploys to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_names: Vec<String>,
 }
@@ -126,11 +143,15 @@ impl std::fmt::Display for Phase {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+/// Where the order stands, as the cloud last reported it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOrderStatus {
+    /// The `metadata.generation` this status was written for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// Pending, Running, AwaitingConfirmation, AwaitingApproval, Paused, Succeeded, Failed,
+    /// Cancelled or Unknown (a provider value outside the known table; see providerStatus).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
     /// Reason of the phase, as in the `Ready`/`Stalled`/`Reconciling` conditions.
@@ -142,29 +163,42 @@ pub struct ChangeOrderStatus {
     /// SAE `SubStatus`, when reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_sub_status: Option<i64>,
+    /// When the order finished, as the cloud reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_time: Option<Time>,
+    /// How many batches the order has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_count: Option<u32>,
     /// 1-based index of the batch in progress (or the last one when finished).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_batch: Option<u32>,
+    /// The order's batches in order, when the cloud reports them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchStatus>,
+    /// kstatus conditions, one per type: Ready (succeeded; Unknown for phase Unknown), Stalled
+    /// (failed or cancelled), Reconciling (in flight), AwaitingInput (a person must confirm a
+    /// batch, approve or resume), Degraded (SAE SubStatus 1, an exception during execution).
+    /// Each reason is the phase's reason; the message is the cloud's own words when it has any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
 
+/// One batch of an order.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BatchStatus {
+    /// The batch's name as the provider reports it.
     pub name: String,
     /// The batch's state as the provider reports it.
     pub state: String,
+    /// When the batch started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
+    /// When the batch ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<Time>,
+    /// The provider's message for the batch, e.g. why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }

@@ -3,6 +3,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::model::Provider;
+use crate::crd::Phase;
 
 /// What to poll: one application of one release system.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -10,20 +11,27 @@ use crate::cloud::model::Provider;
     group = "changeorder.io",
     version = "v1alpha1",
     kind = "ChangeOrderWatch",
+    doc = "ChangeOrderWatch polls one application's change orders in Alibaba Cloud EDAS, SAE or \
+           Yunxiao AppStack and keeps one ChangeOrder per cloud order in this namespace. Its \
+           status says whether polling works (Ready, Stalled, Reconciling) and how the newest \
+           order is going (status.latestOrder, LatestOrderSucceeded, LatestOrderAwaitingInput).",
     namespaced,
     status = "ChangeOrderWatchStatus",
     shortname = "cow",
     category = "alibabacloud",
     derive = "PartialEq",
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".spec.provider"}"#,
-    printcolumn = r#"{"name":"App ID","type":"string","jsonPath":".spec.appId"}"#,
-    printcolumn = r#"{"name":"App Name","type":"string","jsonPath":".spec.appName"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Orders","type":"integer","jsonPath":".status.orders.total"}"#,
+    printcolumn = r#"{"name":"Latest Order","type":"string","jsonPath":".status.latestOrder.changeOrderId"}"#,
+    printcolumn = r#"{"name":"Latest Phase","type":"string","jsonPath":".status.latestOrder.phase"}"#,
     printcolumn = r#"{"name":"In Flight","type":"integer","jsonPath":".status.orders.inFlight"}"#,
     printcolumn = r#"{"name":"Last Poll","type":"date","jsonPath":".status.lastPollTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"App ID","type":"string","priority":1,"jsonPath":".spec.appId"}"#,
+    printcolumn = r#"{"name":"App Name","type":"string","priority":1,"jsonPath":".spec.appName"}"#,
+    printcolumn = r#"{"name":"Orders","type":"integer","priority":1,"jsonPath":".status.orders.total"}"#,
+    printcolumn = r#"{"name":"Latest Reason","type":"string","priority":1,"jsonPath":".status.latestOrder.reason"}"#,
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#
 )]
 #[x_kube(validation = kube::core::Rule::new("self.provider == 'appstack' || has(self.appId)")
@@ -143,26 +151,38 @@ pub struct Retention {
     pub max_age: Option<String>,
 }
 
+/// How EDAS and SAE requests are signed.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureVersion {
+    /// ACS3-HMAC-SHA256, the current Alibaba Cloud scheme.
     #[default]
     V3,
+    /// The older ROA scheme (HMAC-SHA1), for gateways that only accept it.
     Roa,
 }
 
-/// AppStack order states usable as a filter.
+/// AppStack order states usable as a filter (`spec.states`).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum AppStackState {
+    /// Created, not started.
     Init,
+    /// Preparing to run.
     Preparing,
+    /// Running.
     Running,
+    /// Being stopped.
     Stopping,
+    /// Being paused.
     Suspending,
+    /// Paused until a person resumes it.
     Suspended,
+    /// Finished successfully.
     Success,
+    /// Finished with a failure.
     Failed,
+    /// Cancelled.
     Canceled,
 }
 
@@ -182,38 +202,96 @@ impl AppStackState {
     }
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, schemars::JsonSchema)]
+/// What the operator last saw: whether polling works, and how the newest order is going.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOrderWatchStatus {
+    /// The `metadata.generation` of the spec the last reconcile acted on. Lower than
+    /// `metadata.generation` while a spec change has not been acted on yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` says whether the last poll worked.
+    /// kstatus conditions, one per type. `Ready`: the last poll worked (reason `Polled`) or why
+    /// it did not. `Stalled`: polling cannot succeed until a person fixes something (reason
+    /// InvalidCredentials, InvalidSpec, AppNotFound, Forbidden or EndpointNotAllowed).
+    /// `Reconciling`: no poll has finished yet, or a transient failure (Throttled,
+    /// ProviderError) is being retried. `LatestOrderSucceeded`: True when the newest
+    /// order succeeded, False when it failed or was cancelled, Unknown while it is in flight or
+    /// there is none. `LatestOrderAwaitingInput`: the newest order waits for a person.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// When the cloud was last polled, successfully or not. Refreshed only with another change
+    /// or once per status heartbeat (`--status-heartbeat`), so quiet polls write nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_poll_time: Option<Time>,
+    /// When a poll last succeeded (same refresh rule as lastPollTime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_time: Option<Time>,
-    /// The value of the reconcile-request annotation last acted on.
+    /// The value of the `changeorder.io/reconcile-requested-at` annotation last acted on; equal
+    /// to the annotation once the requested poll has happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
+    /// This watch's ChangeOrders by phase, as of the last successful poll.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orders: Option<OrderCounts>,
+    /// The newest of this watch's ChangeOrders: the one with the latest `spec.createTime`, ties
+    /// broken by the greater `spec.changeOrderId`. A newer order replaces it as soon as it is
+    /// seen, even while this one still runs. Absent while the watch has no ChangeOrder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_order: Option<LatestOrder>,
+}
+
+/// A summary of one ChangeOrder, enough for a pipeline to follow it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatestOrder {
+    /// Name of the ChangeOrder object in this namespace.
+    pub name: String,
+    /// The cloud's id of the order (EDAS/SAE ChangeOrderId, AppStack sn).
+    pub change_order_id: String,
+    /// The order's phase (see the ChangeOrder's status.phase). Absent until the order has a
+    /// status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The reason of the phase, e.g. ManualBatchConfirmation or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the cloud created the order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_time: Option<Time>,
+    /// When the order finished; set only for finished (Succeeded, Failed, Cancelled) orders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_time: Option<Time>,
+    /// The order's message (the cloud's own words when it has any, e.g. why it failed), cut to
+    /// 256 characters; the ChangeOrder has the whole text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Counts of this watch's ChangeOrders by phase.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCounts {
+    /// All ChangeOrders of the watch.
     pub total: u32,
+    /// Orders not yet finished (any phase but Succeeded, Failed and Cancelled).
     pub in_flight: u32,
+    /// Orders in phase Pending.
     pub pending: u32,
+    /// Orders in phase Running.
     pub running: u32,
+    /// Orders in phase AwaitingConfirmation.
     pub awaiting_confirmation: u32,
+    /// Orders in phase AwaitingApproval.
     pub awaiting_approval: u32,
+    /// Orders in phase Paused.
     pub paused: u32,
+    /// Orders in phase Succeeded.
     pub succeeded: u32,
+    /// Orders in phase Failed.
     pub failed: u32,
+    /// Orders in phase Cancelled.
     pub cancelled: u32,
+    /// Orders in phase Unknown.
     pub unknown: u32,
 }

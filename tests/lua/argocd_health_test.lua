@@ -109,25 +109,84 @@ local function watch(status, spec_extra)
   return o
 end
 
+-- The conditions the operator writes for a poll outcome (see src/controller/watch_status.rs).
+local function polled(extra)
+  local st = { observedGeneration = 2, conditions = {
+    cond("Ready", "True", "Polled", "polled: 3 orders, 1 in flight"), cond("Stalled", "False", "Polled"),
+    cond("Reconciling", "False", "Polled") } }
+  for k, v in pairs(extra or {}) do st[k] = v end
+  return st
+end
+local function failing(reason, message, is_stalled, extra)
+  local st = { observedGeneration = 2, conditions = {
+    cond("Ready", "False", reason, message), cond("Stalled", is_stalled and "True" or "False", reason, message),
+    cond("Reconciling", is_stalled and "False" or "True", reason, message) } }
+  for k, v in pairs(extra or {}) do st[k] = v end
+  return st
+end
+local function latest(phase, reason, message)
+  return { name = "demo-edas-1234", changeOrderId = "1234", phase = phase, reason = reason, message = message,
+           createTime = T }
+end
+
 local watch_cases = {
   { name = "not polled yet", obj = watch(nil), status = "Progressing", message = "Waiting for the first poll" },
-  { name = "polled", obj = watch({ observedGeneration = 2, conditions = {
-      cond("Ready", "True", "Polled", "3 orders, 1 in flight") } }),
-    status = "Healthy", message = "3 orders, 1 in flight" },
-  { name = "invalid credentials", obj = watch({ observedGeneration = 2, conditions = {
-      cond("Ready", "False", "InvalidCredentials", "InvalidAccessKeyId.NotFound: Specified access key is not found.") } }),
+  { name = "first poll pending", obj = watch({ observedGeneration = 2, conditions = {
+      cond("Ready", "Unknown", "AwaitingFirstPoll", "waiting for the first poll"),
+      cond("Stalled", "False", "AwaitingFirstPoll"),
+      cond("Reconciling", "True", "AwaitingFirstPoll", "waiting for the first poll") } }),
+    status = "Progressing", message = "waiting for the first poll" },
+  { name = "polled, no orders yet", obj = watch(polled()),
+    status = "Healthy", message = "No change orders yet: polled: 3 orders, 1 in flight" },
+  { name = "latest order running", obj = watch(polled({ latestOrder = latest("Running", "Executing", "Batch 1 of 3") })),
+    status = "Progressing", message = "Change order 1234 Running: Batch 1 of 3" },
+  { name = "latest order pending, message falls back to the reason",
+    obj = watch(polled({ latestOrder = latest("Pending", "Preparing") })),
+    status = "Progressing", message = "Change order 1234 Pending: Preparing" },
+  { name = "latest order without a status yet", obj = watch(polled({ latestOrder = { name = "demo-edas-1234",
+      changeOrderId = "1234" } })),
+    status = "Progressing", message = "Change order 1234 Pending" },
+  { name = "latest order in an unknown provider status",
+    obj = watch(polled({ latestOrder = latest("Unknown", "UnknownStatus", "status 42") })),
+    status = "Progressing", message = "Change order 1234 Unknown: status 42" },
+  { name = "latest order awaits batch confirmation", obj = watch(polled({ latestOrder = latest("AwaitingConfirmation",
+      "ManualBatchConfirmation", "Batch 1 done; confirm to start batch 2") })),
+    status = "Suspended", message = "Change order 1234 AwaitingConfirmation: Batch 1 done; confirm to start batch 2" },
+  { name = "latest order awaits approval", obj = watch(polled({ latestOrder = latest("AwaitingApproval",
+      "PendingApproval") })),
+    status = "Suspended", message = "Change order 1234 AwaitingApproval: PendingApproval" },
+  { name = "latest order paused", obj = watch(polled({ latestOrder = latest("Paused", "Suspended", "Paused by alice") })),
+    status = "Suspended", message = "Change order 1234 Paused: Paused by alice" },
+  { name = "latest order succeeded", obj = watch(polled({ latestOrder = latest("Succeeded", "Succeeded",
+      "Deployed 3 batches") })),
+    status = "Healthy", message = "Change order 1234 Succeeded: Deployed 3 batches" },
+  { name = "latest order failed", obj = watch(polled({ latestOrder = latest("Failed", "Failed",
+      "Health check failed on batch 2") })),
+    status = "Degraded", message = "Change order 1234 Failed: Health check failed on batch 2" },
+  { name = "latest order cancelled", obj = watch(polled({ latestOrder = latest("Cancelled", "Terminated") })),
+    status = "Degraded", message = "Change order 1234 Cancelled: Terminated" },
+  { name = "invalid credentials stall the watch whatever its orders say", obj = watch(failing("InvalidCredentials",
+      "InvalidAccessKeyId.NotFound: Specified access key is not found.", true,
+      { latestOrder = latest("Succeeded", "Succeeded") })),
     status = "Degraded", message = "InvalidAccessKeyId.NotFound: Specified access key is not found." },
-  { name = "throttled, message falls back to the reason", obj = watch({ observedGeneration = 2, conditions = {
-      cond("Ready", "False", "Throttled") } }),
-    status = "Degraded", message = "Throttled" },
-  { name = "ready unknown", obj = watch({ observedGeneration = 2, conditions = {
-      cond("Ready", "Unknown", "Polling", "First poll in progress") } }),
-    status = "Progressing", message = "First poll in progress" },
-  { name = "spec changed since the last poll", obj = watch({ observedGeneration = 1, conditions = {
-      cond("Ready", "False", "AppNotFound") } }),
+  { name = "endpoint not allowed", obj = watch(failing("EndpointNotAllowed", "", true)),
+    status = "Degraded", message = "EndpointNotAllowed" },
+  { name = "throttled before any order: retrying", obj = watch(failing("Throttled",
+      "Throttling.User: slow down", false)),
+    status = "Progressing", message = "Throttling.User: slow down" },
+  { name = "throttled: health follows the last known order", obj = watch(failing("Throttled",
+      "Throttling.User: slow down", false, { latestOrder = latest("Succeeded", "Succeeded") })),
+    status = "Healthy", message = "Change order 1234 Succeeded: Succeeded" },
+  { name = "written by an older operator: only Ready, False", obj = watch({ observedGeneration = 2, conditions = {
+      cond("Ready", "False", "InvalidCredentials", "InvalidAccessKeyId.NotFound: no such key") } }),
+    status = "Degraded", message = "InvalidAccessKeyId.NotFound: no such key" },
+  { name = "written by an older operator: only Ready, True", obj = watch({ observedGeneration = 2, conditions = {
+      cond("Ready", "True", "Polled", "3 orders, 1 in flight") } }),
+    status = "Healthy", message = "No change orders yet: 3 orders, 1 in flight" },
+  { name = "spec changed since the last poll", obj = watch(failing("AppNotFound", "", true,
+      { observedGeneration = 1 })),
     status = "Progressing", message = "Waiting for a poll with the latest spec" },
-  { name = "suspended", obj = watch({ observedGeneration = 2, conditions = {
-      cond("Ready", "True", "Polled") } }, { suspend = true }),
+  { name = "suspended", obj = watch(polled({ latestOrder = latest("Failed", "Failed") }), { suspend = true }),
     status = "Suspended", message = "Polling is suspended (spec.suspend)" },
 }
 
@@ -151,5 +210,38 @@ end
 
 run("health.lua", order_cases)
 run("watch-health.lua", watch_cases)
+
+-- The resource action "poll-now" and its discovery script.
+local function action_case(name, fn)
+  local ok, err = pcall(fn)
+  if ok then
+    passed = passed + 1
+    print("ok   actions: " .. name)
+  else
+    failed = failed + 1
+    print("FAIL actions: " .. name .. ": " .. tostring(err))
+  end
+end
+local ANNOTATION = "changeorder.io/reconcile-requested-at"
+action_case("poll-now sets the reconcile-request annotation to the current UTC time", function()
+  local w = watch(polled())
+  local out = check(dir .. "/watch-poll-now.lua", w)
+  local v = out.metadata.annotations[ANNOTATION]
+  assert(type(v) == "string" and v:match("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), "annotation " .. tostring(v))
+  assert(out.spec.appId == "demo-edas-app", "the rest of the object is kept")
+end)
+action_case("poll-now keeps other annotations and replaces an old request", function()
+  local w = watch(polled())
+  w.metadata.annotations = { team = "payments", [ANNOTATION] = "1999-01-01T00:00:00Z" }
+  local out = check(dir .. "/watch-poll-now.lua", w)
+  assert(out.metadata.annotations.team == "payments", "other annotations kept")
+  assert(out.metadata.annotations[ANNOTATION] ~= "1999-01-01T00:00:00Z", "a new value, so the operator polls")
+end)
+action_case("poll-now is offered, and disabled while the watch is suspended", function()
+  local on = check(dir .. "/watch-actions-discovery.lua", watch(polled()))
+  assert(on["poll-now"] ~= nil and on["poll-now"].disabled == false, "offered")
+  local off = check(dir .. "/watch-actions-discovery.lua", watch(polled(), { suspend = true }))
+  assert(off["poll-now"].disabled == true, "disabled when suspended")
+end)
 print(string.format("%d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)
