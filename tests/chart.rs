@@ -236,14 +236,8 @@ const SERVED: &[&[&str]] = &[
     &["get", "changeorderwatches.changeorder.io"],
     &["list", "changeorderwatches.changeorder.io"],
     &["watch", "changeorderwatches.changeorder.io"],
-    &["get", "changeorderwatches.changeorder.io", "--subresource=status"],
     &[
         "patch",
-        "changeorderwatches.changeorder.io",
-        "--subresource=status",
-    ],
-    &[
-        "update",
         "changeorderwatches.changeorder.io",
         "--subresource=status",
     ],
@@ -252,30 +246,37 @@ const SERVED: &[&[&str]] = &[
     &["watch", "changeorders.changeorder.io"],
     &["create", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io"],
-    &["update", "changeorders.changeorder.io"],
     &["delete", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io", "--subresource=status"],
-    &["update", "changeorders.changeorder.io", "--subresource=status"],
     &["get", "secrets"],
     &["list", "secrets"],
     &["watch", "secrets"],
-    &["create", "events"],
-    &["patch", "events"],
     &["create", "events.events.k8s.io"],
     &["patch", "events.events.k8s.io"],
 ];
 
-/// What it must not do anywhere: it only reads watches and Secrets.
+/// What it must not do anywhere: it only reads watches and Secrets, writes with server-side apply
+/// (never update), and records Events through events.k8s.io only.
 const NEVER: &[&[&str]] = &[
     &["create", "changeorderwatches.changeorder.io"],
     &["update", "changeorderwatches.changeorder.io"],
     &["delete", "changeorderwatches.changeorder.io"],
+    &[
+        "update",
+        "changeorderwatches.changeorder.io",
+        "--subresource=status",
+    ],
+    &["update", "changeorders.changeorder.io"],
+    &["update", "changeorders.changeorder.io", "--subresource=status"],
     &["create", "secrets"],
     &["update", "secrets"],
     &["delete", "secrets"],
     &["get", "configmaps"],
     &["create", "pods"],
+    &["create", "events"],
+    &["patch", "events"],
     &["delete", "events"],
+    &["delete", "events.events.k8s.io"],
 ];
 
 fn assert_grants(cluster: &TestCluster, user: &str, ns: Option<&str>, list: &[&[&str]], want: bool) {
@@ -327,7 +328,7 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
     let lease = "leases.coordination.k8s.io";
     let own = format!("{lease}/rbac-ns-changeorder-operator");
     assert!(can_i(cluster, &user, Some(ns.name()), &["create", lease]));
-    for verb in ["get", "update", "patch"] {
+    for verb in ["get", "update"] {
         assert!(
             can_i(cluster, &user, Some(ns.name()), &[verb, &own]),
             "{verb} own Lease"
@@ -344,6 +345,8 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
     }
     assert!(!can_i(cluster, &user, Some(served.name()), &["create", lease]));
     assert!(!can_i(cluster, &user, Some(ns.name()), &["delete", &own]));
+    // Leader election replaces the Lease; it never patches it.
+    assert!(!can_i(cluster, &user, Some(ns.name()), &["patch", &own]));
 
     // rbac.readCRDs: get on its own two CRDs, nothing else cluster-scoped.
     let crd = "customresourcedefinitions.apiextensions.k8s.io";

@@ -28,13 +28,6 @@ enum Scheme {
 }
 
 impl Scheme {
-    fn as_str(&self) -> &'static str {
-        match self {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        }
-    }
-
     fn default_port(&self) -> u16 {
         match self {
             Scheme::Http => 80,
