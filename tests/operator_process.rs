@@ -165,6 +165,9 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
         "operator.defaultInterval=3s",
         "--set",
         "operator.defaultInFlightInterval=2s",
+        // The simulator listens on 127.0.0.1.
+        "--set",
+        "allowedEndpoints={http://127.0.0.1:*}",
     ]));
     let deployment: Value = serde_yaml::from_str(&ok(ns.kubectl().args([
         "get",
@@ -299,6 +302,10 @@ async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
                 ns.name().to_string(),
             ),
             ("CHANGEORDER_LEASE_DURATION".to_string(), "4s".to_string()),
+            (
+                "CHANGEORDER_ALLOWED_ENDPOINTS".to_string(),
+                "http://127.0.0.1:*".to_string(),
+            ),
             ("CHANGEORDER_IDENTITY".to_string(), name.to_string()),
             (
                 "CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL".to_string(),
