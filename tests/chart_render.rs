@@ -617,7 +617,10 @@ fn schema_rejects_invalid_values() {
         ("leaderElection.leaseDuration=2s", "leaseDuration"),
         ("allowedEndpoints={ftp://x}", "allowedEndpoints"),
         ("allowedEndpoints={https://a@b.aliyuncs.com}", "allowedEndpoints"),
-        ("allowedEndpoints={https://x.aliyuncs.com/path}", "allowedEndpoints"),
+        (
+            "allowedEndpoints={https://x.aliyuncs.com/path}",
+            "allowedEndpoints",
+        ),
     ] {
         let err = template(&helm, &["--set", set])
             .err()
@@ -770,10 +773,7 @@ fn one_replica_never_runs_two_operators_during_an_upgrade() {
         Some("Recreate")
     );
     // More replicas always elect.
-    let objs = render(
-        &helm,
-        &["--set", "leaderElection.enabled=false,replicaCount=2"],
-    );
+    let objs = render(&helm, &["--set", "leaderElection.enabled=false,replicaCount=2"]);
     assert_eq!(
         env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
         Some("true")

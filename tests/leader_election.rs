@@ -226,7 +226,12 @@ impl Cuttable {
                 k.lock().expect("lock").push(task);
             }
         });
-        Cuttable { addr, cut, conns, accept }
+        Cuttable {
+            addr,
+            cut,
+            conns,
+            accept,
+        }
     }
 
     fn cut(&self) {
@@ -248,10 +253,7 @@ impl Drop for Cuttable {
 async fn a_cut_off_leader_stops_a_third_of_the_lease_before_anyone_takes_over() {
     let ns = TestCluster::get().namespace("leader-margin").await;
     let cluster = TestCluster::get();
-    let upstream = cluster
-        .apiserver_url()
-        .trim_start_matches("https://")
-        .to_string();
+    let upstream = cluster.apiserver_url().trim_start_matches("https://").to_string();
     let forwarder = Cuttable::start(upstream).await;
     let mut config = cluster.config().await;
     config.cluster_url = format!("https://{}", forwarder.addr)

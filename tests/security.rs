@@ -45,11 +45,7 @@ async fn the_secret_cache_keeps_no_annotation_label_or_managed_field() {
         r#"{{"apiVersion": "v1", "kind": "Secret", "metadata": {{"name": "creds", "labels": {{"team": "a"}}}}, "type": "Opaque", "stringData": {{"accessKeyId": "LTAI-id", "accessKeySecret": "{VALUE}"}}}}"#
     );
     let out = kubectl_apply(&ns, &manifest);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The metadata the API server sends does carry the value (so the test means something).
     let meta = ns
         .api::<Secret>()
@@ -67,9 +63,8 @@ async fn the_secret_cache_keeps_no_annotation_label_or_managed_field() {
 
     let (store, writer) = reflector::store::<PartialObjectMeta<Secret>>();
     let api: Api<PartialObjectMeta<Secret>> = ns.api();
-    let events = tokio::spawn(
-        secret_metadata_reflector(api, writer).for_each(|_| futures::future::ready(())),
-    );
+    let events =
+        tokio::spawn(secret_metadata_reflector(api, writer).for_each(|_| futures::future::ready(())));
     tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready())
         .await
         .expect("the cache syncs")

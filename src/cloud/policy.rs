@@ -415,9 +415,7 @@ mod tests {
     #[test]
     fn the_error_names_the_endpoint_and_the_policy() {
         let p = EndpointPolicy::default();
-        let e = p
-            .check("http://attacker.example:9000/x")
-            .expect_err("refused");
+        let e = p.check("http://attacker.example:9000/x").expect_err("refused");
         assert!(e.contains("http://attacker.example:9000/x"), "{e}");
         assert!(e.contains("https://*.aliyuncs.com"), "{e}");
         assert!(e.contains("--allowed-endpoints"), "{e}");

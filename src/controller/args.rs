@@ -250,6 +250,10 @@ mod tests {
         .expect("valid");
         assert_eq!(a.lease_duration, Duration::from_secs(3));
         assert_eq!(a.allowed_endpoints.check("http://127.0.0.1:8080"), Ok(()));
-        assert!(a.allowed_endpoints.check("https://sae.cn-hangzhou.aliyuncs.com").is_err());
+        assert!(
+            a.allowed_endpoints
+                .check("https://sae.cn-hangzhou.aliyuncs.com")
+                .is_err()
+        );
     }
 }

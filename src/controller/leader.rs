@@ -328,7 +328,12 @@ impl LeaderElection {
             // here err on the safe side.
             let started = Instant::now();
             // Bounded, so that a hung connection shows up as Unreachable instead of silence.
-            let attempt = match tokio::time::timeout(self.config.lease_duration, self.attempt(&mut observation)).await {
+            let attempt = match tokio::time::timeout(
+                self.config.lease_duration,
+                self.attempt(&mut observation),
+            )
+            .await
+            {
                 Ok(attempt) => attempt.map_err(AttemptError::Kube),
                 Err(_) => Err(AttemptError::TimedOut),
             };
