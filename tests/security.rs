@@ -112,3 +112,35 @@ async fn retention_max_age_zero_is_refused_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn the_binary_refuses_zero_and_tiny_durations_naming_the_flag() {
+    for (flag, value) in [
+        ("--default-interval", "0"),
+        ("--max-error-backoff", "0"),
+        ("--lease-duration", "1s"),
+        ("--allowed-endpoints", "evil.example.com"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_changeorder-operator"))
+            .args(["run", flag, value])
+            .env_clear()
+            .output()
+            .expect("run the binary");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+    // The environment variables go through the same checks.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_changeorder-operator"))
+        .arg("run")
+        .env_clear()
+        .env("CHANGEORDER_DEFAULT_INTERVAL", "0s")
+        .output()
+        .expect("run the binary");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--default-interval"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
