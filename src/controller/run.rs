@@ -173,7 +173,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Ok(())
     };
     readiness.set_ready(false);
-    let _ = admin.await;
+    if result.is_ok() {
+        // Shutting down on a signal: the admin server stops on the same signal.
+        let _ = admin.await;
+    } else {
+        // Leadership lost (or another failure): exit now so the pod restarts as a fresh
+        // candidate, rather than waiting for a signal that will not come.
+        admin.abort();
+    }
     result
 }
 
