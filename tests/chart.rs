@@ -121,7 +121,8 @@ async fn rendered_chart_passes_server_side_validation() {
     assert_server_accepts(&ns, "dry-default", &[]);
     let namespaces = format!("watchNamespaces={{{},{}}}", served_a.name(), served_b.name());
     let objs = assert_server_accepts(&ns, "dry-ns", &["--set", &namespaces]);
-    assert_eq!(objs.iter().filter(|o| o["kind"] == "Role").count(), 2);
+    // One Role per served namespace, plus the leader-election Role (election is on by default).
+    assert_eq!(objs.iter().filter(|o| o["kind"] == "Role").count(), 3);
     assert_server_accepts(&ns, "dry-ha", &["-f", &profile("ha")]);
     let objs = assert_server_accepts(
         &ns,
