@@ -66,7 +66,10 @@ done
 
 say "starting the operator (log: $state/operator.log, metrics: http://$admin_addr/metrics)"
 # The simulator has no real quota; a larger call budget keeps every order moving on screen.
-"$operator" run --admin-listen "$admin_addr" --calls-per-minute 300 >"$state/operator.log" 2>&1 &
+# The simulator is plain http on 127.0.0.1, outside the default endpoint policy
+# (https://*.aliyuncs.com): allow it explicitly.
+"$operator" run --admin-listen "$admin_addr" --calls-per-minute 300 \
+  --allowed-endpoints 'http://127.0.0.1:*' >"$state/operator.log" 2>&1 &
 pids+=($!)
 
 cat >&2 <<EOF

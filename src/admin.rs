@@ -163,6 +163,38 @@ mod tests {
         assert_eq!(get(s.addr, "/healthz").await.status(), 404);
     }
 
+    /// The port is unauthenticated: it serves three read-only paths and nothing else.
+    #[tokio::test]
+    async fn only_three_read_only_endpoints_are_served() {
+        let s = start(Metrics::new(), Readiness::new()).await;
+        for path in [
+            "/",
+            "/debug/pprof",
+            "/metrics/",
+            "/live/x",
+            "/readyz",
+            "/config",
+            "/env",
+        ] {
+            assert_eq!(get(s.addr, path).await.status(), 404, "{path}");
+        }
+        let client = reqwest::Client::new();
+        for path in ["/live", "/ready", "/metrics"] {
+            for method in [
+                reqwest::Method::POST,
+                reqwest::Method::PUT,
+                reqwest::Method::DELETE,
+            ] {
+                let r = client
+                    .request(method.clone(), format!("http://{}{path}", s.addr))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(r.status(), 405, "{method} {path}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn shuts_down_gracefully() {
         let s = start(Metrics::new(), Readiness::new()).await;

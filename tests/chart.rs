@@ -121,7 +121,8 @@ async fn rendered_chart_passes_server_side_validation() {
     assert_server_accepts(&ns, "dry-default", &[]);
     let namespaces = format!("watchNamespaces={{{},{}}}", served_a.name(), served_b.name());
     let objs = assert_server_accepts(&ns, "dry-ns", &["--set", &namespaces]);
-    assert_eq!(objs.iter().filter(|o| o["kind"] == "Role").count(), 2);
+    // One Role per served namespace, plus the leader-election Role (election is on by default).
+    assert_eq!(objs.iter().filter(|o| o["kind"] == "Role").count(), 3);
     assert_server_accepts(&ns, "dry-ha", &["-f", &profile("ha")]);
     let objs = assert_server_accepts(
         &ns,
@@ -236,14 +237,8 @@ const SERVED: &[&[&str]] = &[
     &["get", "changeorderwatches.changeorder.io"],
     &["list", "changeorderwatches.changeorder.io"],
     &["watch", "changeorderwatches.changeorder.io"],
-    &["get", "changeorderwatches.changeorder.io", "--subresource=status"],
     &[
         "patch",
-        "changeorderwatches.changeorder.io",
-        "--subresource=status",
-    ],
-    &[
-        "update",
         "changeorderwatches.changeorder.io",
         "--subresource=status",
     ],
@@ -252,30 +247,37 @@ const SERVED: &[&[&str]] = &[
     &["watch", "changeorders.changeorder.io"],
     &["create", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io"],
-    &["update", "changeorders.changeorder.io"],
     &["delete", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io", "--subresource=status"],
-    &["update", "changeorders.changeorder.io", "--subresource=status"],
     &["get", "secrets"],
     &["list", "secrets"],
     &["watch", "secrets"],
-    &["create", "events"],
-    &["patch", "events"],
     &["create", "events.events.k8s.io"],
     &["patch", "events.events.k8s.io"],
 ];
 
-/// What it must not do anywhere: it only reads watches and Secrets.
+/// What it must not do anywhere: it only reads watches and Secrets, writes with server-side apply
+/// (never update), and records Events through events.k8s.io only.
 const NEVER: &[&[&str]] = &[
     &["create", "changeorderwatches.changeorder.io"],
     &["update", "changeorderwatches.changeorder.io"],
     &["delete", "changeorderwatches.changeorder.io"],
+    &[
+        "update",
+        "changeorderwatches.changeorder.io",
+        "--subresource=status",
+    ],
+    &["update", "changeorders.changeorder.io"],
+    &["update", "changeorders.changeorder.io", "--subresource=status"],
     &["create", "secrets"],
     &["update", "secrets"],
     &["delete", "secrets"],
     &["get", "configmaps"],
     &["create", "pods"],
+    &["create", "events"],
+    &["patch", "events"],
     &["delete", "events"],
+    &["delete", "events.events.k8s.io"],
 ];
 
 fn assert_grants(cluster: &TestCluster, user: &str, ns: Option<&str>, list: &[&[&str]], want: bool) {
@@ -327,7 +329,7 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
     let lease = "leases.coordination.k8s.io";
     let own = format!("{lease}/rbac-ns-changeorder-operator");
     assert!(can_i(cluster, &user, Some(ns.name()), &["create", lease]));
-    for verb in ["get", "update", "patch"] {
+    for verb in ["get", "update"] {
         assert!(
             can_i(cluster, &user, Some(ns.name()), &[verb, &own]),
             "{verb} own Lease"
@@ -344,6 +346,8 @@ async fn namespaced_rbac_grants_only_the_served_namespaces() {
     }
     assert!(!can_i(cluster, &user, Some(served.name()), &["create", lease]));
     assert!(!can_i(cluster, &user, Some(ns.name()), &["delete", &own]));
+    // Leader election replaces the Lease; it never patches it.
+    assert!(!can_i(cluster, &user, Some(ns.name()), &["patch", &own]));
 
     // rbac.readCRDs: get on its own two CRDs, nothing else cluster-scoped.
     let crd = "customresourcedefinitions.apiextensions.k8s.io";

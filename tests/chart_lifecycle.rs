@@ -68,10 +68,8 @@ async fn install_upgrade_uninstall_keeps_crds_and_users_watches() {
     let d = deployment(&ns);
     assert_eq!(d["spec"]["replicas"].as_u64(), Some(1));
     assert_eq!(env_of(&d, "CHANGEORDER_CONCURRENCY").as_deref(), Some("8"));
-    assert_eq!(
-        env_of(&d, "CHANGEORDER_LEADER_ELECTION").as_deref(),
-        Some("false")
-    );
+    // Leader election is on by default, so an upgrade never runs two operators side by side.
+    assert_eq!(env_of(&d, "CHANGEORDER_LEADER_ELECTION").as_deref(), Some("true"));
     for crd in CRDS {
         let c = get(&ns, &["crd", crd]).expect("CRD installed by the chart");
         assert_eq!(
@@ -125,7 +123,7 @@ async fn install_upgrade_uninstall_keeps_crds_and_users_watches() {
         Some(2)
     );
 
-    // Back to one replica: the HA-only objects go away again.
+    // Back to one replica without election: the HA-only objects go away again.
     helm(
         &ns,
         &[
@@ -134,11 +132,16 @@ async fn install_upgrade_uninstall_keeps_crds_and_users_watches() {
             &chart,
             "--reuse-values",
             "--set",
-            "replicaCount=1",
+            "replicaCount=1,leaderElection.enabled=false",
         ],
     );
     assert!(get(&ns, &["poddisruptionbudget", "changeorder-operator"]).is_none());
     assert!(get(&ns, &["role", "changeorder-operator-leader-election"]).is_none());
+    // Without election, one replica upgrades by Recreate: never two operators at once.
+    assert_eq!(
+        deployment(&ns)["spec"]["strategy"]["type"].as_str(),
+        Some("Recreate")
+    );
 
     // Uninstall: the operator's objects go, the CRDs and the user's watch stay.
     let out = helm(&ns, &["uninstall", RELEASE]);

@@ -73,13 +73,9 @@ const LEFT_TO_DEFAULT: [(&str, &str); 1] = [(
     "the pod name plus a random suffix is already unique per pod",
 )];
 
-/// Set only when they matter: with leader election, or when serving a list of namespaces.
-const CONDITIONAL: [&str; 4] = [
-    "CHANGEORDER_NAMESPACES",
-    "CHANGEORDER_LEADER_ELECTION_NAMESPACE",
-    "CHANGEORDER_LEADER_ELECTION_NAME",
-    "CHANGEORDER_LEASE_DURATION",
-];
+/// Set only when they matter: when serving a list of namespaces. (Leader election is on by
+/// default, so its settings are set by default too.)
+const CONDITIONAL: [&str; 1] = ["CHANGEORDER_NAMESPACES"];
 
 #[test]
 fn deployment_sets_every_run_flag_from_values() {
@@ -118,7 +114,9 @@ fn default_values_match_the_binary_defaults_and_values_reach_the_env() {
         ("CHANGEORDER_CONCURRENCY", "8"),
         ("CHANGEORDER_CLOUD_TIMEOUT", "20s"),
         ("CHANGEORDER_ADMIN_LISTEN", "0.0.0.0:8081"),
-        ("CHANGEORDER_LEADER_ELECTION", "false"),
+        ("CHANGEORDER_LEADER_ELECTION", "true"),
+        ("CHANGEORDER_LEASE_DURATION", "15s"),
+        ("CHANGEORDER_ALLOWED_ENDPOINTS", "https://*.aliyuncs.com"),
         ("CHANGEORDER_LOG_FORMAT", "json"),
         ("CHANGEORDER_LOG", "info"),
     ] {
@@ -240,19 +238,14 @@ fn assert_served_rules(role: &Value) {
             "changeorderwatches",
             &["get", "list", "watch"][..],
         ),
-        (
-            "changeorder.io",
-            "changeorderwatches/status",
-            &["get", "patch", "update"],
-        ),
+        ("changeorder.io", "changeorderwatches/status", &["patch"]),
         (
             "changeorder.io",
             "changeorders",
-            &["get", "list", "watch", "create", "patch", "update", "delete"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
-        ("changeorder.io", "changeorders/status", &["patch", "update"]),
+        ("changeorder.io", "changeorders/status", &["patch"]),
         ("", "secrets", &["get", "list", "watch"]),
-        ("", "events", &["create", "patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
     ];
     let rules = rules_of(role);
@@ -265,7 +258,7 @@ fn assert_served_rules(role: &Value) {
 #[test]
 fn cluster_wide_rbac_by_default() {
     let helm = need_helm!();
-    let objs = render(&helm, &[]);
+    let objs = render(&helm, &["--set", "leaderElection.enabled=false"]);
     assert!(
         of_kind(&objs, "Role").is_empty(),
         "no Role without leader election or namespaces"
@@ -324,7 +317,11 @@ fn namespaced_mode_grants_roles_only_in_the_served_namespaces() {
         !cluster_roles.contains(&"co-changeorder-operator"),
         "no cluster-wide served role: {cluster_roles:?}"
     );
-    let roles = of_kind(&objs, "Role");
+    // The served Roles; the leader-election Role (on by default) is checked elsewhere.
+    let roles: Vec<&Value> = of_kind(&objs, "Role")
+        .into_iter()
+        .filter(|r| !str_of(&r["metadata"]["name"]).ends_with("-leader-election"))
+        .collect();
     let namespaces: Vec<&str> = roles
         .iter()
         .map(|r| str_of(&r["metadata"]["namespace"]))
@@ -333,14 +330,23 @@ fn namespaced_mode_grants_roles_only_in_the_served_namespaces() {
     for r in roles {
         assert_served_rules(r);
     }
-    let bindings = of_kind(&objs, "RoleBinding");
+    let bindings: Vec<&Value> = of_kind(&objs, "RoleBinding")
+        .into_iter()
+        .filter(|b| !str_of(&b["metadata"]["name"]).ends_with("-leader-election"))
+        .collect();
     assert_eq!(bindings.len(), 2);
     for b in bindings {
         assert_eq!(b["roleRef"]["kind"].as_str(), Some("Role"));
         assert_eq!(b["subjects"][0]["namespace"].as_str(), Some(NAMESPACE));
     }
     // Listing a namespace twice must not render the same Role twice.
-    let objs = render(&helm, &["--set", "watchNamespaces={team-a,team-a}"]);
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "watchNamespaces={team-a,team-a},leaderElection.enabled=false",
+        ],
+    );
     assert_eq!(of_kind(&objs, "Role").len(), 1);
     assert_eq!(
         env_value(&objs, "CHANGEORDER_NAMESPACES").as_deref(),
@@ -369,7 +375,7 @@ fn two_replicas_elect_a_leader_with_a_lease_role_and_a_pdb() {
     assert_eq!(role["metadata"]["namespace"].as_str(), Some(NAMESPACE));
     assert_eq!(
         verbs_for(role, "coordination.k8s.io", "leases"),
-        set(&["get", "create", "update", "patch"])
+        set(&["get", "create", "update"])
     );
     let pdb = one(&objs, "PodDisruptionBudget");
     assert_eq!(pdb["spec"]["minAvailable"].as_u64(), Some(1));
@@ -378,7 +384,7 @@ fn two_replicas_elect_a_leader_with_a_lease_role_and_a_pdb() {
         one(&objs, "Deployment")["spec"]["selector"]["matchLabels"]
     );
 
-    // One replica: no election, no PDB (it would block every drain).
+    // One replica: no PDB (it would block every drain).
     let objs = render(&helm, &[]);
     assert!(of_kind(&objs, "PodDisruptionBudget").is_empty());
     // One replica with election asked for explicitly.
@@ -612,6 +618,22 @@ fn schema_rejects_invalid_values() {
         ("image.pullPolicy=Sometimes", "pullPolicy"),
         ("operator.concurency=4", "concurency"),
         ("unknownTopLevel=1", "unknownTopLevel"),
+        // Zero or tiny durations (issue 8): a zero interval would spin, a tiny Lease leaves no
+        // margin between the leader stopping and a standby taking over.
+        ("operator.defaultInterval=0s", "defaultInterval"),
+        ("operator.defaultInterval=500ms", "defaultInterval"),
+        ("operator.defaultInFlightInterval=0m", "defaultInFlightInterval"),
+        ("operator.maxErrorBackoff=0s", "maxErrorBackoff"),
+        ("operator.statusHeartbeat=0s", "statusHeartbeat"),
+        ("operator.cloudTimeout=0s", "cloudTimeout"),
+        ("leaderElection.leaseDuration=1s", "leaseDuration"),
+        ("leaderElection.leaseDuration=2s", "leaseDuration"),
+        ("allowedEndpoints={ftp://x}", "allowedEndpoints"),
+        ("allowedEndpoints={https://a@b.aliyuncs.com}", "allowedEndpoints"),
+        (
+            "allowedEndpoints={https://x.aliyuncs.com/path}",
+            "allowedEndpoints",
+        ),
     ] {
         let err = template(&helm, &["--set", set])
             .err()
@@ -624,6 +646,15 @@ fn schema_rejects_invalid_values() {
     }
     // A parent chart's globals are allowed.
     template(&helm, &["--set", "global.foo=bar"]).expect("global values are accepted");
+    for good in [
+        "operator.defaultInterval=1s",
+        "leaderElection.leaseDuration=3s",
+        "leaderElection.leaseDuration=1m",
+        "operator.cloudTimeout=1h30m",
+        "allowedEndpoints={http://127.0.0.1:*,https://*.aliyuncs.com:443}",
+    ] {
+        template(&helm, &["--set", good]).unwrap_or_else(|e| panic!("--set {good}: {e}"));
+    }
 }
 
 #[test]
@@ -726,4 +757,58 @@ fn notes_tell_what_was_installed() {
             .unwrap_or_else(|| panic!("no NOTES in:\n{t}"));
         assert!(notes.contains(want), "NOTES lack {want:?}:\n{notes}");
     }
+}
+
+#[test]
+fn one_replica_never_runs_two_operators_during_an_upgrade() {
+    let helm = need_helm!();
+    // Default: leader election, so the new pod waits for the old one's Lease; a rolling update
+    // is then safe and keeps a ready pod.
+    let objs = render(&helm, &[]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        one(&objs, "Deployment")["spec"]["strategy"]["type"].as_str(),
+        Some("RollingUpdate"),
+        "rolling update with leader election"
+    );
+    assert_eq!(of_kind(&objs, "Role").len(), 1, "the Lease role");
+    // Without election, the old pod must be gone before the new one starts.
+    let objs = render(&helm, &["--set", "leaderElection.enabled=false"]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        one(&objs, "Deployment")["spec"]["strategy"]["type"].as_str(),
+        Some("Recreate")
+    );
+    // More replicas always elect.
+    let objs = render(&helm, &["--set", "leaderElection.enabled=false,replicaCount=2"]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        one(&objs, "Deployment")["spec"]["strategy"]["type"].as_str(),
+        Some("RollingUpdate")
+    );
+}
+
+#[test]
+fn allowed_endpoints_reach_the_env() {
+    let helm = need_helm!();
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "allowedEndpoints={https://*.aliyuncs.com,http://127.0.0.1:*}",
+        ],
+    );
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ALLOWED_ENDPOINTS").as_deref(),
+        Some("https://*.aliyuncs.com,http://127.0.0.1:*")
+    );
 }

@@ -807,6 +807,45 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
     );
 }
 
+/// A watch whose endpoint is outside the operator's policy gets `EndpointNotAllowed` and not a
+/// single call: no signed request, token or budget goes to a server the operator does not trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_outside_the_policy_gets_no_call() {
+    let ns = namespace("policy").await;
+    let sim = start_sim(SETTLED).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    // The same simulator, named so the policy (http://127.0.0.1:*) does not match it.
+    let elsewhere = sim.url().replace("127.0.0.1", "localhost");
+    create_watch(
+        &ns,
+        "elsewhere",
+        serde_json::json!({
+            "provider": "sae", "endpoint": elsewhere, "appId": "app-settled",
+            "credentialsSecretRef": {"name": "cloud"},
+        }),
+    )
+    .await;
+    let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    let w = eventually("EndpointNotAllowed", SETTLE, || async {
+        let w = watches.get("elsewhere").await.ok()?;
+        (watch_ready(&w)? == ("False".to_string(), "EndpointNotAllowed".to_string())).then_some(w)
+    })
+    .await;
+    let ready = w
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .cloned();
+    assert!(
+        ready.is_some_and(|c| c.message.contains("localhost")),
+        "the message names the endpoint"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sim.stats().total, 0, "no call reached the endpoint");
+    assert!(orders(&ns).await.is_empty());
+}
+
 const MIXED: &str = r#"
 apps:
   - provider: edas

@@ -166,6 +166,8 @@ fn operator_args(ns: &TestNamespace, admin_port: u16, extra: &[&str]) -> Vec<Str
         "100000",
         "--default-max-finished",
         "1000",
+        "--allowed-endpoints",
+        "http://127.0.0.1:*",
     ]
     .iter()
     .map(|s| s.to_string())

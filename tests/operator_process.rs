@@ -91,6 +91,9 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
         "operator.defaultInterval=3s",
         "--set",
         "operator.defaultInFlightInterval=2s",
+        // The simulator listens on 127.0.0.1.
+        "--set",
+        "allowedEndpoints={http://127.0.0.1:*}",
     ]));
     let deployment: Value = serde_yaml::from_str(&ok(ns.kubectl().args([
         "get",
@@ -225,6 +228,10 @@ async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
                 ns.name().to_string(),
             ),
             ("CHANGEORDER_LEASE_DURATION".to_string(), "4s".to_string()),
+            (
+                "CHANGEORDER_ALLOWED_ENDPOINTS".to_string(),
+                "http://127.0.0.1:*".to_string(),
+            ),
             ("CHANGEORDER_IDENTITY".to_string(), name.to_string()),
             (
                 "CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL".to_string(),
@@ -306,4 +313,97 @@ async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
         "{}",
         standby.log()
     );
+}
+
+/// Issue 8: a leader that loses its Lease stops every write at once, even in the middle of a
+/// poll, instead of giving reconciles in flight the shutdown grace period (5 s), which used to
+/// run past the moment a standby may take over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_at_once_even_mid_poll() {
+    let ns = namespace("lost-lease").await;
+    // Every describe hangs for 30 s, so a poll is always in flight.
+    let sim = support::operator::start_sim(
+        r#"
+faults:
+  - kind: latency
+    duration: 30s
+    actions: [DescribeChangeOrder]
+apps:
+  - provider: sae
+    appId: app-slow
+    changeOrders:
+      - { id: slow-1, createdAt: -1m, status: 1 }
+"#,
+    )
+    .await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "slow",
+        serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": "app-slow", "credentialsSecretRef": {"name": "cloud"}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let env = vec![
+        (
+            "KUBECONFIG".to_string(),
+            ns.cluster().kubeconfig().display().to_string(),
+        ),
+        ("CHANGEORDER_NAMESPACES".to_string(), ns.name().to_string()),
+        ("CHANGEORDER_LEADER_ELECTION".to_string(), "true".to_string()),
+        (
+            "CHANGEORDER_LEADER_ELECTION_NAMESPACE".to_string(),
+            ns.name().to_string(),
+        ),
+        ("CHANGEORDER_LEASE_DURATION".to_string(), "3s".to_string()),
+        (
+            "CHANGEORDER_ALLOWED_ENDPOINTS".to_string(),
+            "http://127.0.0.1:*".to_string(),
+        ),
+        ("CHANGEORDER_IDENTITY".to_string(), "leader".to_string()),
+        (
+            "CHANGEORDER_ADMIN_LISTEN".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "CHANGEORDER_LOG".to_string(),
+            "info,changeorder_operator::cloud=debug".to_string(),
+        ),
+    ];
+    let mut leader = Proc::spawn("leader", dir.path(), &env, &[]);
+    let leases = ns.api::<Lease>();
+    eventually("it leads", WAIT, || async {
+        let lease = leases.get("changeorder-operator").await.ok()?;
+        (lease.spec?.holder_identity.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    // The list answers at once; the describe that follows it hangs.
+    eventually("the list call done", WAIT, || async {
+        leader.log().contains("ListChangeOrders").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Someone else takes the Lease (a standby that judged it expired, or a person).
+    let mut lease = leases.get("changeorder-operator").await.expect("read the Lease");
+    if let Some(spec) = lease.spec.as_mut() {
+        spec.holder_identity = Some("intruder".into());
+    }
+    let taken = std::time::Instant::now();
+    leases
+        .replace("changeorder-operator", &Default::default(), &lease)
+        .await
+        .expect("take the Lease");
+    let code = leader.exit_code(Duration::from_secs(15)).await;
+    let exited = taken.elapsed();
+    eprintln!("the leader exited {exited:?} after losing its Lease");
+    assert_eq!(code, Some(1), "exits non-zero on a lost Lease:\n{}", leader.log());
+    // Noticed at the next renewal (every second with a 3 s Lease), then no grace period.
+    assert!(
+        exited < Duration::from_millis(2500),
+        "the leader kept running {exited:?} after losing its Lease:\n{}",
+        leader.log()
+    );
+    assert!(leader.log().contains("lost leadership"), "{}", leader.log());
 }

@@ -264,6 +264,23 @@ fn found_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// The only Secret type credentials are read from. Kubernetes gives a Secret created without a
+/// type this one; typed Secrets (`kubernetes.io/service-account-token`, `.../dockerconfigjson`,
+/// `.../tls`, ...) hold other things, and a service-account token Secret has a `token` key that
+/// would otherwise pass for an AppStack token.
+pub const SECRET_TYPE: &str = "Opaque";
+
+/// Ok for a Secret of type `Opaque` (or without a type, which the API server defaults to
+/// `Opaque`); otherwise an error naming the type. Call it before reading the Secret's data.
+pub fn check_secret_type(type_: Option<&str>) -> Result<(), String> {
+    match type_ {
+        None | Some("") | Some(SECRET_TYPE) => Ok(()),
+        Some(other) => Err(format!(
+            "the Secret is of type {other:?}; credentials are read only from Secrets of type {SECRET_TYPE}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,5 +493,23 @@ mod tests {
             security_token: None,
         };
         assert!(format!("{short:?}").contains("\"****\""));
+    }
+
+    #[test]
+    fn only_opaque_secrets_hold_credentials() {
+        assert_eq!(check_secret_type(Some("Opaque")), Ok(()));
+        assert_eq!(check_secret_type(None), Ok(()));
+        assert_eq!(check_secret_type(Some("")), Ok(()));
+        for other in [
+            "kubernetes.io/service-account-token",
+            "kubernetes.io/dockerconfigjson",
+            "kubernetes.io/tls",
+            "kubernetes.io/basic-auth",
+            "opaque",
+            "bootstrap.kubernetes.io/token",
+        ] {
+            let e = check_secret_type(Some(other)).expect_err(other);
+            assert!(e.contains(other) && e.contains("Opaque"), "{e}");
+        }
     }
 }

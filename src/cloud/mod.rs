@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod json;
 pub mod model;
+pub mod policy;
 pub mod sae;
 pub mod sign;
 pub mod sts;

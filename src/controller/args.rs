@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::cloud::policy::EndpointPolicy;
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// Kubeconfig to use; in a pod the in-cluster configuration is used when unset.
@@ -16,11 +18,11 @@ pub struct RunArgs {
     pub namespaces: Vec<String>,
 
     /// Default poll interval when a watch sets none and no order is in flight.
-    #[arg(long, env = "CHANGEORDER_DEFAULT_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, env = "CHANGEORDER_DEFAULT_INTERVAL", default_value = "1m", value_parser = parse_interval)]
     pub default_interval: Duration,
 
     /// Default poll interval while any order of a watch is in flight.
-    #[arg(long, env = "CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "CHANGEORDER_DEFAULT_IN_FLIGHT_INTERVAL", default_value = "15s", value_parser = parse_interval)]
     pub default_in_flight_interval: Duration,
 
     /// Default number of finished orders kept per watch.
@@ -29,24 +31,24 @@ pub struct RunArgs {
 
     /// Cloud calls allowed per minute per credential, shared by every watch using it
     /// (SAE allows 60 per minute per account for all its APIs).
-    #[arg(long, env = "CHANGEORDER_CALLS_PER_MINUTE", default_value_t = 50)]
+    #[arg(long, env = "CHANGEORDER_CALLS_PER_MINUTE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
     pub calls_per_minute: u32,
 
     /// Longest wait between retries of a failing watch.
-    #[arg(long, env = "CHANGEORDER_MAX_ERROR_BACKOFF", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "CHANGEORDER_MAX_ERROR_BACKOFF", default_value = "5m", value_parser = parse_interval)]
     pub max_error_backoff: Duration,
 
     /// How often the last-poll timestamps in a watch's status are refreshed when nothing else
     /// changed; polls in between write nothing.
-    #[arg(long, env = "CHANGEORDER_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "CHANGEORDER_STATUS_HEARTBEAT", default_value = "10m", value_parser = parse_interval)]
     pub status_heartbeat: Duration,
 
     /// Watches reconciled at the same time.
-    #[arg(long, env = "CHANGEORDER_CONCURRENCY", default_value_t = 8)]
+    #[arg(long, env = "CHANGEORDER_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
     /// Timeout of one cloud HTTP request.
-    #[arg(long, env = "CHANGEORDER_CLOUD_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    #[arg(long, env = "CHANGEORDER_CLOUD_TIMEOUT", default_value = "20s", value_parser = parse_interval)]
     pub cloud_timeout: Duration,
 
     /// Address of the admin server (/live, /ready, /metrics).
@@ -69,13 +71,27 @@ pub struct RunArgs {
     )]
     pub leader_election_name: String,
 
-    /// Lease duration: a standby takes over this long after the leader stops renewing.
-    #[arg(long, env = "CHANGEORDER_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    /// Lease duration: a standby takes over this long after it last saw the Lease renewed
+    /// (measured on its own clock). The leader renews every third of it and stops all work once
+    /// it has not renewed for two thirds of it, a third before anyone may take over. At least 3s.
+    #[arg(long, env = "CHANGEORDER_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
     pub lease_duration: Duration,
 
     /// Identity in the Lease (defaults to the pod name / hostname plus a random suffix).
     #[arg(long, env = "CHANGEORDER_IDENTITY")]
     pub identity: Option<String>,
+
+    /// Cloud endpoints watches may use (comma-separated URL patterns: `*` stands for one or
+    /// more host labels, `:*` for any port, e.g. `https://*.aliyuncs.com,http://127.0.0.1:*`).
+    /// A watch whose endpoint is outside gets Ready=False, reason EndpointNotAllowed, and no call
+    /// is made.
+    #[arg(
+        long,
+        env = "CHANGEORDER_ALLOWED_ENDPOINTS",
+        default_value = crate::cloud::policy::DEFAULT_ALLOWED_ENDPOINTS,
+        value_parser = EndpointPolicy::parse
+    )]
+    pub allowed_endpoints: EndpointPolicy,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -96,6 +112,35 @@ pub struct LogArgs {
 pub enum LogFormat {
     Plain,
     Json,
+}
+
+/// Shortest poll interval, backoff, heartbeat and timeout the flags accept: zero would spin.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest lease duration: a third of it is the margin between the leader stopping and a
+/// standby taking over, and the Lease itself counts whole seconds.
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
+
+fn at_least(s: &str, min: Duration, min_text: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < min {
+        return Err(format!("must be at least {min_text}, got {s:?}"));
+    }
+    Ok(d)
+}
+
+/// A duration of at least [`MIN_INTERVAL`].
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    at_least(s, MIN_INTERVAL, "1s")
+}
+
+/// A lease duration of at least [`MIN_LEASE_DURATION`].
+pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    at_least(
+        s,
+        MIN_LEASE_DURATION,
+        "3s (a third of it is the leader's safety margin)",
+    )
 }
 
 /// Go-style durations (`90s`, `1m30s`, `250ms`, `2h`), the format the CRD uses too.
@@ -154,5 +199,61 @@ mod tests {
             let e = parse_duration(bad).expect_err(bad);
             assert!(e.contains("invalid duration"), "{e}");
         }
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        #[derive(clap::Parser, Debug)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv).map(|c| c.run)
+    }
+
+    #[test]
+    fn bounds_are_refused_naming_the_flag() {
+        for (flag, value) in [
+            ("--default-interval", "0"),
+            ("--default-interval", "500ms"),
+            ("--default-in-flight-interval", "0s"),
+            ("--max-error-backoff", "0"),
+            ("--status-heartbeat", "0"),
+            ("--cloud-timeout", "0"),
+            ("--lease-duration", "1s"),
+            ("--lease-duration", "2500ms"),
+            ("--concurrency", "0"),
+            ("--calls-per-minute", "0"),
+            ("--allowed-endpoints", "*.aliyuncs.com"),
+            ("--allowed-endpoints", ""),
+        ] {
+            let e = parse(&[flag, value]).expect_err(&format!("{flag} {value} must be refused"));
+            let text = e.to_string();
+            assert!(text.contains(flag), "{flag} {value}: {text}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_valid_values_parse() {
+        let a = parse(&[]).expect("defaults are valid");
+        assert_eq!(a.default_interval, Duration::from_secs(60));
+        assert_eq!(a.lease_duration, Duration::from_secs(15));
+        assert_eq!(a.allowed_endpoints, EndpointPolicy::default());
+        let a = parse(&[
+            "--default-interval",
+            "1s",
+            "--lease-duration",
+            "3s",
+            "--allowed-endpoints",
+            "http://127.0.0.1:*",
+        ])
+        .expect("valid");
+        assert_eq!(a.lease_duration, Duration::from_secs(3));
+        assert_eq!(a.allowed_endpoints.check("http://127.0.0.1:8080"), Ok(()));
+        assert!(
+            a.allowed_endpoints
+                .check("https://sae.cn-hangzhou.aliyuncs.com")
+                .is_err()
+        );
     }
 }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::model::Provider;
+use crate::cloud::policy::EndpointPolicy;
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch};
 
@@ -24,6 +25,8 @@ pub struct Settings {
     pub default_max_finished: u32,
     pub max_error_backoff: Duration,
     pub status_heartbeat: Duration,
+    /// Cloud endpoints watches may use (`--allowed-endpoints`); check before any call.
+    pub allowed_endpoints: EndpointPolicy,
 }
 
 impl Settings {
@@ -34,6 +37,7 @@ impl Settings {
             default_max_finished: args.default_max_finished,
             max_error_backoff: args.max_error_backoff,
             status_heartbeat: args.status_heartbeat,
+            allowed_endpoints: args.allowed_endpoints.clone(),
         }
     }
 }

@@ -1,17 +1,28 @@
 //! Leader election through a `coordination.k8s.io/v1` Lease, so only one replica polls.
 //!
 //! The protocol is the one client-go and controller-runtime speak, so mixed tooling reads the
-//! Lease the same way: whoever holds an unexpired Lease leads; a candidate takes it over once
-//! `renewTime + leaseDurationSeconds` has passed or the holder is empty. Every write is a replace
-//! carrying the `resourceVersion` that was read, so two candidates racing for the same Lease
-//! cannot both win: the loser gets 409 Conflict and reads again.
+//! Lease the same way: whoever holds an unexpired Lease leads; a candidate takes it over when the
+//! holder is empty or the Lease has expired. Every write is a replace carrying the
+//! `resourceVersion` that was read, so two candidates racing for the same Lease cannot both win:
+//! the loser gets 409 Conflict and reads again.
 //!
-//! The leader renews every third of the lease duration and gives up once it has not renewed for
-//! two thirds of it: it must stop working before a standby may consider the Lease expired.
+//! Expiry follows client-go's rule, not the timestamps in the Lease: a candidate notes, on its
+//! own monotonic clock, when it saw the Lease record change, and considers the Lease expired
+//! `leaseDurationSeconds` after that. `renewTime` is written for people and tools but never
+//! compared with the local wall clock, so clock skew between nodes (minutes, even) can neither
+//! make a standby take over from a healthy leader nor keep it waiting after the leader died.
+//!
+//! The leader measures its own validity from the moment it *sent* its last successful renewal
+//! (which is before any standby can have seen it), renews every third of the lease duration, and
+//! gives up once it has not renewed for two thirds of it. On losing the Lease the process stops
+//! its controllers at once (no grace period), so every write stops a third of the lease duration
+//! before a standby may take over.
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use std::sync::Arc;
+
+use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
@@ -118,6 +129,14 @@ fn namespace_from(env: Option<String>, service_account: Option<String>) -> Strin
         .unwrap_or_else(|| "default".to_owned())
 }
 
+/// The wall clock used for the timestamps written into the Lease (injectable so tests can run a
+/// replica whose clock is off by minutes). Expiry never depends on it.
+pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+fn system_clock() -> WallClock {
+    Arc::new(Timestamp::now)
+}
+
 /// What a candidate should do about the Lease it just read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -127,12 +146,35 @@ pub enum Action {
     Renew,
     /// Nobody holds it, or the holder let it expire: take it over.
     TakeOver,
-    /// Someone else holds a valid Lease until `expires`.
-    Wait { holder: String, expires: Timestamp },
+    /// Someone else holds a valid Lease for `remaining` more (on our monotonic clock).
+    Wait { holder: String, remaining: Duration },
 }
 
-/// The decision for a Lease with `spec` (`None`: no Lease exists) read at `now` by `identity`.
-pub fn decide(spec: Option<&LeaseSpec>, now: Timestamp, identity: &str) -> Action {
+/// The last Lease record a candidate saw and when it first saw it, on its monotonic clock.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    last: Option<(LeaseSpec, Instant)>,
+}
+
+impl Observation {
+    /// Records `spec` as read at `now`; returns when this record was first seen. Only a change
+    /// of the record (a renewal, a new holder) restarts the count.
+    pub fn observe(&mut self, spec: &LeaseSpec, now: Instant) -> Instant {
+        match &self.last {
+            Some((seen, at)) if seen == spec => *at,
+            _ => {
+                self.last = Some((spec.clone(), now));
+                now
+            }
+        }
+    }
+}
+
+/// The decision for a Lease with `spec` (`None`: no Lease exists), first seen in this form at
+/// `observed` and read again at `now` (both on this replica's monotonic clock), by `identity`.
+/// As in client-go, the Lease is valid for `leaseDurationSeconds` after it was observed; the
+/// timestamps inside it are not used.
+pub fn decide(spec: Option<&LeaseSpec>, observed: Instant, now: Instant, identity: &str) -> Action {
     let Some(spec) = spec else {
         return Action::Create;
     };
@@ -143,23 +185,17 @@ pub fn decide(spec: Option<&LeaseSpec>, now: Timestamp, identity: &str) -> Actio
     if holder == identity {
         return Action::Renew;
     }
-    match expiry(spec) {
-        Some(expires) if now <= expires => Action::Wait {
-            holder: holder.to_owned(),
-            expires,
-        },
-        // Expired, or so malformed that nobody can be said to hold it.
-        _ => Action::TakeOver,
-    }
-}
-
-/// When the Lease stops being valid: last renewal (or acquisition) plus its duration.
-fn expiry(spec: &LeaseSpec) -> Option<Timestamp> {
-    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
     let secs = spec.lease_duration_seconds.unwrap_or(0).max(0);
-    renewed
-        .checked_add(SignedDuration::from_secs(i64::from(secs)))
-        .ok()
+    let expires = observed + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    if now < expires {
+        Action::Wait {
+            holder: holder.to_owned(),
+            remaining: expires - now,
+        }
+    } else {
+        // Expired, or without a duration, so that nobody can be said to hold it.
+        Action::TakeOver
+    }
 }
 
 /// The Lease spec to write for `action` (not `Wait`), starting from what was read.
@@ -233,6 +269,7 @@ pub struct LeaderElection {
     api: Api<Lease>,
     config: ElectionConfig,
     state: watch::Sender<ElectionState>,
+    clock: WallClock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,7 +294,18 @@ impl LeaderElection {
     pub fn new(client: Client, config: ElectionConfig) -> Self {
         let api = Api::namespaced(client, &config.namespace);
         let (state, _) = watch::channel(ElectionState::Starting);
-        Self { api, config, state }
+        Self {
+            api,
+            config,
+            state,
+            clock: system_clock(),
+        }
+    }
+
+    /// With another wall clock for the timestamps written into the Lease (tests of clock skew).
+    pub fn with_clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn config(&self) -> &ElectionConfig {
@@ -274,12 +322,18 @@ impl LeaderElection {
     pub async fn acquire(&self) -> Result<Leadership, LeaderError> {
         let mut last_holder: Option<String> = None;
         let mut conflicted = false;
+        let mut observation = Observation::default();
         loop {
             // Before the read: the renewTime we may write is later, so deadlines measured from
             // here err on the safe side.
             let started = Instant::now();
             // Bounded, so that a hung connection shows up as Unreachable instead of silence.
-            let attempt = match tokio::time::timeout(self.config.lease_duration, self.attempt()).await {
+            let attempt = match tokio::time::timeout(
+                self.config.lease_duration,
+                self.attempt(&mut observation),
+            )
+            .await
+            {
                 Ok(attempt) => attempt.map_err(AttemptError::Kube),
                 Err(_) => Err(AttemptError::TimedOut),
             };
@@ -330,13 +384,16 @@ impl LeaderElection {
         format!("{}/{}", self.config.namespace, self.config.name)
     }
 
-    async fn attempt(&self) -> Result<Attempt, KubeError> {
+    async fn attempt(&self, observation: &mut Observation) -> Result<Attempt, KubeError> {
         let current = self.api.get_opt(&self.config.name).await?;
-        let now = Timestamp::now();
+        // After the read: the record was written before this instant, so expiry measured from
+        // here is never early.
+        let now = Instant::now();
         let empty = LeaseSpec::default();
         let spec = current.as_ref().map(|l| l.spec.as_ref().unwrap_or(&empty));
-        let action = decide(spec, now, &self.config.identity);
-        let next = next_spec(spec, &action, &self.config, now);
+        let observed = spec.map_or(now, |s| observation.observe(s, now));
+        let action = decide(spec, observed, now, &self.config.identity);
+        let next = next_spec(spec, &action, &self.config, (self.clock)());
         let replacing = current.is_some();
         let result = match (action, current) {
             (Action::Wait { holder, .. }, _) => return Ok(Attempt::Held { holder }),
@@ -374,6 +431,7 @@ impl LeaderElection {
             api: self.api.clone(),
             config: self.config.clone(),
             state: self.state.clone(),
+            clock: self.clock.clone(),
         };
         Leadership {
             state: self.state.subscribe(),
@@ -444,6 +502,7 @@ struct Renewer {
     api: Api<Lease>,
     config: ElectionConfig,
     state: watch::Sender<ElectionState>,
+    clock: WallClock,
 }
 
 /// Reports a loss if the renewal task ends any other way than by release (a panic, an abort).
@@ -532,7 +591,7 @@ impl Renewer {
                 lease.spec.as_ref(),
                 &Action::Renew,
                 &self.config,
-                Timestamp::now(),
+                (self.clock)(),
             ));
             match self
                 .api
@@ -572,7 +631,7 @@ impl Renewer {
             let mut lease = lease;
             for _ in 0..2 {
                 let mut next = lease.clone();
-                next.spec = Some(released_spec(lease.spec.as_ref(), Timestamp::now()));
+                next.spec = Some(released_spec(lease.spec.as_ref(), (self.clock)()));
                 match self
                     .api
                     .replace(&self.config.name, &PostParams::default(), &next)
@@ -662,81 +721,121 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let now = ts("2025-01-01T00:00:20Z");
-        let wait = |until: &str| Action::Wait {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let wait = |remaining: Duration| Action::Wait {
             holder: "other".into(),
-            expires: ts(until),
+            remaining,
         };
-        let cases: Vec<(&str, Option<LeaseSpec>, Action)> = vec![
-            ("no lease", None, Action::Create),
-            ("empty spec", Some(LeaseSpec::default()), Action::TakeOver),
+        // (case, spec, seconds since the record was first seen, want)
+        let cases: Vec<(&str, Option<LeaseSpec>, u64, Action)> = vec![
+            ("no lease", None, 0, Action::Create),
+            ("empty spec", Some(LeaseSpec::default()), 0, Action::TakeOver),
             (
                 "released (holder cleared)",
                 Some(spec(None, Some("2025-01-01T00:00:19Z"), Some(15))),
+                0,
                 Action::TakeOver,
             ),
             (
                 "empty holder string",
                 Some(spec(Some(""), Some("2025-01-01T00:00:19Z"), Some(15))),
+                0,
                 Action::TakeOver,
             ),
             (
-                "ours, fresh",
+                "ours",
                 Some(spec(Some(ME), Some("2025-01-01T00:00:19Z"), Some(15))),
+                0,
                 Action::Renew,
             ),
             (
-                "ours, expired: nobody else took it, so keep it",
+                "ours, unchanged for long: nobody else took it, so keep it",
                 Some(spec(Some(ME), Some("2025-01-01T00:00:00Z"), Some(15))),
+                60,
                 Action::Renew,
             ),
             (
-                "other, valid",
+                "other, just seen",
                 Some(spec(Some("other"), Some("2025-01-01T00:00:10Z"), Some(15))),
-                wait("2025-01-01T00:00:25Z"),
+                0,
+                wait(secs(15)),
             ),
             (
-                "other, expires exactly now: still valid",
-                Some(spec(Some("other"), Some("2025-01-01T00:00:05Z"), Some(15))),
-                wait("2025-01-01T00:00:20Z"),
+                "other, seen 14s ago",
+                Some(spec(Some("other"), Some("2025-01-01T00:00:10Z"), Some(15))),
+                14,
+                wait(secs(1)),
             ),
             (
-                "other, expired a microsecond ago",
-                Some(spec(Some("other"), Some("2025-01-01T00:00:04.999999Z"), Some(15))),
+                "other, unchanged for the whole duration",
+                Some(spec(Some("other"), Some("2025-01-01T00:00:10Z"), Some(15))),
+                15,
                 Action::TakeOver,
             ),
             (
-                "other, no renew time: acquire time counts",
-                Some(LeaseSpec {
-                    acquire_time: Some(MicroTime(ts("2025-01-01T00:00:10Z"))),
-                    ..spec(Some("other"), None, Some(15))
-                }),
-                wait("2025-01-01T00:00:25Z"),
+                // The old rule (renewTime + duration < local wall clock) took this over at once.
+                "renewTime minutes in the past (leader's clock behind): still wait",
+                Some(spec(Some("other"), Some("2020-01-01T00:00:00Z"), Some(15))),
+                1,
+                wait(secs(14)),
             ),
             (
-                "other, no times at all",
+                // The old rule waited until 2030.
+                "renewTime years in the future (leader's clock ahead): expires all the same",
+                Some(spec(Some("other"), Some("2030-01-01T00:00:00Z"), Some(15))),
+                15,
+                Action::TakeOver,
+            ),
+            (
+                "other, no times at all: the duration still counts",
                 Some(spec(Some("other"), None, Some(15))),
-                Action::TakeOver,
+                0,
+                wait(secs(15)),
             ),
             (
-                "other, no duration: valid only up to its renew time",
+                "other, no duration",
                 Some(spec(Some("other"), Some("2025-01-01T00:00:19Z"), None)),
+                0,
                 Action::TakeOver,
             ),
             (
                 "other, negative duration",
                 Some(spec(Some("other"), Some("2025-01-01T00:00:19Z"), Some(-5))),
+                0,
                 Action::TakeOver,
             ),
-            (
-                "renewed in the future (clock skew): wait",
-                Some(spec(Some("other"), Some("2025-01-01T00:01:00Z"), Some(15))),
-                wait("2025-01-01T00:01:15Z"),
-            ),
         ];
-        for (name, spec, want) in cases {
-            assert_eq!(decide(spec.as_ref(), now, ME), want, "{name}");
+        for (name, spec, seen_ago, want) in cases {
+            let now = t0 + secs(100);
+            let observed = now - secs(seen_ago);
+            assert_eq!(decide(spec.as_ref(), observed, now, ME), want, "{name}");
         }
+    }
+
+    #[test]
+    fn only_a_changed_record_restarts_the_count() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut seen = Observation::default();
+        let first = spec(Some("other"), Some("2025-01-01T00:00:00Z"), Some(15));
+        assert_eq!(seen.observe(&first, t0), t0);
+        // Read again, unchanged: still counted from the first sight.
+        assert_eq!(seen.observe(&first, t0 + s(10)), t0);
+        assert_eq!(
+            decide(Some(&first), seen.observe(&first, t0 + s(16)), t0 + s(16), ME),
+            Action::TakeOver
+        );
+        // Renewed (even with a renewTime from a clock far behind): counted from now.
+        let renewed = spec(Some("other"), Some("2019-06-01T00:00:00Z"), Some(15));
+        assert_eq!(seen.observe(&renewed, t0 + s(12)), t0 + s(12));
+        assert_eq!(
+            decide(Some(&renewed), seen.observe(&renewed, t0 + s(20)), t0 + s(20), ME),
+            Action::Wait {
+                holder: "other".into(),
+                remaining: s(7)
+            }
+        );
     }
 
     #[test]
@@ -784,7 +883,8 @@ mod tests {
         assert_eq!(s.holder_identity, None);
         assert_eq!(s.lease_duration_seconds, Some(1));
         assert_eq!(s.lease_transitions, Some(3));
-        assert_eq!(decide(Some(&s), now, "standby"), Action::TakeOver);
+        let t = Instant::now();
+        assert_eq!(decide(Some(&s), t, t, "standby"), Action::TakeOver);
     }
 
     #[test]

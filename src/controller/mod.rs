@@ -88,6 +88,32 @@ where
     }
 }
 
+/// The Secret metadata cache of one scope (the namespaces served, or the cluster): names and
+/// resourceVersions only, which is all the controller needs to notice a changed Secret. The API
+/// sends metadata only (no `data`), and what metadata can carry is stripped before it is cached:
+/// `kubectl apply` keeps the whole Secret, data included, in the
+/// `last-applied-configuration` annotation, and managed fields can be large.
+pub fn secret_metadata_reflector(
+    api: Api<PartialObjectMeta<Secret>>,
+    writer: reflector::store::Writer<PartialObjectMeta<Secret>>,
+) -> impl futures::Stream<Item = Result<watcher::Event<PartialObjectMeta<Secret>>, watcher::Error>> + Send {
+    reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).modify(strip_secret_metadata),
+    )
+}
+
+/// Keeps of a Secret's metadata only its identity and version.
+pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
+    let m = &mut secret.metadata;
+    m.annotations = None;
+    m.labels = None;
+    m.managed_fields = None;
+    m.owner_references = None;
+    m.finalizers = None;
+    m.generate_name = None;
+}
+
 /// How long reconciles in flight may run on after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -124,12 +150,9 @@ fn controller_for(
     // controller subscribes to its changes to poll again when a Secret changes.
     let (secrets, secrets_writer) = reflector::store_shared::<PartialObjectMeta<Secret>>(1024);
     let secret_changes = secrets_writer.subscribe();
-    let secret_events = reflector::reflector(
+    let secret_events = secret_metadata_reflector(
+        scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
         secrets_writer,
-        watcher(
-            scoped::<PartialObjectMeta<Secret>>(client.clone(), ns),
-            watcher::Config::default(),
-        ),
     )
     .default_backoff()
     .for_each(|e| {

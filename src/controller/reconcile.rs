@@ -15,7 +15,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use crate::cloud::credentials::Credentials;
+use crate::cloud::credentials::{Credentials, check_secret_type};
 use crate::cloud::error::{CloudError, ErrorKind};
 pub use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::apply::{self, Applied};
@@ -93,6 +93,21 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     };
     if watch.spec.suspend == Some(true) {
         write_watch_status(watch, ctx, Outcome::Suspended, None, request, now).await?;
+        return Ok(Action::await_change());
+    }
+    // Checked before anything is read or sent: a tenant's endpoint outside the operator's policy
+    // gets no signed request, token or call budget. A policy change needs a restart, a spec
+    // change reconciles again.
+    if let Err(message) = endpoint_allowed(&config, ctx) {
+        write_watch_status(
+            watch,
+            ctx,
+            Outcome::EndpointNotAllowed(message),
+            None,
+            request,
+            now,
+        )
+        .await?;
         return Ok(Action::await_change());
     }
 
@@ -173,6 +188,14 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     write_watch_status(watch, ctx, outcome, latest, request, now).await?;
     update_gauges(ctx);
     Ok(Action::requeue(schedule::jitter(next, rand::random())))
+}
+
+fn endpoint_allowed(config: &WatchConfig, ctx: &Context) -> Result<(), String> {
+    let url = config
+        .target
+        .base_url()
+        .map_err(|m| format!("spec.endpoint: {m}"))?;
+    ctx.settings.allowed_endpoints.check_url(&url)
 }
 
 fn standing(memory: &Memory, in_flight: bool) -> Standing {
@@ -391,7 +414,10 @@ fn count_write_failures(ctx: &Context, config: &WatchConfig, applied: &Applied) 
 
 fn failure(e: &CloudError, memory: &mut Memory) -> Outcome {
     let reason = watch_status::failure_reason(e.kind());
-    if matches!(e.kind(), ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch) {
+    if matches!(
+        e.kind(),
+        ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch
+    ) {
         memory.credentials_rejected = true;
     }
     memory.retry_after = e.retry_after();
@@ -427,6 +453,8 @@ async fn credentials(
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let secret = api.get_opt(name).await?.ok_or_else(not_found)?;
+    check_secret_type(secret.type_.as_deref())
+        .map_err(|e| PollError::Credentials(format!("Secret {ns}/{name}: {e}")))?;
     let map: BTreeMap<String, Vec<u8>> = secret
         .data
         .unwrap_or_default()

@@ -173,7 +173,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Ok(())
     };
     readiness.set_ready(false);
-    let _ = admin.await;
+    if result.is_ok() {
+        // Shutting down on a signal: the admin server stops on the same signal.
+        let _ = admin.await;
+    } else {
+        // Leadership lost (or another failure): exit now so the pod restarts as a fresh
+        // candidate, rather than waiting for a signal that will not come.
+        admin.abort();
+    }
     result
 }
 
@@ -228,25 +235,18 @@ async fn run_as_candidate(
     standby.abort();
     metrics.set_leader(true);
     readiness.set_ready(false);
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = {
-        let lost = lost.clone();
-        let leadership_lost = leadership_lost_future(&leadership);
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = leadership_lost => lost.store(true, std::sync::atomic::Ordering::SeqCst),
-            }
-        }
-        .boxed()
-        .shared()
-    };
     let ready = readiness.clone();
-    run_controllers(client, runtime, stop, move || ready.set_ready(true)).await;
+    // On a shutdown signal the controllers finish in-flight reconciles within their grace period
+    // while we still renew the Lease. On losing the Lease they are dropped at once instead: every
+    // write in flight is cancelled, a third of the lease duration before a standby may take over
+    // (see `leader`), and none can start after.
+    let lost = tokio::select! {
+        _ = run_controllers(client, runtime, shutdown, move || ready.set_ready(true)) => false,
+        _ = leadership_lost_future(&leadership) => true,
+    };
     tracing::info!("controllers stopped");
     metrics.set_leader(false);
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+    if lost {
         return Err(RunError::LostLeadership);
     }
     leadership.release().await;

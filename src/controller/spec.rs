@@ -81,6 +81,7 @@ mod tests {
             default_max_finished: 50,
             max_error_backoff: Duration::from_secs(300),
             status_heartbeat: Duration::from_secs(600),
+            allowed_endpoints: Default::default(),
         }
     }
 

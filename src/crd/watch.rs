@@ -138,7 +138,10 @@ pub struct SecretRef {
     pub name: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.maxAge) || duration(self.maxAge) >= duration('1m')")
+    .message("spec.retention.maxAge must be at least 1m (0s would delete every finished order at once)")
+    .field_path(".maxAge"))]
 #[serde(rename_all = "camelCase")]
 pub struct Retention {
     /// Keep at most this many finished orders (newest first). Default 50.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use changeorder_operator::cloud::client::CloudClient;
 use changeorder_operator::cloud::http::{CallOutcome, ClientConfig, RetryPolicy};
+use changeorder_operator::cloud::policy::EndpointPolicy;
 use changeorder_operator::controller::budget::Budget;
 use changeorder_operator::controller::metrics::Metrics;
 use changeorder_operator::controller::{Runtime, Settings, run_controllers};
@@ -96,6 +97,8 @@ pub fn fast_settings() -> Settings {
         default_max_finished: 50,
         max_error_backoff: Duration::from_secs(4),
         status_heartbeat: Duration::from_secs(600),
+        // The simulator listens on 127.0.0.1.
+        allowed_endpoints: EndpointPolicy::parse("http://127.0.0.1:*").expect("valid policy"),
     }
 }
 

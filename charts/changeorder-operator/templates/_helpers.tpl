@@ -69,25 +69,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- join "," (uniq .Values.watchNamespaces) }}
 {{- end }}
 
-{{/* Rules of the operator's own objects: watches to read, orders to write, Secrets and Events. */}}
+{{/*
+Rules of the operator's own objects: watches to read, orders to write, Secrets and Events. Exactly
+the verbs the code uses: reflectors list and watch; writes are server-side apply (patch; create
+when the apply creates the object) and deletes of pruned orders; status is applied (patch);
+Secrets are read with get; Events go through events.k8s.io (create, then patch for a series).
+*/}}
 {{- define "changeorder-operator.servedRules" -}}
 - apiGroups: ["changeorder.io"]
   resources: ["changeorderwatches"]
   verbs: ["get", "list", "watch"]
 - apiGroups: ["changeorder.io"]
   resources: ["changeorderwatches/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["changeorder.io"]
   resources: ["changeorders"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["changeorder.io"]
   resources: ["changeorders/status"]
-  verbs: ["patch", "update"]
-# Credentials referenced by watches.
+  verbs: ["patch"]
+# Credentials referenced by watches (list and watch return metadata only to the operator, which
+# caches names and versions; get reads one Secret when a watch polls with it).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-- apiGroups: ["events.k8s.io", ""]
+- apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
