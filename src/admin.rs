@@ -20,8 +20,21 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 /// Starts not ready. The owner sets it once the caches have synced and the CRDs exist and, with
 /// leader election, while this replica either leads or stands by with a working API connection:
 /// a healthy standby is ready too, so a rollout does not wait for a lease it cannot get.
-#[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+/// The API server being unreachable makes it not ready too (see [`Readiness::set_api_reachable`]).
+#[derive(Clone, Debug)]
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    api_reachable: Arc<AtomicBool>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            ready: Arc::default(),
+            api_reachable: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
 
 impl Readiness {
     pub fn new() -> Self {
@@ -29,11 +42,17 @@ impl Readiness {
     }
 
     pub fn set_ready(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Whether the last check of the API server answered: during an outage nothing can be
+    /// written, and `/ready` says so.
+    pub fn set_api_reachable(&self, reachable: bool) {
+        self.api_reachable.store(reachable, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.api_reachable.load(Ordering::Relaxed)
     }
 }
 
@@ -133,6 +152,10 @@ mod tests {
         let s = start(Metrics::new(), readiness.clone()).await;
         assert_eq!(get(s.addr, "/ready").await.status(), 503);
         readiness.set_ready(true);
+        assert_eq!(get(s.addr, "/ready").await.status(), 200);
+        readiness.set_api_reachable(false);
+        assert_eq!(get(s.addr, "/ready").await.status(), 503, "API server outage");
+        readiness.set_api_reachable(true);
         assert_eq!(get(s.addr, "/ready").await.status(), 200);
         readiness.set_ready(false);
         assert_eq!(get(s.addr, "/ready").await.status(), 503);

@@ -114,6 +114,23 @@ pub fn cloud_client(args: &RunArgs, metrics: &Metrics) -> Result<CloudClient, Ru
     CloudClient::try_new(cfg).map_err(|e| RunError::Cloud(e.to_string()))
 }
 
+/// Ask the API server for its version every few seconds; `/ready` follows the answer, so an
+/// outage shows there (the controllers' watches and writes retry on their own).
+async fn watch_api_server(client: kube::Client, readiness: Readiness) {
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+    loop {
+        let reachable = matches!(
+            tokio::time::timeout(EVERY, client.apiserver_version()).await,
+            Ok(Ok(_))
+        );
+        if !reachable {
+            tracing::warn!("the API server does not answer");
+        }
+        readiness.set_api_reachable(reachable);
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let shutdown = shutdown_signal();
     let client = kube_client(&args).await?;
@@ -151,6 +168,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if !crds_present(&client, &runtime.namespaces, shutdown.clone()).await {
         return Ok(());
     }
+    let api_check = tokio::spawn(watch_api_server(client.clone(), readiness.clone()));
 
     let result = if args.leader_election {
         let mut config = ElectionConfig::from_args(&args);
@@ -173,6 +191,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Ok(())
     };
     readiness.set_ready(false);
+    api_check.abort();
     if result.is_ok() {
         // Shutting down on a signal: the admin server stops on the same signal.
         let _ = admin.await;

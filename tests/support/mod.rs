@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod convergence;
 pub mod operator;
 pub mod process;
 pub mod stub;

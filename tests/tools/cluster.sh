@@ -14,6 +14,9 @@
 #       crashed or killed caller does not leave servers behind.
 #   cluster.sh down DIR
 #       Stops everything `up DIR` started and removes DIR. Safe to repeat.
+#   cluster.sh stop-apiserver DIR / cluster.sh start-apiserver DIR
+#       An API-server outage on purpose (etcd and the data stay): stop it, then
+#       start it again on the same port and wait for /readyz.
 #
 # What DIR holds afterwards:
 #   kubeconfig     cluster-admin (client certificate in group system:masters)
@@ -409,6 +412,20 @@ cmd_watchdog() {
   CLUSTER_SH_WATCHDOG=1 cmd_down
 }
 
+# ---- outage ----------------------------------------------------------------
+
+cmd_stop_apiserver() { stop kube-apiserver; }
+
+cmd_start_apiserver() {
+  [[ -f $dir/env ]] || die "$dir holds no cluster"
+  # shellcheck source=/dev/null
+  source "$dir/env"
+  bin=$CONTROLPLANE_BIN_DIR etcd_url=$ETCD_ENDPOINT apiserver_url=$KUBE_APISERVER_URL
+  start_apiserver "${apiserver_url##*:}"
+  wait_for kube-apiserver 120 "$(<"$dir/pids/kube-apiserver.pid")" kubectl_ok get --raw=/readyz ||
+    die "kube-apiserver did not come back"
+}
+
 # ---- main ------------------------------------------------------------------
 
 (($# >= 2)) || usage
@@ -422,6 +439,8 @@ bin="" pki=$dir/pki etcd_url="" apiserver_url=""
 case $verb in
   up) cmd_up "$@" ;;
   down) cmd_down ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
   _watchdog) cmd_watchdog "$@" ;;
   *) usage ;;
 esac
