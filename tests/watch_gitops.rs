@@ -433,12 +433,10 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
         Some("False")
     );
     let latest = watch_status::condition_of(&good, "LatestOrderSucceeded").expect("LatestOrderSucceeded");
-    // Once the reconciler passes the watch's orders in (desired_with_orders), the newest order,
-    // g-2, is the latest and it failed.
-    if let Some(l) = &good.latest_order {
-        assert_eq!(l.change_order_id, "g-2");
-        assert_eq!(latest.status, "False");
-    }
+    // The newest order, g-2, is the latest and it failed.
+    let l = good.latest_order.as_ref().expect("status.latestOrder");
+    assert_eq!(l.change_order_id, "g-2");
+    assert_eq!(latest.status, "False");
 
     // The plugin: a refresh the operator handles, and a wait on a stalled watch that fails at
     // once instead of running into its timeout.
