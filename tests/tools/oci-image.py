@@ -136,6 +136,15 @@ def layer_tar(rootfs, epoch):
     return buf.getvalue()
 
 
+def normalize(ref):
+    """The full name containerd's CRI looks images up by: `name:tag` is docker.io/library/name:tag
+    (as for `docker pull`), so a pod's `image: name:tag` finds the imported image."""
+    first, _, rest = ref.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        ref = "docker.io/" + (ref if rest else "library/" + ref)
+    return ref
+
+
 def blob(blobs, data):
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     blobs[digest] = data
@@ -189,7 +198,7 @@ def write(args):
                 "platform": {"architecture": go_arch(), "os": "linux"},
                 # containerd names the imported image after the first annotation; other tools
                 # read the tag from the second.
-                "annotations": {"io.containerd.image.name": args.name, "org.opencontainers.image.ref.name": tag},
+                "annotations": {"io.containerd.image.name": normalize(args.name), "org.opencontainers.image.ref.name": tag},
             }
         ],
     }
