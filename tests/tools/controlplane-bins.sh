@@ -6,7 +6,7 @@
 # committed go.sum, so the dependency graph is fixed.
 #
 # Usage: tests/tools/controlplane-bins.sh [--node]
-#   --node also builds what a node needs (kubelet, kube-scheduler, kube-proxy;
+#   --node also builds what a node needs (kubelet, kube-scheduler;
 #   see node.sh), from the same module, so they share the build cache.
 #   Prints the bin directory as its last stdout line; progress goes to stderr.
 #   Binaries are cached outside the repo, keyed by the pinned versions, so a
@@ -26,7 +26,7 @@
 #   machine comes on top. Warm run (all five binaries present): under 10 ms.
 #   The binaries are reproducible: two cold builds were byte-identical.
 # --node after that (apiserver's packages cached, other builds sharing the
-# cores): kubelet NODE_KUBELET_S s, kube-scheduler NODE_SCHED_S s, kube-proxy NODE_PROXY_S s.
+# cores): kubelet NODE_KUBELET_S s, kube-scheduler NODE_SCHED_S s.
 set -euo pipefail
 
 K8S_VERSION=v1.34.10
@@ -39,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${CONTROLPLANE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/controlplane}
 bin_dir=$cache_root/$K8S_VERSION-$ETCD_VERSION-$HELM_VERSION/bin
 binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
-node_binaries=(kubelet kube-scheduler kube-proxy)
+node_binaries=(kubelet kube-scheduler)
 with_node=false
 case ${1:-} in
   --node) with_node=true; binaries+=("${node_binaries[@]}") ;;
@@ -116,7 +116,6 @@ build helm helm helm.sh/helm/v4/cmd/helm \
 if $with_node; then
   build k8s kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
   build k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
-  build k8s kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$k8s_ldflags"
 fi
 
 all_present

@@ -15,7 +15,7 @@
 #                        `cluster.sh down DIR` runs it first.
 #
 # Needs root, containerd, runc and containernetworking-plugins (Debian packages; .ci/run
-# installs them), gcc (static pause image), iptables. kubelet, kube-scheduler and kube-proxy are
+# installs them), gcc (static pause image), iptables. kubelet and kube-scheduler are
 # built from source by `controlplane-bins.sh --node` (cached; about 4 min cold on 2 cores, see
 # there). Several nodes (one per cluster) can run at once: ports, bridge, subnet and cgroup root
 # are picked per node.
