@@ -20,9 +20,13 @@ const BINARY: &str = env!("CARGO_BIN_EXE_changeorder-operator");
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn build(out: &Path) {
+    build_from(out, BINARY);
+}
+
+fn build_from(out: &Path, binary: &str) {
     let result = Command::new("bash")
         .arg(root().join("tests/tools/image.sh"))
-        .args(["--binary", BINARY, "--out"])
+        .args(["--binary", binary, "--out"])
         .arg(out)
         .output()
         .expect("running image.sh");
@@ -68,7 +72,9 @@ fn dockerfile_lines() -> Vec<String> {
             cur.push(' ');
         } else {
             cur.push_str(line);
-            lines.push(std::mem::take(&mut cur));
+            // One space between words, as the instruction's meaning does not depend on them.
+            lines.push(cur.split_whitespace().collect::<Vec<_>>().join(" "));
+            cur.clear();
         }
     }
     lines
@@ -100,8 +106,7 @@ fn image_sh_builds_what_the_dockerfile_describes() {
     assert_eq!(config["User"], "65532:65532");
     assert!(config["ExposedPorts"]["8081/tcp"].is_object(), "{config}");
     let values: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap())
-            .unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
     assert_eq!(values["securityContext"]["runAsUser"].as_u64(), Some(65532));
     assert_eq!(values["securityContext"]["runAsGroup"].as_u64(), Some(65532));
     assert_eq!(values["adminPort"].as_u64(), Some(8081));
@@ -110,14 +115,28 @@ fn image_sh_builds_what_the_dockerfile_describes() {
     let labels = &config["Labels"];
     assert_eq!(labels["org.opencontainers.image.version"], VERSION);
     assert_eq!(labels["org.opencontainers.image.title"], "changeorder-operator");
-    assert_eq!(labels["org.opencontainers.image.licenses"], env!("CARGO_PKG_LICENSE"));
-    assert_eq!(labels["org.opencontainers.image.description"], env!("CARGO_PKG_DESCRIPTION"));
     assert_eq!(
-        labels["org.opencontainers.image.revision"].as_str().unwrap().len(),
+        labels["org.opencontainers.image.licenses"],
+        env!("CARGO_PKG_LICENSE")
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.description"],
+        env!("CARGO_PKG_DESCRIPTION")
+    );
+    assert_eq!(
+        labels["org.opencontainers.image.revision"]
+            .as_str()
+            .unwrap()
+            .len(),
         40,
         "the commit: {labels}"
     );
-    assert!(labels["org.opencontainers.image.created"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        labels["org.opencontainers.image.created"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
     let repository = values["image"]["repository"].as_str().unwrap();
     assert_eq!(
         image["name"],
@@ -125,8 +144,7 @@ fn image_sh_builds_what_the_dockerfile_describes() {
         "image.sh's default name is the chart's default image"
     );
     let chart: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap())
-            .unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap()).unwrap();
     assert_eq!(chart["appVersion"].as_str(), Some(VERSION));
 
     // Files: the binary itself, CA certificates, the user, the C runtime the binary loads, and
@@ -158,9 +176,17 @@ fn image_sh_builds_what_the_dockerfile_describes() {
             !path.starts_with("/bin") && !path.starts_with("/usr/bin") && !path.starts_with("/sbin"),
             "no programs besides the operator: {path}"
         );
-        let allowed = ["/changeorder-operator", "/etc", "/lib", "/usr/lib", "/usr/share/doc"];
+        let allowed = [
+            "/changeorder-operator",
+            "/etc",
+            "/lib",
+            "/usr/lib",
+            "/usr/share/doc",
+        ];
         assert!(
-            allowed.iter().any(|a| path == *a || path.starts_with(&format!("{a}/")))
+            allowed
+                .iter()
+                .any(|a| path == *a || path.starts_with(&format!("{a}/")))
                 || path == "/usr"
                 || path == "/usr/share"
                 || path == "/lib64"
@@ -174,11 +200,20 @@ fn image_sh_builds_what_the_dockerfile_describes() {
     let lines = dockerfile_lines();
     let last_from = lines.iter().rposition(|l| l.starts_with("FROM ")).unwrap();
     assert_eq!(lines[last_from], "FROM scratch");
-    let copies: Vec<_> = lines[last_from..].iter().filter(|l| l.starts_with("COPY ")).collect();
-    assert_eq!(copies, ["COPY --from=build /rootfs/ /"], "the final stage copies only the rootfs");
+    let copies: Vec<_> = lines[last_from..]
+        .iter()
+        .filter(|l| l.starts_with("COPY "))
+        .collect();
+    assert_eq!(
+        copies,
+        ["COPY --from=build /rootfs/ /"],
+        "the final stage copies only the rootfs"
+    );
     let build_stage = lines[..last_from].join("\n");
     assert!(
-        build_stage.contains("cargo build --release --locked && image-rootfs.sh /rootfs target/release/changeorder-operator"),
+        build_stage.contains(
+            "cargo build --release --locked && image-rootfs.sh /rootfs target/release/changeorder-operator"
+        ),
         "the Dockerfile builds the binary and its rootfs as image.sh does:\n{build_stage}"
     );
     assert!(build_stage.contains("COPY tests/tools/image-rootfs.sh "));
@@ -205,11 +240,13 @@ fn image_sh_builds_what_the_dockerfile_describes() {
     );
 }
 
+/// Two builds give the same bytes. With a small dynamic binary standing in for the operator:
+/// determinism is a property of the tools, and packing the 60 MB debug binary twice is slow.
 #[test]
 fn image_sh_is_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (tmp_archive(&dir, "a.tar"), tmp_archive(&dir, "b.tar"));
-    build(&a);
-    build(&b);
+    build_from(&a, "/usr/bin/true");
+    build_from(&b, "/usr/bin/true");
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }

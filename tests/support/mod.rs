@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod node;
 pub mod operator;
 pub mod stub;

@@ -164,7 +164,7 @@ def write(args):
 
     raw = layer_tar(args.rootfs, epoch)
     gz = io.BytesIO()
-    with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, filename="") as f:
+    with gzip.GzipFile(fileobj=gz, mode="wb", mtime=0, filename="", compresslevel=6) as f:
         f.write(raw)
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
     blobs = {}
