@@ -281,9 +281,22 @@ async fn chart_on_a_real_node() {
     .await;
     let sim_url = format!("http://{sim_ip}:{SIM_PORT}");
 
-    // helm install, two replicas (leader election), waiting for Ready pods as a user would.
+    // helm install, two replicas (leader election), waiting for Ready pods as a user would. The
+    // test hook gets a watch on the simulator to poll, with credentials in the release namespace.
+    let credentials = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "edas-credentials"},
+        "stringData": {"accessKeyId": "demo-key-id", "accessKeySecret": "demo-key-secret"}
+    });
+    apply(&ns, &credentials);
     let chart = chart_dir().display().to_string();
-    let mut set = vec!["replicaCount=2".to_string()];
+    let mut set = vec![
+        "replicaCount=2".to_string(),
+        "test.probe.watch.provider=edas".to_string(),
+        format!("test.probe.watch.endpoint={sim_url}"),
+        "test.probe.watch.appId=demo-edas-app".to_string(),
+        "test.probe.watch.credentialsSecretRef.name=edas-credentials".to_string(),
+    ];
     // Branches with the endpoint policy need the simulator's address allowed.
     let values = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
     if values.contains("\nallowedEndpoints:") {
@@ -356,14 +369,7 @@ async fn chart_on_a_real_node() {
         "interval": "5s",
         "inFlightInterval": "2s"
     });
-    apply(
-        &users,
-        &json!({
-            "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "edas-credentials"},
-            "stringData": {"accessKeyId": "demo-key-id", "accessKeySecret": "demo-key-secret"}
-        }),
-    );
+    apply(&users, &credentials);
     apply(
         &users,
         &json!({
@@ -472,14 +478,13 @@ async fn chart_on_a_real_node() {
     ));
     poll_now(&watches, "demo-edas", "after-upgrade", Duration::from_secs(90)).await;
 
-    // helm test, if the chart has a test hook.
-    if chart_dir().join("templates/tests").is_dir() {
-        ok({
-            let mut c = ns.helm();
-            c.args(["test", RELEASE, "--timeout", "2m", "--logs"]);
-            c
-        });
-    }
+    // helm test: the hook pod runs the image and polls the simulator once.
+    let test_out = ok({
+        let mut c = ns.helm();
+        c.args(["test", RELEASE, "--timeout", "2m", "--logs"]);
+        c
+    });
+    assert!(test_out.contains("Succeeded"), "{test_out}");
 
     // helm uninstall: the CRDs and the user's objects stay.
     let before = orders.list(&ListParams::default()).await.unwrap().items.len();
