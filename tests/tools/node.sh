@@ -216,6 +216,10 @@ cmd_up() {
   # Anything failing half-way is undone, but the logs are kept for the caller to read.
   trap 'rc=$?; if ((rc != 0)); then log "up failed; tearing down"; KEEP_LOGS=1 cmd_down || true; fi' EXIT
 
+  # Two nodes starting at once must not pick the same bridge: hold a machine-wide lock until
+  # ours exists.
+  exec 8>/run/lock/changeorder-node.lock
+  flock 8
   idx=$(pick_index)
   cgroup_root=changeorder-node-$idx
   local ports
@@ -253,6 +257,8 @@ cmd_up() {
   ip link add "cobr$idx" type bridge
   ip addr add "10.200.$idx.1/24" dev "cobr$idx"
   ip link set "cobr$idx" up
+  flock -u 8
+  exec 8>&-
   sysctl -qw "net.ipv4.conf.cobr$idx.route_localnet=1"
   local rule=(PREROUTING -s "10.200.$idx.0/24" -d 10.0.0.1/32 -p tcp --dport 443
     -m comment --comment "changeorder-node-$idx kubernetes Service"
