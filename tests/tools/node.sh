@@ -116,7 +116,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   disable_apparmor = true
   # Root here lacks CAP_SYS_RESOURCE: without this every sandbox fails to start.
   restrict_oom_score_adj = true
-  # Pod network namespaces under our state directory (not /var/run/netns), so `down` finds them.
+  # Pod network namespaces under our state directory (not /var/run/netns), so down finds them.
   netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
@@ -340,7 +340,7 @@ our_mounts() { awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | 
 our_shims() {
   local p
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "-address $dir/containerd.sock " &&
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF -- "-address $dir/containerd.sock " &&
       echo "${p#/proc/}"
   done
   return 0
@@ -392,6 +392,8 @@ cmd_down() {
   if [[ -n $idx ]]; then
     ip link del "cobr$idx" 2>/dev/null || true
     rm -rf "/var/lib/cni/results/changeorder-node-$idx-"* 2>/dev/null || true
+    # containerd's CNI library keeps its result cache there; leave no empty directories behind.
+    rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
   fi
   if [[ -s $dir/iptables-rule ]]; then
     local -a rule
