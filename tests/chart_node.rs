@@ -109,18 +109,19 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 
 /// `changeorder_leader` as each pod reports it on /metrics (pods that do not answer count as 0).
 async fn leaders(http: &reqwest::Client, pods: &[Pod]) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for p in pods {
+    // All pods at once, so one sample is one moment (a terminating pod may be slow to answer).
+    let scrapes = pods.iter().map(|p| async move {
         let url = format!("http://{}:8081/metrics", pod_ip(p));
-        let Ok(resp) = http.get(&url).send().await else {
-            continue;
-        };
-        let Ok(body) = resp.text().await else { continue };
-        if body.lines().any(|l| l.trim() == "changeorder_leader 1") {
-            out.insert(name(p));
-        }
-    }
-    out
+        let body = http.get(&url).send().await.ok()?.text().await.ok()?;
+        body.lines()
+            .any(|l| l.trim() == "changeorder_leader 1")
+            .then(|| name(p))
+    });
+    futures::future::join_all(scrapes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Every running operator pod (Ready or not, terminating included): what could be leading.
@@ -417,10 +418,14 @@ async fn chart_on_a_real_node() {
         .find(|p| leader_identity.starts_with(&name(p)))
         .unwrap_or_else(|| panic!("the holder {leader_identity} is one of the pods"));
     let leader_name = name(leader);
-    assert_eq!(
-        leaders(&http, &ready).await,
-        BTreeSet::from([leader_name.clone()])
-    );
+    // The holder sets its metric right after taking the Lease.
+    let expected = BTreeSet::from([leader_name.clone()]);
+    eventually(
+        "the holder, and only it, to report leading",
+        Duration::from_secs(10),
+        || async { (leaders(&http, &ready).await == expected).then_some(()) },
+    )
+    .await;
     let deleted = Instant::now();
     ok({
         let mut c = ns.kubectl();
