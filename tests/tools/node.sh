@@ -16,8 +16,8 @@
 #
 # Needs root, containerd, runc and containernetworking-plugins (Debian packages; .ci/run
 # installs them), gcc (static pause image), iptables. kubelet and kube-scheduler are
-# built from source by `controlplane-bins.sh --node` (cached; about 4 min cold on 2 cores, see
-# there). Several nodes (one per cluster) can run at once: ports, bridge, subnet and cgroup root
+# built from source by `controlplane-bins.sh --node` (cached; the first build takes about 4 min
+# on a quiet 2-core machine, 12 min under heavy load, see there). Up to Ready: about 4 s. Several nodes (one per cluster) can run at once: ports, bridge, subnet and cgroup root
 # are picked per node.
 #
 # How pods reach the API server: cluster.sh serves on 127.0.0.1 only, so the `kubernetes`
