@@ -1,15 +1,21 @@
 # syntax=docker/dockerfile:1
-# The operator as a static musl binary on distroless/static: no shell, no libc, non-root.
-#   docker build -t changeorder-operator .
-# Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 (each platform's build stage
-# runs natively or under emulation and produces that platform's musl binary).
+# The operator image: the release binary, the C runtime it links, CA certificates and a non-root
+# user on an empty base. No shell, no package manager.
+#   docker build -t changeorder-operator:0.1.0 .
+# Without Docker, tests/tools/image.sh builds the same image (it runs the same
+# tests/tools/image-rootfs.sh and reads the final stage below for the configuration;
+# tests/image.rs checks the two agree). Multi-arch: docker buildx build --platform
+# linux/amd64,linux/arm64 (image-rootfs.sh copies whatever libraries that platform's binary needs).
 
-# The toolchain CI tests with; Cargo.lock may need newer than the crate's rust-version.
-ARG RUST_VERSION=1.95
+# The toolchain CI tests with, on the Debian release the project's machines run (bookworm). Pin
+# by digest for a byte-stable base: --build-arg RUST_IMAGE=docker.io/library/rust:1.95.0-slim-bookworm@sha256:...
+ARG RUST_IMAGE=docker.io/library/rust:1.95.0-slim-bookworm
 
-FROM rust:${RUST_VERSION}-alpine AS build
-# musl-dev for the static C runtime; the crate graph uses rustls and ring, so no OpenSSL.
-RUN apk add --no-cache musl-dev
+FROM ${RUST_IMAGE} AS build
+# ca-certificates is copied into the image; the crate graph uses rustls and ring, so no OpenSSL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Build the dependencies first, against stub sources, so they stay cached while only the
 # operator's own code changes.
@@ -20,18 +26,24 @@ RUN mkdir -p src \
     && cargo build --release --locked \
     && rm -rf src
 COPY src ./src
+COPY tests/tools/image-rootfs.sh /usr/local/bin/image-rootfs.sh
 # `touch` so cargo rebuilds the crate itself, not the stubs' cached artefacts.
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
-    && cp target/release/changeorder-operator /changeorder-operator \
-    && ! ldd /changeorder-operator 2>/dev/null | grep -q '=>'
+    && image-rootfs.sh /rootfs target/release/changeorder-operator
 
-FROM gcr.io/distroless/static:nonroot
+FROM scratch
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+COPY --from=build /rootfs/ /
 LABEL org.opencontainers.image.title="changeorder-operator" \
       org.opencontainers.image.description="Mirrors EDAS, SAE and Yunxiao AppStack change orders into Kubernetes custom resources" \
-      org.opencontainers.image.licenses="Apache-2.0"
-COPY --from=build /changeorder-operator /changeorder-operator
-# distroless's nonroot user; the chart's securityContext runs as the same uid.
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}"
+# The chart's securityContext runs as the same uid (distroless's `nonroot`).
 USER 65532:65532
 EXPOSE 8081
 ENTRYPOINT ["/changeorder-operator"]

@@ -152,7 +152,7 @@ fn deployment_runs_the_operator_with_probes_and_downward_api() {
     assert_eq!(c["args"][0].as_str(), Some("run"));
     assert_eq!(
         c["image"].as_str(),
-        Some("ghcr.io/changeorder-operator/changeorder-operator:0.1.0"),
+        Some("changeorder-operator:0.1.0"),
         "tag defaults to appVersion"
     );
     assert_eq!(c["ports"][0]["containerPort"].as_u64(), Some(8081));

@@ -15,7 +15,7 @@ cargo clippy --all-targets --locked -- -D warnings
 
 if [ -x tests/tools/controlplane-bins.sh ]; then
   step "control-plane binaries (built from source once, then cached)"
-  CONTROLPLANE_BIN_DIR="$(tests/tools/controlplane-bins.sh | tail -n 1)"
+  CONTROLPLANE_BIN_DIR="$(tests/tools/controlplane-bins.sh --node | tail -n 1)"
   export CONTROLPLANE_BIN_DIR
 fi
 

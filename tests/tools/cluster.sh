@@ -190,9 +190,10 @@ make_pki() {
     -out "$pki/ca.crt" 2>/dev/null
   local leaf="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment"
+  # 10.0.0.1 is the `kubernetes` Service's ClusterIP, which pods on a node (node.sh) use.
   sign apiserver "/CN=kube-apiserver" "$leaf
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # system:masters bypasses RBAC: the admin of a test cluster, and the
   # controller-manager, which then needs no per-controller credentials.
   sign admin "/O=system:masters/CN=changeorder-test-admin" "$leaf
@@ -391,6 +392,10 @@ stop_servers() { stop kube-controller-manager kube-apiserver etcd; }
 cmd_down() {
   [[ -e $dir ]] || return 0
   [[ -f $dir/.changeorder-cluster ]] || die "$dir was not set up by cluster.sh up; not touching it"
+  # A node (node.sh) needs the API server to delete its pods, and its mounts must go before DIR.
+  if [[ -f $dir/node/.changeorder-node ]]; then
+    "$here/node.sh" down "$dir" || log "node.sh down failed; see $dir/node/logs"
+  fi
   stop_servers
   # When the watchdog itself runs `down`, it is the process being stopped.
   if [[ ${CLUSTER_SH_WATCHDOG:-} != 1 ]]; then
@@ -427,6 +432,9 @@ cmd_start_apiserver() {
 }
 
 # ---- main ------------------------------------------------------------------
+
+# node.sh sources this file for its helpers (start, stop, wait_for, sign, ...).
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 
 (($# >= 2)) || usage
 verb=$1 dir=$2
