@@ -10,6 +10,8 @@ use jiff::{SignedDuration, Timestamp, tz::Offset};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::cloud::model::Provider;
+// One offset parser for the operator and the simulator, so a zone one accepts the other does too.
+use crate::cloud::time::parse_offset;
 
 /// The built-in demo, served when no `--scenario` is given.
 pub const DEMO_YAML: &str = include_str!("demo.yaml");
@@ -496,26 +498,6 @@ fn invalid(path: &str, msg: impl fmt::Display) -> ScenarioError {
     ScenarioError::Invalid(format!("{path}: {msg}"))
 }
 
-/// `+08:00`, `-05:30`, `Z` or `UTC`.
-pub fn parse_offset(s: &str) -> Option<Offset> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
-        return Some(Offset::UTC);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1i32, &s[1..]),
-        b'-' => (-1i32, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let h: i32 = h.parse().ok()?;
-    let m: i32 = m.parse().ok()?;
-    if !(0..=18).contains(&h) || !(0..60).contains(&m) {
-        return None;
-    }
-    Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
-}
-
 fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
     let nonempty = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     match app.provider {
@@ -805,6 +787,14 @@ mod tests {
         );
         assert_eq!(parse_offset("Z").map(|o| o.seconds()), Some(0));
         assert!(parse_offset("8").is_none());
+    }
+
+    /// The simulator reads `timeZone` with the operator's parser (issue 7, defect 7: that one
+    /// split `+0é0` inside `é`); a non-ASCII zone is a field error, not a panic.
+    #[test]
+    fn non_ascii_time_zone_is_an_error() {
+        let e = err("timeZone: \"+0é0\"\napps: []\n");
+        assert!(e.contains("timeZone"), "{e}");
     }
 
     #[test]
