@@ -380,7 +380,9 @@ fn fault_reply(provider: Provider, kind: FaultKind, dur: Duration, host: &str) -
     }
     match kind {
         FaultKind::Throttling => {
-            let reset = Timestamp::now().as_millisecond() + ms as i64;
+            let reset = Timestamp::now()
+                .as_millisecond()
+                .saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
             gateway_error(
                 provider,
                 400,
