@@ -84,19 +84,19 @@ pub fn check_detail(o: &CloudOrder, provider: Provider, requested: &str) {
     assert!(merged.creator.is_some());
 }
 
-/// RFC 1123 label: 1-63 of `[a-z0-9-]`, alphanumeric at both ends.
-fn dns_label(s: &str) -> bool {
+/// One dot-separated part of a DNS-1123 subdomain: `[a-z0-9-]`, alphanumeric at both ends.
+/// (Kubernetes' `IsDNS1123Subdomain` checks only this pattern and the total length, not the
+/// 63-character limit of a DNS label, so neither does this.)
+fn dns_part(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
 
 /// DNS-1123 subdomain, as the API server checks object names.
 pub fn dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(dns_label)
+    s.len() <= 253 && s.split('.').all(dns_part)
 }
 
 /// A label value: empty, or at most 63 of `[A-Za-z0-9-_.]` starting and ending alphanumeric.
