@@ -99,8 +99,12 @@ printf '\n%-18s %12s %8s %9s\n' TARGET EXECUTIONS FINDINGS TIME
 printf '%s\n' "${rows[@]}"
 if [ "$total_findings" -gt 0 ]; then
   echo
-  echo "findings (reproduce: $bin_dir/<target> <file>):"
-  printf '%s\n' "${new_files[@]}" | sed 's/^/  /'
+  echo "findings (reproduce: $bin_dir/<target> <file>), each with its first panic line:"
+  for f in $(printf '%s\n' "${new_files[@]}"); do
+    t=$(basename "$(dirname "$f")")
+    why=$(timeout 60 "$bin_dir/$t" "$f" 2>&1 | grep -A1 -m1 'panicked at' | tail -n 1 | cut -c1-200 || true)
+    printf '  %s\n      %s\n' "$f" "${why:-(no panic on re-run: timeout or out of memory?)}"
+  done
 fi
 [ "$failed" -eq 0 ] || exit 1
 if [ "$total_findings" -gt 0 ] && [ "${FUZZ_FAIL_ON_FINDINGS:-0}" = 1 ]; then
