@@ -22,6 +22,16 @@ fi
 step "cargo test"
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
 
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+  # A few seconds each, so the targets keep building against the crate. The long runs and their
+  # figures are `tests/tools/fuzz.sh 600`; every finding gets a regression test in cargo test,
+  # so findings here do not fail the suite.
+  step "fuzz targets, ${FUZZ_SECONDS:-5} s each"
+  tests/tools/fuzz.sh "${FUZZ_SECONDS:-5}"
+else
+  step "fuzz targets skipped: no cargo-fuzz or no nightly toolchain (cargo install cargo-fuzz --locked)"
+fi
+
 if [ -x tests/sdk/run.sh ]; then
   step "official Alibaba Cloud Python SDKs against the simulator"
   tests/sdk/run.sh

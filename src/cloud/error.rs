@@ -284,9 +284,15 @@ impl CloudError {
     }
 }
 
+/// Longest wait a rate-limit header can impose. The clouds' windows are a minute or less; a
+/// larger `TimeLeft` is a broken header, and an unbounded one would overflow the `Instant`
+/// arithmetic of whoever schedules the next call (`Instant::now() + wait` panics).
+pub const MAX_RATELIMIT_WAIT: Duration = Duration::from_secs(3600);
+
 /// The wait a rate-limit header asks for: `TimeLeft` (milliseconds) from
-/// `Limit:1,Remain:0,TimeLeft:<ms>,Reset:...`. Returns `None` when the header has no usable
-/// `TimeLeft`, or when `Remain` says calls are still left (then there is nothing to wait for).
+/// `Limit:1,Remain:0,TimeLeft:<ms>,Reset:...`, at most [`MAX_RATELIMIT_WAIT`]. Returns `None`
+/// when the header has no usable `TimeLeft`, or when `Remain` says calls are still left (then
+/// there is nothing to wait for).
 pub fn parse_ratelimit(value: &str) -> Option<Duration> {
     let mut remain: Option<i64> = None;
     let mut time_left: Option<u64> = None;
@@ -310,7 +316,9 @@ pub fn parse_ratelimit(value: &str) -> Option<Duration> {
     if remain.is_some_and(|r| r > 0) {
         return None;
     }
-    time_left.filter(|ms| *ms > 0).map(Duration::from_millis)
+    time_left
+        .filter(|ms| *ms > 0)
+        .map(|ms| Duration::from_millis(ms).min(MAX_RATELIMIT_WAIT))
 }
 
 #[cfg(test)]
@@ -505,6 +513,22 @@ mod tests {
         assert_eq!(parse_ratelimit("garbage"), None);
         assert_eq!(parse_ratelimit("TimeLeft:-5"), None);
         assert_eq!(parse_ratelimit(""), None);
+    }
+
+    /// A huge `TimeLeft` (`1e30` saturates to `u64::MAX` ms) used to come back as ~584 million
+    /// years, and `Instant::now() + wait` in the client's rate-limit gate panicked on it.
+    #[test]
+    fn ratelimit_wait_is_capped() {
+        for header in [
+            "TimeLeft:1e30",
+            "TimeLeft:18446744073709551615",
+            "Remain:0,TimeLeft:3600001",
+        ] {
+            let wait = parse_ratelimit(header).expect(header);
+            assert_eq!(wait, MAX_RATELIMIT_WAIT, "{header}");
+            assert!(std::time::Instant::now().checked_add(wait).is_some());
+        }
+        assert_eq!(parse_ratelimit("TimeLeft:3600000"), Some(MAX_RATELIMIT_WAIT));
     }
 
     #[test]

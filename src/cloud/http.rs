@@ -324,7 +324,10 @@ impl Transport {
     }
 
     fn set_gate(&self, key: &str, wait: Duration) {
-        let until = Instant::now() + wait;
+        // `wait` comes from a reply header; never let it overflow the clock (a panic).
+        let until = Instant::now()
+            .checked_add(wait.min(super::error::MAX_RATELIMIT_WAIT))
+            .unwrap_or_else(Instant::now);
         let mut gates = match self.gates.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -948,6 +951,16 @@ mod tests {
         let r = redact(e, &creds);
         assert!(!r.message.contains("StsTok3n"));
         assert!(!r.raw.as_deref().unwrap_or("").contains("SuperSecret"));
+    }
+
+    /// A rate-limit wait from a reply header must not overflow `Instant` (that panicked with
+    /// "overflow when adding duration to instant"); it is capped like `parse_ratelimit`'s.
+    #[test]
+    fn huge_gate_wait_does_not_panic() {
+        let tr = Transport::new(ClientConfig::default()).expect("transport");
+        tr.set_gate("k", Duration::MAX);
+        let until = tr.gates.lock().expect("gates")["k"];
+        assert!(until <= Instant::now() + crate::cloud::error::MAX_RATELIMIT_WAIT);
     }
 
     #[test]

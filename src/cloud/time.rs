@@ -25,18 +25,27 @@ pub fn parse_offset(s: &str) -> Option<Offset> {
     if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
         return Some(Offset::UTC);
     }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1, &s[1..]),
-        b'-' => (-1, &s[1..]),
-        _ => return None,
+    let (sign, rest) = if let Some(rest) = s.strip_prefix('+') {
+        (1, rest)
+    } else if let Some(rest) = s.strip_prefix('-') {
+        (-1, rest)
+    } else {
+        return None;
     };
+    // Only ASCII digits (and the colon) can make an offset. Checking that first also keeps the
+    // byte-offset split of `+0800` below on a character boundary: `+0é0` would otherwise be
+    // split inside `é`, a panic on text that comes from a watch spec or a scenario file.
+    if !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let (h, m) = match rest.split_once(':') {
         Some((h, m)) => (h, m),
         None if rest.len() == 4 => rest.split_at(2),
         None if rest.len() <= 2 => (rest, "0"),
         None => return None,
     };
-    if h.is_empty() || !h.bytes().all(|b| b.is_ascii_digit()) || !m.bytes().all(|b| b.is_ascii_digit()) {
+    // At most two digits each, so `+000000000008:00` is not an offset either.
+    if !(1..=2).contains(&h.len()) || !(1..=2).contains(&m.len()) {
         return None;
     }
     let h: i32 = h.parse().ok()?;
@@ -183,10 +192,33 @@ mod tests {
             ("+a8:00", None),
             ("", None),
             ("+", None),
+            ("+08:", None),
+            ("+08:00:00", None),
+            ("+008:00", None),
+            ("+-8:00", None),
+            ("++8", None),
         ] {
             assert_eq!(parse_offset(s).map(|o| o.seconds()), secs, "{s:?}");
         }
         assert_eq!(default_offset().seconds(), 28800);
+    }
+
+    /// Issue 7, defect 7: a non-ASCII zone of four bytes (`+` then one digit, a two-byte
+    /// character and a digit) used to be split at byte 2, inside the character: a panic.
+    #[test]
+    fn non_ascii_zone_is_rejected_not_a_panic() {
+        for s in [
+            "+0é0",
+            "-0é0",
+            "+é00",
+            "+00é",
+            "+٠٨٠٠",
+            "+08:é",
+            "+\u{1F600}",
+            "+0\u{1F600}",
+        ] {
+            assert_eq!(parse_offset(s), None, "{s:?}");
+        }
     }
 
     proptest::proptest! {

@@ -96,7 +96,8 @@ impl Faults {
                 .and_then(|d| d.0.try_into().ok())
                 .unwrap_or(DEFAULT_FAULT_DURATION);
             match f.kind {
-                FaultKind::Latency => d.delay = Some(d.delay.unwrap_or_default() + dur),
+                // Saturating: durations come from the scenario file.
+                FaultKind::Latency => d.delay = Some(d.delay.unwrap_or_default().saturating_add(dur)),
                 kind => {
                     // The first matching error rule wins; later ones do not stack.
                     d.error.get_or_insert((kind, dur));
@@ -150,6 +151,20 @@ mod tests {
         assert_eq!(a, run(), "same seed, same decisions");
         let n = a.iter().filter(|h| **h).count();
         assert!((60..140).contains(&n), "{n} of 400");
+    }
+
+    /// Latencies of several rules add up; even durations past what validation allows (a
+    /// scenario built in code) must not overflow that sum.
+    #[test]
+    fn latency_sum_saturates() {
+        let mut s =
+            Scenario::from_yaml("faults:\n- kind: latency\n- kind: latency\n- kind: latency\napps: []\n")
+                .expect("scenario");
+        for f in &mut s.faults {
+            f.duration = Some(crate::sim::scenario::Offset2(jiff::SignedDuration::MAX));
+        }
+        let d = Faults::new(&s).decide(Provider::Edas, "GetChangeOrderInfo", None);
+        assert_eq!(d.delay, Some(Duration::MAX));
     }
 
     #[test]

@@ -11,7 +11,8 @@ mod reply;
 mod routes;
 mod sae;
 pub mod scenario;
-mod state;
+// Public for the fuzz targets, which read the simulator's time formats back with the client.
+pub mod state;
 mod stats;
 mod world;
 
@@ -41,7 +42,7 @@ use reply::{Handled, Reply, appstack_error, gateway_error};
 use routes::{NoRoute, Params};
 use scenario::FaultKind;
 use stats::Stats;
-use world::World;
+pub use world::World;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_ACCESS_KEY_ID: &str = "demo-key-id";
@@ -303,6 +304,27 @@ async fn dispatch(
     }
 }
 
+/// One request answered from the scenario without a server or authentication: the route, then
+/// the product's handler, no faults. The fuzz targets use it to check that for any scenario the
+/// simulator accepts, the replies are ones the operator's clients can read. `None` when no
+/// operation has that method and path.
+pub fn answer(
+    world: &World,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Option<(u16, serde_json::Value)> {
+    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    let op = routes::route(&method, path).ok()?;
+    let params = Params::parse(query);
+    let handled = match op.provider() {
+        Provider::Edas => edas::handle(world, &op, &params, "sim.local"),
+        Provider::Sae => sae::handle(world, &op, &params),
+        Provider::Appstack => appstack::handle(world, &op, &params),
+    };
+    Some((handled.reply.status.as_u16(), handled.reply.body))
+}
+
 /// Form-encoded bodies carry parameters too (some clients send them there instead of the query).
 fn with_form_body(mut params: Params, headers: &HeaderMap, body: &[u8]) -> Params {
     let is_form = headers
@@ -358,7 +380,9 @@ fn fault_reply(provider: Provider, kind: FaultKind, dur: Duration, host: &str) -
     }
     match kind {
         FaultKind::Throttling => {
-            let reset = Timestamp::now().as_millisecond() + ms as i64;
+            let reset = Timestamp::now()
+                .as_millisecond()
+                .saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
             gateway_error(
                 provider,
                 400,

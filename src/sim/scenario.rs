@@ -10,6 +10,8 @@ use jiff::{SignedDuration, Timestamp, tz::Offset};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::cloud::model::Provider;
+// One offset parser for the operator and the simulator, so a zone one accepts the other does too.
+use crate::cloud::time::parse_offset;
 
 /// The built-in demo, served when no `--scenario` is given.
 pub const DEMO_YAML: &str = include_str!("demo.yaml");
@@ -384,6 +386,19 @@ pub const ACTIONS: &[(Provider, &str)] = &[
     (Provider::Appstack, "ListChangeOrdersByOrigin"),
 ];
 
+/// Longest fault `duration`. Latencies add up across rules and become rate-limit headers in
+/// milliseconds; a day is far beyond any test and keeps that arithmetic from overflowing.
+pub const MAX_FAULT_DURATION: SignedDuration = SignedDuration::from_hours(24);
+
+/// Most batches (EDAS/SAE `batchCount`, AppStack environments) an order may have. The clouds
+/// allow a handful; the simulator builds every batch of every order on each request, so an
+/// unbounded count (`batchCount: 4294967295`) would exhaust memory.
+pub const MAX_BATCHES: u32 = 100;
+
+/// Farthest `createdAt` and timeline `after` from the simulator's start. Batch times are
+/// computed by adding to these; near the limits of a duration that addition overflowed.
+pub const MAX_OFFSET: SignedDuration = SignedDuration::from_hours(100 * 366 * 24);
+
 /// Why a scenario was rejected; the message names the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -496,26 +511,6 @@ fn invalid(path: &str, msg: impl fmt::Display) -> ScenarioError {
     ScenarioError::Invalid(format!("{path}: {msg}"))
 }
 
-/// `+08:00`, `-05:30`, `Z` or `UTC`.
-pub fn parse_offset(s: &str) -> Option<Offset> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
-        return Some(Offset::UTC);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1i32, &s[1..]),
-        b'-' => (-1i32, &s[1..]),
-        _ => return None,
-    };
-    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let h: i32 = h.parse().ok()?;
-    let m: i32 = m.parse().ok()?;
-    if !(0..=18).contains(&h) || !(0..60).contains(&m) {
-        return None;
-    }
-    Offset::from_seconds(sign * (h * 3600 + m * 60)).ok()
-}
-
 fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
     let nonempty = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     match app.provider {
@@ -614,6 +609,11 @@ fn validate_fault(at: &str, f: &Fault, provider: Option<Provider>) -> Result<(),
     {
         return Err(invalid(&format!("{at}.duration"), "must not be negative"));
     }
+    if let Some(d) = f.duration
+        && d.0 > MAX_FAULT_DURATION
+    {
+        return Err(invalid(&format!("{at}.duration"), "must be at most 24h"));
+    }
     Ok(())
 }
 
@@ -639,8 +639,11 @@ fn validate_order(at: &str, provider: Provider, order: &Order) -> Result<(), Sce
                 ));
             }
             let n = order.batch_count.unwrap_or(1);
-            if n == 0 {
-                return Err(invalid(&format!("{at}.batchCount"), "must be at least 1"));
+            if n == 0 || n > MAX_BATCHES {
+                return Err(invalid(
+                    &format!("{at}.batchCount"),
+                    format!("must be between 1 and {MAX_BATCHES}"),
+                ));
             }
             n
         }
@@ -660,12 +663,33 @@ fn validate_order(at: &str, provider: Provider, order: &Order) -> Result<(), Sce
             order.env_names.len().max(1) as u32
         }
     };
+    if provider == Provider::Appstack && order.env_names.len() > MAX_BATCHES as usize {
+        return Err(invalid(
+            &format!("{at}.envNames"),
+            format!("must have at most {MAX_BATCHES} entries"),
+        ));
+    }
+    if let Some(TimeSpec::Relative(d)) = order.created_at
+        // Not `abs()`: that overflows for the most negative duration.
+        && (d > MAX_OFFSET || d < -MAX_OFFSET)
+    {
+        return Err(invalid(
+            &format!("{at}.createdAt"),
+            "must be within 100 years of the start",
+        ));
+    }
     validate_change(at, provider, batches, &order.initial())?;
     let mut last: Option<SignedDuration> = None;
     for (i, step) in order.timeline.iter().enumerate() {
         let st = format!("{at}.timeline[{i}]");
         if step.after.0.is_negative() {
             return Err(invalid(&format!("{st}.after"), "must not be negative"));
+        }
+        if step.after.0 > MAX_OFFSET {
+            return Err(invalid(
+                &format!("{st}.after"),
+                "must be within 100 years of the start",
+            ));
         }
         if let Some(prev) = last
             && step.after.0 < prev
@@ -805,6 +829,52 @@ mod tests {
         );
         assert_eq!(parse_offset("Z").map(|o| o.seconds()), Some(0));
         assert!(parse_offset("8").is_none());
+    }
+
+    /// The simulator reads `timeZone` with the operator's parser (issue 7, defect 7: that one
+    /// split `+0é0` inside `é`); a non-ASCII zone is a field error, not a panic.
+    #[test]
+    fn non_ascii_time_zone_is_an_error() {
+        let e = err("timeZone: \"+0é0\"\napps: []\n");
+        assert!(e.contains("timeZone"), "{e}");
+    }
+
+    /// A fault duration of millions of hours overflowed the simulator's latency sum and its
+    /// `Reset` header arithmetic; it is now a field error.
+    #[test]
+    fn fault_duration_is_bounded() {
+        let e = err("faults:\n- kind: latency\n  duration: 1000000h\napps: []\n");
+        assert!(e.contains("faults[0].duration"), "{e}");
+        Scenario::from_yaml("faults:\n- kind: latency\n  duration: 24h\napps: []\n").expect("a day is fine");
+    }
+
+    /// Unbounded batch counts and offsets from a scenario file used to exhaust memory
+    /// (`batchCount: 4294967295` builds that many batches per request) or overflow the batch
+    /// time arithmetic (`createdAt` near the largest duration).
+    #[test]
+    fn batches_and_offsets_are_bounded() {
+        let order = |extra: &str| {
+            format!(
+                "timeScale: 1e300\napps:\n- provider: edas\n  appId: a\n  changeOrders:\n  - id: o\n{extra}"
+            )
+        };
+        let e = err(&order("    batchCount: 4294967295\n"));
+        assert!(e.contains("changeOrders[0].batchCount"), "{e}");
+        for far in ["9000000000000000000", "-9223372036854775808"] {
+            let e = err(&order(&format!("    createdAt: {far}\n")));
+            assert!(e.contains("changeOrders[0].createdAt"), "{e}");
+        }
+        let e = err(&order("    timeline:\n    - after: 9000000000000000000\n"));
+        assert!(e.contains("timeline[0].after"), "{e}");
+        let e = err(&format!(
+            "apps:\n- provider: appstack\n  organizationId: o\n  appName: a\n  changeOrders:\n  - id: x\n    envNames: [{}]\n",
+            (0..=MAX_BATCHES)
+                .map(|i| format!("e{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        assert!(e.contains("changeOrders[0].envNames"), "{e}");
+        Scenario::from_yaml(&order("    batchCount: 100\n    createdAt: -876000h\n")).expect("at the limits");
     }
 
     #[test]

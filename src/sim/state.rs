@@ -459,7 +459,7 @@ mod tests {
     #[test]
     fn formats() {
         let ts: Timestamp = "2019-11-13T06:23:46.5Z".parse().expect("ts");
-        let cst = crate::sim::scenario::parse_offset("+08:00").expect("offset");
+        let cst = crate::cloud::time::parse_offset("+08:00").expect("offset");
         assert_eq!(zoneless(ts, cst), "2019-11-13 14:23:46");
         assert_eq!(iso(ts), "2019-11-13T06:23:46.500+00:00");
         assert_eq!(epoch_ms(ts), 1573626226500);
