@@ -103,6 +103,13 @@ pub fn secret_metadata_reflector(
     )
 }
 
+/// Drops what reconciling never reads from a cached ChangeOrder: managed fields (often the
+/// largest part of a small object) and annotations (`kubectl apply` copies whole objects there).
+pub fn strip_order_metadata(order: &mut ChangeOrder) {
+    order.metadata.managed_fields = None;
+    order.metadata.annotations = None;
+}
+
 /// Keeps of a Secret's metadata only its identity and version.
 pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     let m = &mut secret.metadata;
@@ -135,7 +142,8 @@ fn controller_for(
         watcher(
             scoped::<ChangeOrder>(client.clone(), ns),
             watcher::Config::default().labels(&managed),
-        ),
+        )
+        .modify(strip_order_metadata),
     )
     .default_backoff()
     .for_each(|e| {
@@ -234,4 +242,32 @@ fn controller_for(
         // store's readiness wakes only one waiter.
     };
     (Box::pin(sync), Box::pin(run))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_orders_keep_what_reconciling_reads_and_nothing_more() {
+        let mut o: ChangeOrder = serde_json::from_value(serde_json::json!({
+            "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrder",
+            "metadata": {"name": "w-1", "namespace": "ns", "labels": {"a": "b"},
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                "managedFields": [{"manager": "changeorder-operator", "operation": "Apply"}],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "w", "uid": "u", "controller": true}],
+                "generation": 2, "resourceVersion": "7"},
+            "spec": {"provider": "sae", "changeOrderId": "1"}
+        }))
+        .expect("order");
+        let before = o.clone();
+        strip_order_metadata(&mut o);
+        assert!(o.metadata.managed_fields.is_none() && o.metadata.annotations.is_none());
+        assert_eq!(o.metadata.labels, before.metadata.labels);
+        assert_eq!(o.metadata.owner_references, before.metadata.owner_references);
+        assert_eq!(
+            (o.metadata.generation, o.spec.clone()),
+            (before.metadata.generation, before.spec)
+        );
+    }
 }
