@@ -67,7 +67,7 @@ else
   if [ "$est_seconds" -gt 0 ]; then
     say "first run: building $est_missing from source (once; cached for later runs)"
     printf '    This took about %d min on a quiet 2-core machine, longer with other builds running\n' \
-      $(((est_seconds + 59) / 60)) >&2
+      $(((est_seconds + 30) / 60)) >&2
     printf '    (figures in tests/tools/controlplane-bins.sh); downloading Go modules comes on top.\n' >&2
   fi
   bin_dir=$(tests/tools/controlplane-bins.sh "${bins_args[@]}" | tail -n 1)
