@@ -99,10 +99,11 @@ operator=${CARGO_TARGET_DIR:-$root/target}/debug/changeorder-operator
 
 pids=()
 ns=demo
+created_ns=false # on an existing cluster, delete only a namespace this run created
 cleanup() {
   trap - EXIT INT TERM
   say "cleaning up"
-  if $existing; then
+  if $existing && $created_ns; then
     # The namespace first, while the operator still runs: it holds everything the demo made
     # there. Nothing outside it is touched (the CRDs stay: deleting a CRD deletes every object
     # of that kind in the cluster).
@@ -130,7 +131,12 @@ if $existing; then
   # not create.
   ns=changeorder-demo-$(date +%s)-$RANDOM
   say "using the existing cluster: context $context, server $server; throwaway namespace $ns"
+  if [ -t 2 ]; then
+    printf '    Starting in 5 s; Ctrl-C now if this is not the cluster you meant.\n' >&2
+    sleep 5
+  fi
   kubectl create namespace "$ns" >/dev/null
+  created_ns=true
   kubectl label namespace "$ns" app.kubernetes.io/created-by=changeorder-demo >/dev/null
   if kubectl get crd changeorders.changeorder.io changeorderwatches.changeorder.io >/dev/null 2>&1; then
     # Possibly a real installation's CRDs (and operator): leave their version alone.
