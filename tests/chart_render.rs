@@ -812,3 +812,44 @@ fn allowed_endpoints_reach_the_env() {
         Some("https://*.aliyuncs.com,http://127.0.0.1:*")
     );
 }
+
+#[test]
+fn grafana_dashboard_is_opt_in_and_ships_the_committed_json_for_the_sidecar() {
+    let helm = need_helm!();
+    let dashboards = |objs: &[Value]| {
+        of_kind(objs, "ConfigMap")
+            .into_iter()
+            .filter(|c| c["metadata"]["labels"]["grafana_dashboard"].as_str() == Some("1"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(dashboards(&render(&helm, &[])).is_empty(), "off by default");
+
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set",
+            "grafanaDashboard.namespace=monitoring",
+            "--set",
+            "grafanaDashboard.annotations.grafana_folder=Operators",
+        ],
+    );
+    let found = dashboards(&objs);
+    assert_eq!(found.len(), 1, "one dashboard ConfigMap");
+    let cm = &found[0];
+    assert_eq!(cm["metadata"]["namespace"].as_str(), Some("monitoring"));
+    assert_eq!(
+        cm["metadata"]["annotations"]["grafana_folder"].as_str(),
+        Some("Operators")
+    );
+    let shipped = str_of(&cm["data"]["changeorder-operator.json"]);
+    let committed =
+        std::fs::read_to_string(chart_dir().join("dashboards/changeorder-operator.json")).unwrap();
+    // Byte for byte (bar the trailing newline `|-` drops): the file the metrics test checks is the
+    // one users get.
+    assert_eq!(shipped, committed.trim_end());
+    let json: serde_json::Value = serde_json::from_str(shipped).expect("dashboard is JSON");
+    assert_eq!(json["uid"].as_str(), Some("changeorder-operator"));
+}

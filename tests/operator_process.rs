@@ -174,6 +174,21 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
         metrics.contains("changeorder_orders{phase=\"Succeeded\"}"),
         "{metrics}"
     );
+    // The released binary's own version and per-watch series (tests/dashboard.rs has the rest).
+    assert!(
+        metrics.contains(&format!(
+            "changeorder_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{metrics}"
+    );
+    for (name, _, _) in demo_watches_spec(&sim.url()) {
+        let series = format!(
+            "changeorder_watch_ready{{namespace=\"{}\",name=\"{name}\"}} 1",
+            ns.name()
+        );
+        assert!(metrics.contains(&series), "{series} in\n{metrics}");
+    }
     // Events were allowed and written.
     let events = ok(ns
         .kubectl()

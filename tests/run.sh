@@ -47,5 +47,8 @@ for phase in Pending Running AwaitingConfirmation AwaitingApproval Succeeded Fai
 done
 grep -q "demo-edas-demo-edas-rollout .*AwaitingConfirmation" "$demo_out" ||
   { echo "demo: the EDAS rollout never waited for confirmation"; cat "$demo_out"; exit 1; }
+# Each order once per state: no row before its status, no row repeating the order's last one.
+awk 'NR > 1 && ($4 == "<none>" || last[$1] == $0) { bad = 1; print "demo: shown again: " $0 }
+  { last[$1] = $0 } END { exit bad }' "$demo_out" || { cat "$demo_out"; exit 1; }
 rm -f "$demo_out"
 echo "demo: PASS"

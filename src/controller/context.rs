@@ -70,6 +70,8 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// The namespace this controller serves, or `None` for the whole cluster.
+    pub scope: Option<String>,
     synced: tokio::sync::watch::Receiver<bool>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
     memory: Mutex<HashMap<String, Memory>>,
@@ -86,6 +88,7 @@ impl Context {
         settings: Settings,
         metrics: Metrics,
         recorder: Recorder,
+        scope: Option<String>,
         synced: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         Arc::new(Context {
@@ -97,6 +100,7 @@ impl Context {
             settings,
             metrics,
             recorder,
+            scope,
             synced,
             stopping: Arc::default(),
             memory: Mutex::default(),

@@ -1,10 +1,14 @@
 //! Prometheus metrics of the controller, exposed by the admin server at `/metrics`.
 //!
 //! Every label value is a `&'static str` from a closed set (providers, phases, operation names,
-//! error kinds): the type system then keeps per-object names (watches, orders, apps) out of the
-//! label space, which would otherwise grow without bound.
+//! error kinds): the type system then keeps per-object names (orders, apps) out of the label
+//! space, which would otherwise grow without bound. The one deliberate exception is the
+//! per-watch gauges (`watch_ready`, `watch_latest_order_phase`), labelled with the watch's
+//! namespace and name: watches are few and written by people, their series are removed when the
+//! watch is deleted, and "which watch is failing" is the question a dashboard must answer.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -72,6 +76,36 @@ struct ReadyLabels {
     ready: &'static str,
 }
 
+/// One watch: its namespace and name (owned strings: see the module comment).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchLabels {
+    namespace: String,
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchPhaseLabels {
+    namespace: String,
+    name: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: &'static str,
+}
+
+/// What the per-watch gauges show of one watch, as read from the watch cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchState {
+    pub namespace: String,
+    pub name: String,
+    /// The watch's `Ready` condition is True.
+    pub ready: bool,
+    /// Phase of `status.latestOrder`; `None` while the watch has no order with a phase.
+    pub latest_phase: Option<Phase>,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn order_histogram() -> Histogram {
@@ -94,6 +128,12 @@ struct Inner {
     watches: Family<ReadyLabels, Gauge>,
     leader: Gauge,
     order_write_failures: Family<ProviderResultLabels, Counter>,
+    watch_ready: Family<WatchLabels, Gauge>,
+    watch_latest_phase: Family<WatchPhaseLabels, Gauge>,
+    /// (namespace, name) of every watch that has per-watch series, to remove those of deleted
+    /// watches. The lock also serialises whole updates, so a scrape between two concurrent
+    /// updates never sees one watch half-written.
+    watch_series: Mutex<HashSet<(String, String)>>,
 }
 
 /// The controller's metrics. Cheap to clone; all clones share one registry.
@@ -179,6 +219,32 @@ impl Metrics {
             leader.clone(),
         );
 
+        let watch_ready = Family::<WatchLabels, Gauge>::default();
+        registry.register(
+            "watch_ready",
+            "1 while the ChangeOrderWatch's Ready condition is True (its last poll worked), else 0",
+            watch_ready.clone(),
+        );
+        let watch_latest_phase = Family::<WatchPhaseLabels, Gauge>::default();
+        registry.register(
+            "watch_latest_order_phase",
+            "Phase of the watch's newest ChangeOrder (status.latestOrder): 1 for the current \
+             phase, 0 for the others; no series while the watch has no order",
+            watch_latest_phase.clone(),
+        );
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the version label is the running operator's",
+            build_info.clone(),
+        );
+        // Set once: the version cannot change while the process runs.
+        build_info
+            .get_or_create(&VersionLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+
         let metrics = Self {
             inner: Arc::new(Inner {
                 registry,
@@ -192,6 +258,9 @@ impl Metrics {
                 watches,
                 leader,
                 order_write_failures,
+                watch_ready,
+                watch_latest_phase,
+                watch_series: Mutex::default(),
             }),
         };
         // Gauges start at an explicit zero so dashboards see every series from the first scrape.
@@ -288,6 +357,65 @@ impl Metrics {
         }
     }
 
+    /// Replaces the per-watch series of the watches in `scope` (a namespace, or `None` for all)
+    /// with `states`: series of watches in the scope that are not in `states` (deleted) are
+    /// removed. Each controller serves one scope and knows only its own watches, so it must not
+    /// remove another scope's series.
+    pub fn set_watch_states(&self, scope: Option<&str>, states: &[WatchState]) {
+        let mut series = self.inner.watch_series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut live = HashSet::new();
+        for w in states {
+            let key = WatchLabels {
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+            };
+            self.inner.watch_ready.get_or_create(&key).set(i64::from(w.ready));
+            match w.latest_phase {
+                // Every phase, 0 or 1, so `== 1` selects the current one and a phase change
+                // never leaves the old phase at 1.
+                Some(current) => {
+                    for phase in Phase::ALL {
+                        self.inner
+                            .watch_latest_phase
+                            .get_or_create(&self.phase_labels(&key, phase))
+                            .set(i64::from(phase == current));
+                    }
+                }
+                None => self.remove_phases(&key),
+            }
+            live.insert((w.namespace.clone(), w.name.clone()));
+        }
+        let gone: Vec<(String, String)> = series
+            .iter()
+            .filter(|(ns, _)| scope.is_none_or(|s| s == ns))
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect();
+        for (namespace, name) in gone {
+            let key = WatchLabels { namespace, name };
+            self.inner.watch_ready.remove(&key);
+            self.remove_phases(&key);
+            series.remove(&(key.namespace, key.name));
+        }
+        series.extend(live);
+    }
+
+    fn phase_labels(&self, watch: &WatchLabels, phase: Phase) -> WatchPhaseLabels {
+        WatchPhaseLabels {
+            namespace: watch.namespace.clone(),
+            name: watch.name.clone(),
+            phase: phase.as_str(),
+        }
+    }
+
+    fn remove_phases(&self, watch: &WatchLabels) {
+        for phase in Phase::ALL {
+            self.inner
+                .watch_latest_phase
+                .remove(&self.phase_labels(watch, phase));
+        }
+    }
+
     /// Whether this replica is the one doing the work.
     pub fn set_leader(&self, leading: bool) {
         self.inner.leader.set(i64::from(leading));
@@ -342,6 +470,7 @@ mod tests {
             "changeorder_awaiting_input_seconds",
             "changeorder_watches",
             "changeorder_leader",
+            "changeorder_build_info",
         ] {
             assert!(text.contains(&format!("\n{name}")), "{name} missing in\n{text}");
         }
@@ -467,6 +596,70 @@ mod tests {
         assert_eq!(value(&text, r#"changeorder_watches{ready="true"}"#), Some(3.0));
         assert_eq!(value(&text, r#"changeorder_watches{ready="false"}"#), Some(1.0));
         assert_eq!(value(&text, "changeorder_leader"), Some(1.0));
+    }
+
+    fn watch(ns: &str, name: &str, ready: bool, phase: Option<Phase>) -> WatchState {
+        WatchState {
+            namespace: ns.into(),
+            name: name.into(),
+            ready,
+            latest_phase: phase,
+        }
+    }
+
+    #[test]
+    fn build_info_carries_the_crate_version() {
+        let text = Metrics::new().encode();
+        let series = format!(
+            r#"changeorder_build_info{{version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(value(&text, &series), Some(1.0), "{text}");
+    }
+
+    #[test]
+    fn per_watch_gauges_follow_the_watches_and_leave_other_scopes_alone() {
+        let m = Metrics::new();
+        let ready = |text: &str, ns: &str, name: &str| {
+            value(
+                text,
+                &format!(r#"changeorder_watch_ready{{namespace="{ns}",name="{name}"}}"#),
+            )
+        };
+        let phase = |text: &str, ns: &str, name: &str, p: &str| {
+            value(
+                text,
+                &format!(
+                    r#"changeorder_watch_latest_order_phase{{namespace="{ns}",name="{name}",phase="{p}"}}"#
+                ),
+            )
+        };
+        m.set_watch_states(Some("a"), &[watch("a", "w1", true, Some(Phase::Running))]);
+        m.set_watch_states(Some("b"), &[watch("b", "w2", false, None)]);
+        let text = m.encode();
+        assert_eq!(ready(&text, "a", "w1"), Some(1.0), "{text}");
+        assert_eq!(ready(&text, "b", "w2"), Some(0.0), "{text}");
+        assert_eq!(phase(&text, "a", "w1", "Running"), Some(1.0), "{text}");
+        assert_eq!(phase(&text, "a", "w1", "Succeeded"), Some(0.0), "{text}");
+        assert_eq!(phase(&text, "b", "w2", "Running"), None, "no order, no series");
+
+        // The phase moves; namespace b's update does not touch a's series.
+        m.set_watch_states(Some("a"), &[watch("a", "w1", true, Some(Phase::Succeeded))]);
+        m.set_watch_states(Some("b"), &[watch("b", "w2", true, None)]);
+        let text = m.encode();
+        assert_eq!(phase(&text, "a", "w1", "Running"), Some(0.0), "{text}");
+        assert_eq!(phase(&text, "a", "w1", "Succeeded"), Some(1.0), "{text}");
+        assert_eq!(ready(&text, "b", "w2"), Some(1.0), "{text}");
+
+        // w1 deleted: all its series go, w2's stay.
+        m.set_watch_states(Some("a"), &[]);
+        let text = m.encode();
+        assert!(!text.contains(r#"name="w1""#), "{text}");
+        assert_eq!(ready(&text, "b", "w2"), Some(1.0), "{text}");
+
+        // A cluster-wide scope owns every namespace.
+        m.set_watch_states(None, &[]);
+        assert!(!m.encode().contains("name=\"w2\""));
     }
 
     #[test]

@@ -121,6 +121,10 @@ pub fn strip_secret_metadata(secret: &mut PartialObjectMeta<Secret>) {
     m.generate_name = None;
 }
 
+/// How often the gauges are recomputed from the caches apart from reconciles (see
+/// `controller_for`); bounds how long a deleted watch's series outlive it.
+const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long reconciles in flight may run on after a shutdown signal.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -192,8 +196,20 @@ fn controller_for(
         rt.settings.clone(),
         rt.metrics.clone(),
         recorder,
+        ns.map(str::to_string),
         synced_rx,
     );
+    // Gauges are refreshed after every reconcile, but a deleted watch is not reconciled again:
+    // without this tick its per-watch series would stay until another watch's reconcile.
+    let gauges_ctx = ctx.clone();
+    let gauges = async move {
+        let mut tick = tokio::time::interval(GAUGE_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            report::update_gauges(&gauges_ctx);
+        }
+    };
 
     let ctx_stopping = ctx.stopping_flag();
     let run = controller
@@ -231,6 +247,7 @@ fn controller_for(
             _ = run => {}
             _ = order_events => {}
             _ = secret_events => {}
+            _ = gauges => {}
             _ = deadline => tracing::warn!("reconciles still running after the grace period; stopping anyway"),
         }
     };

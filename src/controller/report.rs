@@ -10,6 +10,7 @@ use kube::runtime::events::{Event, EventType};
 
 use crate::conditions;
 use crate::controller::context::Context;
+use crate::controller::metrics::WatchState;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, ChangeOrderWatchStatus, Phase};
 use crate::mapping;
 
@@ -120,7 +121,8 @@ fn truncate(mut s: String, max: usize) -> String {
     s
 }
 
-/// Orders by phase and watches by readiness, from the caches; forget deleted watches.
+/// Orders by phase, watches by readiness and each watch's own gauges, from the caches; forget
+/// deleted watches (their memory and their per-watch series).
 pub fn update_gauges(ctx: &Context) {
     let mut counts: HashMap<Phase, u64> = HashMap::new();
     for o in ctx.orders.state() {
@@ -130,6 +132,7 @@ pub fn update_gauges(ctx: &Context) {
     }
     let (mut ready, mut not_ready) = (0, 0);
     let mut live = std::collections::HashSet::new();
+    let mut states = Vec::new();
     for w in ctx.watches.state() {
         if let Some(uid) = &w.metadata.uid {
             live.insert(uid.clone());
@@ -139,9 +142,24 @@ pub fn update_gauges(ctx: &Context) {
             .as_ref()
             .and_then(|s| conditions::find(&s.conditions, "Ready"))
             .is_some_and(|c| c.status == "True");
-        if is_ready { ready += 1 } else { not_ready += 1 }
+        if is_ready {
+            ready += 1
+        } else {
+            not_ready += 1
+        }
+        states.push(WatchState {
+            namespace: w.metadata.namespace.clone().unwrap_or_default(),
+            name: w.metadata.name.clone().unwrap_or_default(),
+            ready: is_ready,
+            latest_phase: w
+                .status
+                .as_ref()
+                .and_then(|s| s.latest_order.as_ref())
+                .and_then(|o| o.phase),
+        });
     }
     ctx.metrics.set_watches(ready, not_ready);
+    ctx.metrics.set_watch_states(ctx.scope.as_deref(), &states);
     ctx.forget_all_but(&live);
     let all: Vec<(Phase, u64)> = Phase::ALL
         .iter()

@@ -5,9 +5,13 @@
 # be downloaded here. Each tool has a build-only Go module under go/ with a
 # committed go.sum, so the dependency graph is fixed.
 #
-# Usage: tests/tools/controlplane-bins.sh [--node]
+# Usage: tests/tools/controlplane-bins.sh [--node] [--only NAME,...] [--estimate]
 #   --node also builds what a node needs (kubelet, kube-scheduler;
 #   see node.sh), from the same module, so they share the build cache.
+#   --only builds just the named binaries (the demo needs no helm, and
+#   against an existing cluster only kubectl), in the usual order.
+#   --estimate builds nothing: prints the binaries still to build and the
+#   seconds they took here (figures below), as "SECONDS NAME..." on one line.
 #   Prints the bin directory as its last stdout line; progress goes to stderr.
 #   Binaries are cached outside the repo, keyed by the pinned versions, so a
 #   second run finds them and builds nothing.
@@ -41,12 +45,32 @@ cache_root=${CONTROLPLANE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changeorder
 bin_dir=$cache_root/$K8S_VERSION-$ETCD_VERSION-$HELM_VERSION/bin
 binaries=(kube-apiserver kube-controller-manager kubectl etcd helm)
 node_binaries=(kubelet kube-scheduler)
-with_node=false
-case ${1:-} in
-  --node) with_node=true; binaries+=("${node_binaries[@]}") ;;
-  "") ;;
-  *) printf 'usage: %s [--node]\n' "$0" >&2; exit 2 ;;
-esac
+# Cold-build seconds from the measurements above (quiet 2-core machine). The
+# controller-manager's and kubectl's assume the apiserver was built first and
+# its packages are cached; alone, each takes most of the apiserver's time.
+declare -A build_seconds=([kube-apiserver]=309 [kube-controller-manager]=103
+  [kubectl]=39 [etcd]=46 [helm]=223 [kubelet]=200 [kube-scheduler]=61)
+usage() { printf 'usage: %s [--node] [--only NAME,...] [--estimate]\n' "$0" >&2; exit 2; }
+with_node=false only="" estimate=false
+while (($#)); do
+  case $1 in
+    --node) with_node=true; binaries+=("${node_binaries[@]}") ;;
+    --only) (($# > 1)) || usage; only=$2; shift ;;
+    --estimate) estimate=true ;;
+    *) usage ;;
+  esac
+  shift
+done
+if [[ -n $only ]]; then
+  IFS=, read -r -a wanted <<<"$only"
+  for b in "${wanted[@]}"; do
+    [[ -n ${build_seconds[$b]:-} ]] || { printf 'controlplane-bins: unknown binary %s\n' "$b" >&2; exit 2; }
+    [[ " ${node_binaries[*]} " == *" $b "* ]] && with_node=true
+  done
+  binaries=("${wanted[@]}")
+fi
+# wanted NAME: whether this run builds NAME.
+wanted() { [[ " ${binaries[*]} " == *" $1 "* ]]; }
 
 log() { printf 'controlplane-bins: %s\n' "$*" >&2; }
 
@@ -56,6 +80,25 @@ all_present() {
     [[ -x $bin_dir/$b ]] || return 1
   done
 }
+
+if $estimate; then
+  total=0 missing=()
+  for b in "${binaries[@]}"; do
+    [[ -x $bin_dir/$b ]] && continue
+    missing+=("$b")
+    secs=${build_seconds[$b]}
+    # Without the apiserver's packages in the build cache (neither built before nor in this
+    # run), the other Kubernetes binaries compile most of them themselves.
+    if [[ $b == kube-controller-manager || $b == kubectl ]] && [[ ! -x $bin_dir/kube-apiserver ]] &&
+      ! wanted kube-apiserver; then
+      secs=${build_seconds[kube-apiserver]}
+    fi
+    total=$((total + secs))
+  done
+  printf '%s\n' "$total${missing[*]:+ ${missing[*]}}"
+  printf '%s\n' "$bin_dir"
+  exit 0
+fi
 
 # Fast path: no go invocation, no lock.
 if all_present; then
@@ -107,16 +150,16 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=34"
   k8s_ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$K8S_BUILD_DATE"
 done
-build k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
-build k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
-build k8s kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+wanted kube-apiserver && build k8s kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
+wanted kube-controller-manager && build k8s kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
+wanted kubectl && build k8s kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 # etcd's version is a constant in its api module; nothing to stamp.
-build etcd etcd go.etcd.io/etcd/server/v3 "-s -w"
-build helm helm helm.sh/helm/v4/cmd/helm \
+wanted etcd && build etcd etcd go.etcd.io/etcd/server/v3 "-s -w"
+wanted helm && build helm helm helm.sh/helm/v4/cmd/helm \
   "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
 if $with_node; then
-  build k8s kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
-  build k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
+  wanted kubelet && build k8s kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
+  wanted kube-scheduler && build k8s kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
 fi
 
 all_present
