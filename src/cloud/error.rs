@@ -188,19 +188,22 @@ pub struct CloudError {
 
 impl std::fmt::Display for CloudError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let code = self
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .unwrap_or(self.kind.as_str());
-        // One line: flatten any newline the cloud put into its message.
-        let message: String = self
-            .message
-            .chars()
-            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
-            .collect();
-        write!(f, "{code}: {}", message.trim())?;
-        match (&self.request_id, self.http_status) {
+        // One line: flatten any newline the cloud put into its code, message or request id
+        // (all three come from the reply).
+        let one_line = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+                .collect()
+        };
+        let code = one_line(
+            self.code
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .unwrap_or(self.kind.as_str()),
+        );
+        write!(f, "{code}: {}", one_line(&self.message).trim())?;
+        let request_id = self.request_id.as_deref().map(one_line);
+        match (&request_id, self.http_status) {
             (Some(id), Some(s)) => write!(f, " (RequestId {id}, HTTP {s})"),
             (Some(id), None) => write!(f, " (RequestId {id})"),
             (None, Some(s)) => write!(f, " (HTTP {s})"),
@@ -495,6 +498,20 @@ mod tests {
         let r = CloudError::new(ErrorKind::ServerError, "m").with_request_id(Some("R".into()));
         assert_eq!(r.to_string(), "ServerError: m (RequestId R)");
         assert!(!r.to_string().contains('\n'));
+    }
+
+    /// Found by the error_envelope fuzz target: a reply whose error code held a carriage return
+    /// (`{"Success": false, "Code": "In\r..."}`) made a multi-line error text, which ends up in
+    /// conditions, Events and log lines.
+    #[test]
+    fn display_flattens_code_and_request_id() {
+        let e = CloudError::new(ErrorKind::BadRequest, "m\nn")
+            .with_code("In\rvalid\nCode")
+            .with_request_id(Some("R\r1".into()))
+            .with_status(200);
+        let line = e.to_string();
+        assert!(!line.contains(['\n', '\r']), "{line:?}");
+        assert_eq!(line, "In valid Code: m n (RequestId R 1, HTTP 200)");
     }
 
     #[test]
