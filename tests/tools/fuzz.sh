@@ -10,6 +10,7 @@
 #   FUZZ_SANITIZER            address | none (default: none: the crate forbids unsafe code, and
 #                             without ASan a target runs about twice as many inputs)
 #   FUZZ_STOP_ON_FINDING=1    stop a target at its first finding instead of searching on
+#   FUZZ_TARGET_DIR           where the build goes (default: ~/.cache/changeorder-operator/fuzz-target)
 #   FUZZ_FAIL_ON_FINDINGS=1   exit 1 when anything was found (default: only build or run
 #                             failures fail; every finding gets a regression test in the crate)
 # The corpus grows in fuzz/corpus/<target> (not committed) from the seeds in fuzz/seeds/<target>;
@@ -40,9 +41,13 @@ done
 
 # One build for all targets; running the binaries directly keeps cargo out of the timed runs.
 echo "fuzz: building ${#all_targets[@]} targets with $toolchain (sanitizer $sanitizer)" >&2
-"${cargo_fuzz[@]}" build --fuzz-dir fuzz --sanitizer "$sanitizer" --debug-assertions >&2
+# The instrumented build of the crate and every dependency is long (tens of minutes on 2 busy
+# cores), so its target directory lives in the cache outside the checkout, like the control-plane
+# binaries: a fresh clone on the same machine rebuilds only the crate itself.
+target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/fuzz-target}
+"${cargo_fuzz[@]}" build --fuzz-dir fuzz --target-dir "$target_dir" --sanitizer "$sanitizer" --debug-assertions >&2
 host=$(rustc "+$toolchain" -vV | sed -n 's/^host: //p')
-bin_dir=fuzz/target/$host/release
+bin_dir=$target_dir/$host/release
 
 dict_for() {
   case $1 in
