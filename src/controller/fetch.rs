@@ -86,12 +86,27 @@ pub async fn fetch(
     choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
     stopping: &(dyn Fn() -> bool + Sync),
 ) -> Result<Fetched, CloudError> {
-    tokio::time::timeout(
-        POLL_TIMEOUT,
-        fetch_unbounded(cloud, target, credentials, choose, stopping),
-    )
-    .await
-    .unwrap_or_else(|_| {
+    let all = async {
+        let listed = dedup(cloud.list(target, credentials).await?);
+        let wanted = choose(&listed);
+        let details: HashMap<String, Detail> = futures::stream::iter(wanted)
+            .map(|id| async move {
+                if stopping() {
+                    return (id, Detail::Skipped);
+                }
+                let detail = match cloud.describe(target, credentials, &id).await {
+                    Ok(order) => Detail::Found(Box::new(order)),
+                    Err(e) if e.kind() == ErrorKind::OrderNotFound => Detail::NotFound,
+                    Err(e) => Detail::Failed(e),
+                };
+                (id, detail)
+            })
+            .buffer_unordered(DESCRIBE_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(Fetched { listed, details })
+    };
+    tokio::time::timeout(POLL_TIMEOUT, all).await.unwrap_or_else(|_| {
         Err(CloudError::new(
             ErrorKind::Transport,
             format!(
@@ -100,33 +115,6 @@ pub async fn fetch(
             ),
         ))
     })
-}
-
-async fn fetch_unbounded(
-    cloud: &CloudClient,
-    target: &Target,
-    credentials: &Credentials,
-    choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
-    stopping: &(dyn Fn() -> bool + Sync),
-) -> Result<Fetched, CloudError> {
-    let listed = dedup(cloud.list(target, credentials).await?);
-    let wanted = choose(&listed);
-    let details: HashMap<String, Detail> = futures::stream::iter(wanted)
-        .map(|id| async move {
-            if stopping() {
-                return (id, Detail::Skipped);
-            }
-            let detail = match cloud.describe(target, credentials, &id).await {
-                Ok(order) => Detail::Found(Box::new(order)),
-                Err(e) if e.kind() == ErrorKind::OrderNotFound => Detail::NotFound,
-                Err(e) => Detail::Failed(e),
-            };
-            (id, detail)
-        })
-        .buffer_unordered(DESCRIBE_CONCURRENCY)
-        .collect()
-        .await;
-    Ok(Fetched { listed, details })
 }
 
 #[cfg(test)]

@@ -526,6 +526,17 @@ mod tests {
         retention: &Retention,
         now: &str,
     ) -> Plan {
+        run_with_misses(listed, details, existing, retention, &HashMap::new(), now)
+    }
+
+    fn run_with_misses(
+        listed: Vec<CloudOrder>,
+        details: Vec<(&str, Detail)>,
+        existing: &Existing<'_>,
+        retention: &Retention,
+        misses: &HashMap<String, u32>,
+        now: &str,
+    ) -> Plan {
         let fetched = Fetched {
             listed,
             details: details.into_iter().map(|(id, d)| (id.to_string(), d)).collect(),
@@ -537,7 +548,7 @@ mod tests {
             existing,
             superseded: Vec::new(),
             retention,
-            misses: &HashMap::new(),
+            misses,
             now: ts(now),
         })
     }
@@ -674,20 +685,14 @@ mod tests {
 
         // Tries exhausted: the list's final state is written, with the stored batches kept.
         let spent: HashMap<String, u32> = [("co".to_string(), MAX_DESCRIBE_TRIES)].into();
-        let fetched = Fetched {
-            listed: vec![order("co", 3, Some("2026-01-01T00:09:00Z"))],
-            details: HashMap::new(),
-        };
-        let p = plan(Input {
-            watch: &watch(),
-            app: &AppRef::Id("app".into()),
-            fetched: &fetched,
-            existing: &existing,
-            superseded: Vec::new(),
-            retention: &policy(10),
-            misses: &spent,
-            now: ts(now),
-        });
+        let p = run_with_misses(
+            vec![order("co", 3, Some("2026-01-01T00:09:00Z"))],
+            Vec::new(),
+            &existing,
+            &policy(10),
+            &spent,
+            now,
+        );
         let s = status(&p, "co");
         assert_eq!((s.phase, s.batches.len()), (Some(Phase::Failed), 2));
     }
@@ -748,20 +753,14 @@ mod tests {
                 break;
             }
             described += 1;
-            let fetched = Fetched {
-                listed: listed.clone(),
-                details: [("odd".to_string(), Detail::Found(Box::new(order("odd", 42, None))))].into(),
-            };
-            misses = plan(Input {
-                watch: &watch(),
-                app: &AppRef::Id("app".into()),
-                fetched: &fetched,
-                existing: &existing,
-                superseded: Vec::new(),
-                retention: &policy(10),
-                misses: &misses,
-                now: ts("2026-01-01T00:10:00Z"),
-            })
+            misses = run_with_misses(
+                listed.clone(),
+                vec![("odd", Detail::Found(Box::new(order("odd", 42, None))))],
+                &existing,
+                &policy(10),
+                &misses,
+                "2026-01-01T00:10:00Z",
+            )
             .misses;
         }
         assert_eq!(described, MAX_DESCRIBE_TRIES);
