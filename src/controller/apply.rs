@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -15,6 +16,9 @@ use crate::crd::{ChangeOrder, Phase};
 use crate::mapping;
 
 pub const FIELD_MANAGER: &str = "changeorder-operator";
+
+/// Writes of one poll in flight at once (per watch; watches are reconciled concurrently too).
+const WRITE_CONCURRENCY: usize = 4;
 
 /// An order that could not be written this poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,11 +65,19 @@ pub async fn apply(
             })
             .collect(),
     };
-    for desired in plan.desired {
+    // A watch's objects are independent: write several at once, so a cold sync of a watch with
+    // many orders is not one round trip after another.
+    let writes = futures::stream::iter(plan.desired.into_iter().map(|desired| {
         let id = desired.spec.change_order_id.clone();
         let phase = desired.status.as_ref().and_then(|s| s.phase);
         let stored = existing.get(id.as_str()).copied();
-        match apply_order(ctx, ns, desired, stored, now).await {
+        async move { (id, phase, apply_order(ctx, ns, desired, stored, now).await) }
+    }))
+    .buffer_unordered(WRITE_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    for (id, phase, result) in writes {
+        match result {
             Ok(()) => {
                 if let Some(p) = phase {
                     applied.phases.insert(id, p);
