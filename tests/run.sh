@@ -19,8 +19,24 @@ if [ -x tests/tools/controlplane-bins.sh ]; then
   export CONTROLPLANE_BIN_DIR
 fi
 
+step "cargo test (build)"
+cargo test --locked --all-targets --no-run
+
+# The README's demo runs for a fixed 60 s and mostly waits, so it runs next to the tests instead
+# of after them; its output is checked at the end. It builds nothing (the build above is done),
+# and it listens on the examples' fixed ports, which no test uses.
+step "the README's demo, as a new user runs it (60 s, in the background)"
+demo_out=$(mktemp)
+demo_err=$(mktemp)
+DEMO_SECONDS=60 DEMO_DIR="$(mktemp -d)/demo" ./examples/demo.sh >"$demo_out" 2>"$demo_err" &
+demo_pid=$!
+# A failing step ends the script; the demo then stops too (it cleans up on TERM).
+trap 'kill "$demo_pid" 2>/dev/null || true' EXIT
+
+# Most integration tests wait on servers, timers and processes rather than the CPU, so the one
+# integration binary (tests/it) runs several at once; the other binaries are quick.
 step "cargo test"
-cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-8}"
 
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
   # A few seconds each, so the targets keep building against the crate. The long runs and their
@@ -37,9 +53,8 @@ if [ -x tests/sdk/run.sh ]; then
   tests/sdk/run.sh
 fi
 
-step "the README's demo, as a new user runs it (60 s)"
-demo_out=$(mktemp)
-DEMO_SECONDS=60 DEMO_DIR="$(mktemp -d)/demo" ./examples/demo.sh >"$demo_out"
+step "the README's demo (started before cargo test)"
+wait "$demo_pid" || { echo "demo: exit status $?"; cat "$demo_err" "$demo_out"; exit 1; }
 # The demo's rollout must be seen moving: Pending first, then waiting for a person, then done.
 for phase in Pending Running AwaitingConfirmation AwaitingApproval Succeeded Failed; do
   grep -q "demo-edas-demo-edas-rollout .* $phase \|demo-sae-demo-sae-approval .* $phase \| $phase " "$demo_out" ||
@@ -50,5 +65,5 @@ grep -q "demo-edas-demo-edas-rollout .*AwaitingConfirmation" "$demo_out" ||
 # Each order once per state: no row before its status, no row repeating the order's last one.
 awk 'NR > 1 && ($4 == "<none>" || last[$1] == $0) { bad = 1; print "demo: shown again: " $0 }
   { last[$1] = $0 } END { exit bad }' "$demo_out" || { cat "$demo_out"; exit 1; }
-rm -f "$demo_out"
+rm -f "$demo_out" "$demo_err"
 echo "demo: PASS"

@@ -1,7 +1,7 @@
 //! The real `changeorder-operator run` binary, as a cluster runs it: with the Helm chart's
 //! ServiceAccount token, environment and RBAC; two replicas behind a Lease; SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
@@ -174,7 +174,7 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
         metrics.contains("changeorder_orders{phase=\"Succeeded\"}"),
         "{metrics}"
     );
-    // The released binary's own version and per-watch series (tests/dashboard.rs has the rest).
+    // The released binary's own version and per-watch series (tests/it/dashboard.rs has the rest).
     assert!(
         metrics.contains(&format!(
             "changeorder_build_info{{version=\"{}\"}} 1",

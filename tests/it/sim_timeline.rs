@@ -1,6 +1,6 @@
 //! Orders moving over (scaled) time, orders appearing later, and the call counters.
 
-mod sim_support;
+use crate::sim_support;
 
 use std::time::Duration;
 

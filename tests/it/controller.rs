@@ -1,7 +1,7 @@
 //! The controller against a real kube-apiserver (+ etcd, + the garbage collector) and the
 //! bundled simulator over HTTP: what `kubectl` users and GitOps tools see.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
