@@ -408,7 +408,10 @@ apps:
             spec.holder_identity = Some("intruder".into());
         }
         let at = std::time::Instant::now();
-        match leases.replace("changeorder-operator", &Default::default(), &lease).await {
+        match leases
+            .replace("changeorder-operator", &Default::default(), &lease)
+            .await
+        {
             Ok(_) => break at,
             Err(kube::Error::Api(e)) if e.code == 409 => continue,
             Err(e) => panic!("take the Lease: {e}"),

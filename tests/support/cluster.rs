@@ -80,7 +80,7 @@ impl TestCluster {
             let mut all = ISOLATED.lock().unwrap_or_else(|e| e.into_inner());
             // Leaked: like the shared cluster, it lives as long as the process. The lock is
             // released before starting, so clusters of different names start concurrently.
-            *all.entry(name.to_string())
+            all.entry(name.to_string())
                 .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
         };
         match cell.get_or_init(Self::start) {
