@@ -4,7 +4,7 @@
 #   docker build -t changeorder-operator:0.1.0 .
 # Without Docker, tests/tools/image.sh builds the same image (it runs the same
 # tests/tools/image-rootfs.sh and reads the final stage below for the configuration;
-# tests/image.rs checks the two agree). Multi-arch: docker buildx build --platform
+# tests/it/image.rs checks the two agree). Multi-arch: docker buildx build --platform
 # linux/amd64,linux/arm64 (image-rootfs.sh copies whatever libraries that platform's binary needs).
 
 # The toolchain CI tests with, on the Debian release the project's machines run (bookworm). Pin

@@ -2,6 +2,11 @@
 # The whole test suite, as CI runs it: lint, unit and integration tests against the simulator and a
 # real local control plane, the official SDK check and the chart checks. Safe to run repeatedly:
 # tools are built once and cached outside the repository.
+#
+# The steps after the build run at the same time: the integration tests mostly wait (on servers,
+# timers, processes), and so do the demo (a fixed 60 s) and the SDK check; the fuzz build is CPU
+# work, so it runs at the lowest priority, in the gaps. Each side step's output is shown, and
+# checked, at the end, in order; any failure fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,27 +24,78 @@ if [ -x tests/tools/controlplane-bins.sh ]; then
   export CONTROLPLANE_BIN_DIR
 fi
 
-step "cargo test"
-cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-2}"
+# Everything cargo test, the demo and the SDK check run, built once up front (they would
+# otherwise wait on each other's cargo lock).
+step "cargo test --no-run"
+cargo test --locked --all-targets --no-run
 
+side_dir=$(mktemp -d)
+side_names=()
+side_pids=()
+# side NAME CMD...: runs CMD in the background, stdout to $side_dir/N.out, stderr to N.err.
+side() {
+  local name=$1
+  shift
+  step "$name: started in the background"
+  "$@" >"$side_dir/${#side_pids[@]}.out" 2>"$side_dir/${#side_pids[@]}.err" &
+  side_names+=("$name")
+  side_pids+=($!)
+}
+# A failing step ends the script; the side steps then stop too (each cleans up on TERM).
+trap 'kill "${side_pids[@]}" 2>/dev/null || true; rm -rf "$side_dir"' EXIT
+
+# Not niced: the demo must show every phase within its 60 s.
+side "the README's demo, as a new user runs it (60 s)" \
+  env DEMO_SECONDS=60 DEMO_DIR="$side_dir/demo-state" ./examples/demo.sh
+if [ -x tests/sdk/run.sh ]; then
+  side "official Alibaba Cloud Python SDKs against the simulator" nice -n 10 tests/sdk/run.sh
+fi
+fuzz=false
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
-  # A few seconds each, so the targets keep building against the crate. The long runs and their
-  # figures are `tests/tools/fuzz.sh 600`; every finding gets a regression test in cargo test,
-  # so findings here do not fail the suite.
-  step "fuzz targets, ${FUZZ_SECONDS:-5} s each"
-  tests/tools/fuzz.sh "${FUZZ_SECONDS:-5}"
+  fuzz=true
+  # Only the build here (minutes when the crate changed: optimised, instrumented); the runs come
+  # after the tests, at full priority, since a starved fuzzer runs a handful of inputs.
+  side "fuzz targets: build" nice -n 19 env FUZZ_BUILD_ONLY=1 tests/tools/fuzz.sh
 else
   step "fuzz targets skipped: no cargo-fuzz or no nightly toolchain (cargo install cargo-fuzz --locked)"
 fi
 
-if [ -x tests/sdk/run.sh ]; then
-  step "official Alibaba Cloud Python SDKs against the simulator"
-  tests/sdk/run.sh
+# The integration tests are one binary (tests/it) sharing a control plane; they mostly wait, so
+# several run at once. The other binaries (unit tests) are quick.
+step "cargo test"
+cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-8}"
+
+for i in "${!side_names[@]}"; do
+  step "${side_names[$i]}"
+  status=0
+  wait "${side_pids[$i]}" || status=$?
+  cat "$side_dir/$i.err" >&2
+  # The demo (side step 0) prints a table, checked below and printed only if a check fails.
+  [ "$i" -eq 0 ] || cat "$side_dir/$i.out"
+  [ "$status" -eq 0 ] || { echo "${side_names[$i]}: exit status $status"; cat "$side_dir/$i.out"; exit 1; }
+done
+
+if $fuzz; then
+  # A few seconds each, so the targets keep building and running against the crate; two at a
+  # time (two halves of the list), one per core. The long runs and their figures are
+  # `tests/tools/fuzz.sh 600`; every finding gets a regression test in cargo test, so findings
+  # here do not fail the suite.
+  step "fuzz targets, ${FUZZ_SECONDS:-5} s each, two at a time"
+  mapfile -t targets < <(cargo +nightly fuzz list --fuzz-dir fuzz)
+  half=$(((${#targets[@]} + 1) / 2))
+  tests/tools/fuzz.sh "${FUZZ_SECONDS:-5}" "${targets[@]:0:half}" >"$side_dir/fuzz1" 2>&1 &
+  fuzz1=$!
+  tests/tools/fuzz.sh "${FUZZ_SECONDS:-5}" "${targets[@]:half}" >"$side_dir/fuzz2" 2>&1 &
+  fuzz2=$!
+  status=0
+  wait "$fuzz1" || status=$?
+  wait "$fuzz2" || status=$?
+  cat "$side_dir/fuzz1" "$side_dir/fuzz2"
+  [ "$status" -eq 0 ] || { echo "fuzz: exit status $status"; exit 1; }
 fi
 
-step "the README's demo, as a new user runs it (60 s)"
-demo_out=$(mktemp)
-DEMO_SECONDS=60 DEMO_DIR="$(mktemp -d)/demo" ./examples/demo.sh >"$demo_out"
+step "the demo's table"
+demo_out=$side_dir/0.out
 # The demo's rollout must be seen moving: Pending first, then waiting for a person, then done.
 for phase in Pending Running AwaitingConfirmation AwaitingApproval Succeeded Failed; do
   grep -q "demo-edas-demo-edas-rollout .* $phase \|demo-sae-demo-sae-approval .* $phase \| $phase " "$demo_out" ||
@@ -50,5 +106,4 @@ grep -q "demo-edas-demo-edas-rollout .*AwaitingConfirmation" "$demo_out" ||
 # Each order once per state: no row before its status, no row repeating the order's last one.
 awk 'NR > 1 && ($4 == "<none>" || last[$1] == $0) { bad = 1; print "demo: shown again: " $0 }
   { last[$1] = $0 } END { exit bad }' "$demo_out" || { cat "$demo_out"; exit 1; }
-rm -f "$demo_out"
 echo "demo: PASS"

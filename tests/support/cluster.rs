@@ -2,7 +2,8 @@
 //!
 //! One cluster (etcd, kube-apiserver, kube-controller-manager; no nodes) is
 //! started per test binary by `tests/tools/cluster.sh`, the first time a test
-//! asks for it. Every test gets its own namespace and its own client:
+//! asks for it, and shared by all its tests. Every test gets its own namespace
+//! and its own client:
 //!
 //! ```ignore
 //! mod support;
@@ -16,6 +17,10 @@
 //! }
 //! ```
 //!
+//! A test that would disturb the others (stopping the API server, counting all
+//! of its requests, CRDs owned by Helm, a node that runs pods) takes a cluster
+//! of its own with `TestCluster::isolated("name")`, in the same process.
+//!
 //! Clients are built per test because a `kube::Client` belongs to the tokio
 //! runtime it was made in, and each `#[tokio::test]` has its own runtime.
 //!
@@ -25,11 +30,12 @@
 //! With `CHANGEORDER_TEST_KEEP_CLUSTER=1` there is no watchdog: the cluster
 //! stays up for inspection, to be stopped with `cluster.sh down DIR`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -46,9 +52,14 @@ pub struct TestCluster {
     kubeconfig: PathBuf,
     bin_dir: PathBuf,
     apiserver_url: String,
+    /// The committed CRDs applied (see `operator::install_crds`), once per cluster.
+    crds: Once,
 }
 
-static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+type Cell = OnceLock<Result<TestCluster, String>>;
+
+static CLUSTER: Cell = OnceLock::new();
+static ISOLATED: Mutex<BTreeMap<String, &'static Cell>> = Mutex::new(BTreeMap::new());
 
 impl TestCluster {
     /// The cluster of this test binary, started on first use (blocking: a few
@@ -60,6 +71,27 @@ impl TestCluster {
             Ok(cluster) => cluster,
             Err(e) => panic!("test cluster unavailable: {e}"),
         }
+    }
+
+    /// A cluster of its own for tests that would disturb the shared one, one per `name`
+    /// (tests passing the same name share it), started on first use like [`Self::get`].
+    pub fn isolated(name: &str) -> &'static TestCluster {
+        let cell: &'static Cell = {
+            let mut all = ISOLATED.lock().unwrap_or_else(|e| e.into_inner());
+            // Leaked: like the shared cluster, it lives as long as the process. The lock is
+            // released before starting, so clusters of different names start concurrently.
+            all.entry(name.to_string())
+                .or_insert_with(|| Box::leak(Box::new(OnceLock::new())))
+        };
+        match cell.get_or_init(Self::start) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("test cluster {name:?} unavailable: {e}"),
+        }
+    }
+
+    /// Runs `install` once for this cluster; concurrent callers wait for the first.
+    pub fn once_for_crds(&self, install: impl FnOnce()) {
+        self.crds.call_once(install);
     }
 
     fn start() -> Result<TestCluster, String> {
@@ -100,6 +132,7 @@ impl TestCluster {
             bin_dir: var("CONTROLPLANE_BIN_DIR")?.into(),
             apiserver_url: var("KUBE_APISERVER_URL")?,
             dir,
+            crds: Once::new(),
         };
         eprintln!(
             "test cluster at {} up in {:.1}s (data in {}{})",

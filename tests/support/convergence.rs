@@ -15,7 +15,7 @@ use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
 use changeorder_operator::mapping;
 use changeorder_operator::sim::{self, RunningSim};
 
-use super::cluster::TestNamespace;
+use super::cluster::{TestCluster, TestNamespace};
 use super::operator::*;
 use super::process::*;
 
@@ -175,10 +175,12 @@ pub fn operator_args(ns: &TestNamespace, admin_port: u16, extra: &[&str]) -> Vec
 }
 
 pub fn start_operator(name: &str, dir: &Path, args: &[String]) -> Proc {
-    let kubeconfig = super::cluster::TestCluster::get()
-        .kubeconfig()
-        .display()
-        .to_string();
+    start_operator_on(TestCluster::get(), name, dir, args)
+}
+
+/// [`start_operator`] against `cluster` (e.g. an isolated one).
+pub fn start_operator_on(cluster: &TestCluster, name: &str, dir: &Path, args: &[String]) -> Proc {
+    let kubeconfig = cluster.kubeconfig().display().to_string();
     let env = vec![
         ("KUBECONFIG".to_string(), kubeconfig),
         ("RUST_LOG".to_string(), "info".to_string()),

@@ -1,5 +1,6 @@
-//! A real node (kubelet + containerd, `tests/tools/node.sh`) joined to the test binary's
-//! cluster, for tests that run pods. Started on first use; stopped with the cluster (cluster.sh
+//! A real node (kubelet + containerd, `tests/tools/node.sh`) joined to a cluster of its own
+//! (`TestCluster::isolated("node")`: pods of other tests must not run on it), for tests that
+//! run pods. Started on first use; stopped with the cluster (cluster.sh
 //! runs `node.sh down` before stopping the servers, also from its watchdog).
 //!
 //! It needs root, containerd, runc and the CNI plugins (.ci/run installs them). Without them
@@ -50,7 +51,7 @@ impl TestNode {
         Err(why)
     }
 
-    /// The node of this test binary's cluster, started on first use.
+    /// The node (with its own cluster, [`Self::cluster`]), started on first use.
     pub fn get() -> &'static TestNode {
         match NODE.get_or_init(Self::start) {
             Ok(node) => node,
@@ -59,7 +60,7 @@ impl TestNode {
     }
 
     fn start() -> Result<TestNode, String> {
-        let cluster = TestCluster::get();
+        let cluster = TestCluster::isolated("node");
         let started = Instant::now();
         let out = Command::new("bash")
             .arg(NODE_SH)
@@ -118,6 +119,11 @@ impl TestNode {
             archive.display(),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    /// The node's cluster.
+    pub fn cluster(&self) -> &'static TestCluster {
+        self.cluster
     }
 
     /// The node's logs (kubelet, containerd, scheduler, controllers), for failure reports.

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use changeorder_operator::cloud::client::CloudClient;
@@ -21,11 +21,9 @@ use tokio::sync::oneshot;
 
 use super::cluster::{TestCluster, TestNamespace};
 
-static CRDS: Once = Once::new();
-
-/// Apply the committed CRDs once per test binary and wait until they are served.
+/// Apply the committed CRDs once per cluster and wait until they are served.
 pub fn install_crds(cluster: &TestCluster) {
-    CRDS.call_once(|| {
+    cluster.once_for_crds(|| {
         let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
         let out = cluster
             .kubectl()
@@ -58,7 +56,11 @@ pub fn install_crds(cluster: &TestCluster) {
 
 /// A namespace in the shared cluster, with the CRDs installed.
 pub async fn namespace(prefix: &str) -> TestNamespace {
-    let cluster = TestCluster::get();
+    namespace_in(TestCluster::get(), prefix).await
+}
+
+/// A namespace in `cluster` (e.g. an isolated one), with the CRDs installed.
+pub async fn namespace_in(cluster: &'static TestCluster, prefix: &str) -> TestNamespace {
     install_crds(cluster);
     cluster.namespace(prefix).await
 }

@@ -13,6 +13,7 @@
 #   FUZZ_TARGET_DIR           where the build goes (default: ~/.cache/changeorder-operator/fuzz-target)
 #   FUZZ_FAIL_ON_FINDINGS=1   exit 1 when anything was found (default: only build or run
 #                             failures fail; every finding gets a regression test in the crate)
+#   FUZZ_BUILD_ONLY=1         build every target, run none (tests/run.sh builds in the background)
 # The corpus grows in fuzz/corpus/<target> (not committed) from the seeds in fuzz/seeds/<target>;
 # findings land in fuzz/artifacts/<target>, logs in fuzz/logs/<target>.log.
 set -euo pipefail
@@ -46,6 +47,7 @@ echo "fuzz: building ${#all_targets[@]} targets with $toolchain (sanitizer $sani
 # binaries: a fresh clone on the same machine rebuilds only the crate itself.
 target_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/fuzz-target}
 "${cargo_fuzz[@]}" build --fuzz-dir fuzz --target-dir "$target_dir" --sanitizer "$sanitizer" --debug-assertions >&2
+[ "${FUZZ_BUILD_ONLY:-0}" != 1 ] || exit 0
 host=$(rustc "+$toolchain" -vV | sed -n 's/^host: //p')
 bin_dir=$target_dir/$host/release
 

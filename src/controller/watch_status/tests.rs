@@ -59,7 +59,7 @@ fn failed(reason: &'static str, message: &str) -> Outcome {
 /// kstatus as fluxcd/cli-utils computes it for a custom resource: a generation not yet observed
 /// or `Reconciling=True` is InProgress, `Stalled=True` is Failed (conditions read in list order),
 /// then a `Ready` condition decides (True: Current, otherwise InProgress), and without one the
-/// resource is Current. tests/watch_gitops.rs checks the same table with the library itself.
+/// resource is Current. tests/it/watch_gitops.rs checks the same table with the library itself.
 fn kstatus(generation: i64, status: &ChangeOrderWatchStatus) -> &'static str {
     if status.observed_generation.is_some_and(|g| g != generation) {
         return "InProgress";

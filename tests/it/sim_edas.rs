@@ -1,6 +1,6 @@
 //! EDAS over real HTTP: both operations, both signing schemes, shapes, wrappers, errors.
 
-mod sim_support;
+use crate::sim_support;
 
 use changeorder_operator::cloud::sign::Scheme;
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! `changeorder-operator probe` as users run it: the real binary against a stub cloud on
 //! 127.0.0.1, checking stdout (a YAML stream of ChangeOrders), stderr (one line) and exit codes.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::Output;

@@ -3,7 +3,7 @@
 //! the cloud sends orders too large or oddly named. Each test ends by checking the promise:
 //! every order the cloud has exists exactly once, with the status the cloud last reported.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Gateway authentication over real HTTP, for both schemes: every refusal the cloud gives.
 
-mod sim_support;
+use crate::sim_support;
 
 use changeorder_operator::cloud::sign::Scheme;
 use changeorder_operator::sim::{Credential, Scenario};

@@ -1,6 +1,6 @@
 //! Keyless (RRSA) credentials: the OIDC token exchanged at a stub STS over real HTTP.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::sync::Arc;

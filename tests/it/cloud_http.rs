@@ -2,7 +2,7 @@
 //! exactly as the gateway does (with the same `cloud::sign` functions) and plays each reply and
 //! failure the clients must handle.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

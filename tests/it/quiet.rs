@@ -1,12 +1,12 @@
 //! "A quiet poll writes nothing", counted the strict way: the API server's own request
-//! counters, over several polls of in-flight orders on every provider. Its own binary, so no
+//! counters, over several polls of in-flight orders on every provider. Its own cluster, so no
 //! other test's writes reach the same counters.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use support::cluster::eventually;
+use support::cluster::{TestCluster, eventually};
 use support::operator::*;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -57,7 +57,7 @@ async fn write_requests(client: &kube::Client) -> u64 {
 /// resourceVersions). Cloud times with milliseconds used to make every in-flight order a PATCH.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_polls_of_in_flight_orders_send_no_write_request() {
-    let ns = namespace("still").await;
+    let ns = namespace_in(TestCluster::isolated("quiet"), "still").await;
     let sim = start_sim(STILL).await;
     access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_secret(
@@ -95,7 +95,7 @@ async fn quiet_polls_of_in_flight_orders_send_no_write_request() {
     .await;
     // Let the first polls' status writes and Events settle.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    // This binary has this one test, so the API server's counters are ours alone.
+    // This cluster has this one test, so the API server's counters are ours alone.
     let client = ns.client();
     let before = write_requests(&client).await;
     let lists_before = op.calls.count("ListChangeOrders") + op.calls.count("ListRecentChangeOrder");

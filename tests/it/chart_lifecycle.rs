@@ -1,10 +1,9 @@
 //! `helm install`, `helm upgrade` and `helm uninstall` of the chart on a real API server, as a
-//! user runs them. Its own test binary, hence its own cluster: here Helm owns the CRDs, which the
-//! other chart tests apply from crds/ instead.
+//! user runs them. Its own cluster: here Helm owns the CRDs, which the other chart tests apply
+//! from crds/ instead.
 
-#[path = "chart/support.rs"]
-mod chart_support;
-mod support;
+use crate::chart_support;
+use crate::support;
 
 use std::process::Command;
 
@@ -58,7 +57,7 @@ fn helm(ns: &TestNamespace, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn install_upgrade_uninstall_keeps_crds_and_users_watches() {
-    let cluster = TestCluster::get();
+    let cluster = TestCluster::isolated("chart-lifecycle");
     let ns = cluster.namespace("chart-lifecycle").await;
     let users = cluster.namespace("chart-lifecycle-users").await;
     let chart = chart_dir().display().to_string();

@@ -2,7 +2,7 @@
 //! `crds/changeorder.io_crds.yaml`'s document for that CRD plus a fixed wrapper: the
 //! `crds.install` toggle, the `helm.sh/resource-policy: keep` annotation and the chart's labels.
 //! These tests fail when the chart's copy differs from `crds/`; to refresh it run
-//! `UPDATE_CHART_CRDS=1 cargo test --test chart_crds`.
+//! `UPDATE_CHART_CRDS=1 cargo test --test it chart_crds`.
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,7 @@ fn wrap(name: &str, doc: &str) -> String {
          {{{{- include \"changeorder-operator.labels\" . | nindent 4 }}}}\n"
     );
     format!(
-        "{{{{- /* Generated from {SOURCE} by `{UPDATE_ENV}=1 cargo test --test chart_crds`; do not edit. */}}}}\n\
+        "{{{{- /* Generated from {SOURCE} by `{UPDATE_ENV}=1 cargo test --test it chart_crds`; do not edit. */}}}}\n\
          {{{{- if .Values.crds.install }}}}\n\
          {}\
          {{{{- end }}}}\n",
@@ -83,7 +83,7 @@ fn chart_crds_match_crds_dir() {
     }
     assert!(
         stale.is_empty(),
-        "chart CRDs differ from {SOURCE}: {stale:?}\nrun `{UPDATE_ENV}=1 cargo test --test chart_crds`"
+        "chart CRDs differ from {SOURCE}: {stale:?}\nrun `{UPDATE_ENV}=1 cargo test --test it chart_crds`"
     );
 }
 

@@ -1,7 +1,7 @@
 //! `probe` against `simulate`'s built-in demo, as a user troubleshooting a watch runs them:
 //! every order of every provider, with phases and conditions exactly per the contract.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;

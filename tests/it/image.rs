@@ -7,8 +7,7 @@
 //! The archive is built here from the test's (debug) binary: the content rules are the same as
 //! for the release binary, and a release build would take minutes.
 
-#[path = "chart/support.rs"]
-mod chart_support;
+use crate::chart_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

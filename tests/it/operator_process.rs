@@ -1,7 +1,7 @@
 //! The real `changeorder-operator run` binary, as a cluster runs it: with the Helm chart's
 //! ServiceAccount token, environment and RBAC; two replicas behind a Lease; SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
@@ -174,7 +174,7 @@ async fn the_charts_identity_and_settings_do_the_whole_job() {
         metrics.contains("changeorder_orders{phase=\"Succeeded\"}"),
         "{metrics}"
     );
-    // The released binary's own version and per-watch series (tests/dashboard.rs has the rest).
+    // The released binary's own version and per-watch series (tests/it/dashboard.rs has the rest).
     assert!(
         metrics.contains(&format!(
             "changeorder_build_info{{version=\"{}\"}} 1",
@@ -400,16 +400,23 @@ apps:
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Someone else takes the Lease (a standby that judged it expired, or a person).
-    let mut lease = leases.get("changeorder-operator").await.expect("read the Lease");
-    if let Some(spec) = lease.spec.as_mut() {
-        spec.holder_identity = Some("intruder".into());
-    }
-    let taken = std::time::Instant::now();
-    leases
-        .replace("changeorder-operator", &Default::default(), &lease)
-        .await
-        .expect("take the Lease");
+    // Someone else takes the Lease (a standby that judged it expired, or a person). The leader
+    // renews every second, so a slow read-modify-write can lose to a renewal: read again then.
+    let taken = loop {
+        let mut lease = leases.get("changeorder-operator").await.expect("read the Lease");
+        if let Some(spec) = lease.spec.as_mut() {
+            spec.holder_identity = Some("intruder".into());
+        }
+        let at = std::time::Instant::now();
+        match leases
+            .replace("changeorder-operator", &Default::default(), &lease)
+            .await
+        {
+            Ok(_) => break at,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("take the Lease: {e}"),
+        }
+    };
     let code = leader.exit_code(Duration::from_secs(15)).await;
     let exited = taken.elapsed();
     eprintln!("the leader exited {exited:?} after losing its Lease");

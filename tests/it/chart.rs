@@ -1,16 +1,15 @@
 //! The Helm chart against a real kube-apiserver (tests/tools/cluster.sh): the rendered manifests
 //! pass server-side validation, the pod passes the `restricted` Pod Security Standard, the RBAC
 //! grants the operator exactly what it needs, and the examples and the CI wait script work.
-//! Install, upgrade and uninstall are in tests/chart_lifecycle.rs (they need a cluster whose CRDs
+//! Install, upgrade and uninstall are in tests/it/chart_lifecycle.rs (they need a cluster whose CRDs
 //! Helm owns).
 //!
 //! ServiceMonitor and PrometheusRule need the Prometheus Operator's CRDs, which this cluster does
-//! not have; those two kinds are checked as rendered YAML in tests/chart_render.rs and left out of
+//! not have; those two kinds are checked as rendered YAML in tests/it/chart_render.rs and left out of
 //! the server-side dry run here.
 
-#[path = "chart/support.rs"]
-mod chart_support;
-mod support;
+use crate::chart_support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};

@@ -6,12 +6,11 @@
 //! as a second pod from the same image, so all traffic stays between the test's pods and the
 //! host's loopback.
 //!
-//! Its own test binary, hence its own cluster and node. Figures (node start, install to Ready,
-//! leader hand-over) are printed; see them with `cargo test --test chart_node -- --nocapture`.
+//! Its own cluster and node (`TestNode::get()`). Figures (node start, install to Ready, leader
+//! hand-over) are printed; see them with `cargo test --test it chart_node -- --nocapture`.
 
-#[path = "chart/support.rs"]
-mod chart_support;
-mod support;
+use crate::chart_support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -24,7 +23,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value, json};
-use support::cluster::{TestCluster, TestNamespace, eventually};
+use support::cluster::{TestNamespace, eventually};
 use support::node::{TestNode, operator_image};
 
 const RELEASE: &str = "changeorder-operator";
@@ -212,8 +211,8 @@ async fn chart_on_a_real_node() {
         eprintln!("SKIPPED: {why}");
         return;
     }
-    let cluster = TestCluster::get();
     let node = TestNode::get();
+    let cluster = node.cluster();
     let mut figures = vec![format!("node up (Ready): {:.1}s", node.start_secs)];
     let image = operator_image(cluster.dir());
     let archive_kib = std::fs::metadata(&image).unwrap().len() / 1024;

@@ -1,7 +1,7 @@
 //! AppStack over real HTTP: token, versions paging and filters, one order, by origin, both
 //! editions' paths, errors.
 
-mod sim_support;
+use crate::sim_support;
 
 use serde_json::Value;
 use sim_support::{TOKEN, appstack, demo};

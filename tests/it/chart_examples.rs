@@ -1,6 +1,6 @@
 //! The examples users copy without a cluster at hand: every YAML file parses, and the GitOps
 //! snippets point at the kinds and conditions the operator really serves. (The provider examples
-//! are validated by the API server in tests/chart.rs.)
+//! are validated by the API server in tests/it/chart.rs.)
 
 use std::path::{Path, PathBuf};
 

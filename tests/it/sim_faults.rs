@@ -1,7 +1,7 @@
 //! Injected faults over real HTTP: throttling, 5xx, latency, broken JSON; every Nth, at a seeded
 //! rate, limited, per app.
 
-mod sim_support;
+use crate::sim_support;
 
 use std::time::{Duration, Instant};
 

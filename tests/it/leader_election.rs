@@ -1,6 +1,6 @@
 //! Leader election against a real kube-apiserver: two candidates in one process, one Lease.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,15 +1,13 @@
 //! The Helm chart as `helm lint` and `helm template` see it: no cluster needed. What a user gets
 //! for each way of installing it (default, namespaced, HA, every feature on), and values the
-//! schema must refuse. The same chart against a real API server is in tests/chart.rs.
-
-#[path = "chart/support.rs"]
-mod support;
+//! schema must refuse. The same chart against a real API server is in tests/it/chart.rs.
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
 use serde_yaml::Value;
-use support::*;
+
+use crate::chart_support::*;
 
 macro_rules! need_helm {
     () => {

@@ -2,7 +2,7 @@
 //! polling the bundled simulator): every metric its queries use is one the operator exports, and
 //! the per-watch gauges it is built on follow a watch from its first poll to its deletion.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

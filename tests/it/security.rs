@@ -1,7 +1,7 @@
 //! Issue 8 against a real kube-apiserver: what the operator keeps of Secrets, and specs the API
 //! server refuses.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::process::Stdio;

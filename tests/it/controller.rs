@@ -1,7 +1,7 @@
 //! The controller against a real kube-apiserver (+ etcd, + the garbage collector) and the
 //! bundled simulator over HTTP: what `kubectl` users and GitOps tools see.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -321,7 +321,9 @@ apps:
         createdAt: 0s
         status: 1
         timeline:
-          - { after: 2s, status: 2 }
+          # In flight long enough for the first poll to see it running, which on a loaded
+          # machine (the other tests run alongside) can come seconds after the simulator starts.
+          - { after: 8s, status: 2 }
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! ChangeOrderWatch (kstatus conditions, the latest order, printer columns) and of ChangeOrders
 //! (found by their cloud id with a field selector).
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 use std::time::Duration;

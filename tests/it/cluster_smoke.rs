@@ -3,7 +3,7 @@
 //! ServiceAccount tokens, and the controller-manager's garbage collector and
 //! namespace controller.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! An API-server outage while orders change: the operator keeps running, `/ready` reports the
 //! outage, and once the API server is back everything converges without a restart. Its own
-//! binary: stopping the API server would disturb any other test sharing the cluster.
+//! cluster: stopping the API server would disturb any other test sharing one.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,10 +12,14 @@ use support::convergence::*;
 use support::operator::*;
 use support::process::*;
 
+fn cluster() -> &'static TestCluster {
+    TestCluster::isolated("outage")
+}
+
 fn cluster_sh(verb: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/cluster.sh");
     let out = Command::new(script)
-        .args([verb, &TestCluster::get().dir().display().to_string()])
+        .args([verb, &cluster().dir().display().to_string()])
         .output()
         .expect("cluster.sh runs");
     assert!(
@@ -27,14 +31,14 @@ fn cluster_sh(verb: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_outage_is_reported_and_survived() {
-    let ns = namespace("outage").await;
+    let ns = namespace_in(cluster(), "outage").await;
     // Orders change at 14-18 s and later, inside the outage.
     let (yaml, moving) = moving_scenario("ou", 6, 6, 4, "");
     let sim = start_sim(&yaml).await;
     let watch = sae_watch(&ns, "outage", &sim, "ou-app").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let mut op = start_operator("operator", dir.path(), &operator_args(&ns, port, &[]));
+    let mut op = start_operator_on(cluster(), "operator", dir.path(), &operator_args(&ns, port, &[]));
     eventually("first sync and ready", Duration::from_secs(60), || async {
         let synced = orders(&ns).await.iter().filter(|o| o.status.is_some()).count() == 10;
         let ready = http_get(port, "/ready").await.is_some_and(|(s, _)| s == 200);

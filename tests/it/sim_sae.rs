@@ -1,6 +1,6 @@
 //! SAE over real HTTP: paging, filters, describe, pipelines, namespaces, envelope errors.
 
-mod sim_support;
+use crate::sim_support;
 
 use changeorder_operator::cloud::sign::Scheme;
 use serde_json::Value;
