@@ -10,12 +10,11 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use serde_yaml::Value;
 
+use crate::cloud::chain::{ChainConfig, OperatorChain};
 use crate::cloud::client::merge;
 use crate::cloud::model::{CloudOrder, Provider};
 use crate::cloud::sts::{OidcConfig, OidcProvider};
 use crate::cloud::{ClientConfig, CloudClient, Credentials, Target};
-use crate::cloud::chain::{ChainConfig, OperatorChain};
-use crate::cloud::policy::EndpointPolicy;
 use crate::controller::fetch::{Detail, fetch};
 use crate::controller::identity::{Identities, KeylessSettings, Source};
 use crate::controller::metrics::Metrics;
@@ -129,7 +128,8 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         (Some(path), _) => read_credentials(path, target.provider)?,
         (None, Source::ServiceAccount(r)) => service_account_credentials(args, &watch, &r, &env).await?,
         (None, Source::OperatorIdentity) => {
-            let chain = ChainConfig::from_env_with(&env, args.sts_endpoint.as_deref(), &args.ecs_metadata_endpoint);
+            let chain =
+                ChainConfig::from_env_with(&env, args.sts_endpoint.as_deref(), &args.ecs_metadata_endpoint);
             let chain = OperatorChain::new(chain, &cfg).map_err(|e| e.to_string())?;
             let what = chain.config().describe();
             chain
@@ -213,9 +213,8 @@ async fn service_account_credentials(
         ..KeylessSettings::default()
     });
     // probe runs with the user's own rights; the operator's endpoint policy is not its to apply.
-    let anywhere = EndpointPolicy::parse("http://*:*,https://*:*").map_err(|e| e.to_string())?;
     identities
-        .service_account(&client, &ns, r, &anywhere, &Metrics::new())
+        .service_account(&client, &ns, r, None, &Metrics::new())
         .await
         .map_err(|e| format!("ServiceAccount {ns}/{}: {e}", r.name))
 }

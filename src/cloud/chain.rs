@@ -230,8 +230,17 @@ mod tests {
             sts_endpoint_from_env(|k| m.get(k).cloned())
         };
         assert_eq!(m(&[]), "https://sts.aliyuncs.com");
-        assert_eq!(m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "sts-vpc.cn-beijing.aliyuncs.com")]), "https://sts-vpc.cn-beijing.aliyuncs.com");
-        assert_eq!(m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]), "http://127.0.0.1:9");
-        assert_eq!(m(&[("ALIBABA_CLOUD_STS_REGION", "cn-hangzhou")]), "https://sts.cn-hangzhou.aliyuncs.com");
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "sts-vpc.cn-beijing.aliyuncs.com")]),
+            "https://sts-vpc.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_REGION", "cn-hangzhou")]),
+            "https://sts.cn-hangzhou.aliyuncs.com"
+        );
     }
 }

@@ -115,7 +115,9 @@ impl ImdsClient {
             None => {
                 let r = self
                     .text(
-                        self.http.get(self.join(CREDENTIALS_PATH)?).header(TOKEN_HEADER, token),
+                        self.http
+                            .get(self.join(CREDENTIALS_PATH)?)
+                            .header(TOKEN_HEADER, token),
                         "role name",
                     )
                     .await?;

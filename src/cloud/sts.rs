@@ -86,7 +86,9 @@ pub struct StsClient {
 
 impl std::fmt::Debug for StsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StsClient").field("url", &self.url.as_str()).finish_non_exhaustive()
+        f.debug_struct("StsClient")
+            .field("url", &self.url.as_str())
+            .finish_non_exhaustive()
     }
 }
 

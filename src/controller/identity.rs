@@ -57,7 +57,13 @@ impl KeylessSettings {
             .sts_endpoint
             .clone()
             .filter(|e| !e.trim().is_empty())
-            .map(|e| if e.contains("://") { e } else { format!("https://{e}") })
+            .map(|e| {
+                if e.contains("://") {
+                    e
+                } else {
+                    format!("https://{e}")
+                }
+            })
             .unwrap_or_else(|| crate::cloud::chain::sts_endpoint_from_env(var));
         KeylessSettings {
             operator_identity: ChainConfig::from_env_with(
@@ -108,7 +114,10 @@ pub fn source_of(spec: &ChangeOrderWatchSpec) -> Result<Source, String> {
     if set.iter().filter(|s| **s).count() != 1 {
         return Err("exactly one credential source: set one of spec.credentialsSecretRef, spec.serviceAccountRef and spec.credentials".into());
     }
-    let keyless = !matches!(spec.provider, crate::cloud::model::Provider::Edas | crate::cloud::model::Provider::Sae);
+    let keyless = !matches!(
+        spec.provider,
+        crate::cloud::model::Provider::Edas | crate::cloud::model::Provider::Sae
+    );
     if let Some(r) = &spec.credentials_secret_ref {
         return Ok(Source::Secret(r.name.clone()));
     }
@@ -202,13 +211,14 @@ impl Identities {
         slots.retain(|k, _| !(k.namespace == namespace && k.name == name));
     }
 
-    /// Credentials of the watch's ServiceAccount: cached, or minted and exchanged now.
+    /// Credentials of the watch's ServiceAccount: cached, or minted and exchanged now. The STS
+    /// endpoint is checked against `policy` first (`None`: `probe`, which runs as the user).
     pub async fn service_account(
         &self,
         client: &kube::Client,
         ns: &str,
         r: &ServiceAccountRef,
-        policy: &EndpointPolicy,
+        policy: Option<&EndpointPolicy>,
         metrics: &Metrics,
     ) -> Result<Credentials, IdentityError> {
         if let Some(other) = r.namespace.as_deref().filter(|n| *n != ns) {
@@ -221,9 +231,11 @@ impl Identities {
             .sts
             .as_ref()
             .map_err(|m| IdentityError::Invalid(format!("the operator's STS endpoint: {m}")))?;
-        policy
-            .check_url(sts.url())
-            .map_err(|m| IdentityError::EndpointNotAllowed(format!("STS: {m}")))?;
+        if let Some(policy) = policy {
+            policy
+                .check_url(sts.url())
+                .map_err(|m| IdentityError::EndpointNotAllowed(format!("STS: {m}")))?;
+        }
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
         let Some(sa) = api.get_metadata_opt(&r.name).await? else {
             self.forget(ns, &r.name);
@@ -356,16 +368,16 @@ impl Identities {
     }
 
     /// The operator's own identity, for watches in the namespaces the admin allows.
-    pub async fn operator(
-        &self,
-        ns: &str,
-        policy: &EndpointPolicy,
-    ) -> Result<Credentials, IdentityError> {
+    pub async fn operator(&self, ns: &str, policy: &EndpointPolicy) -> Result<Credentials, IdentityError> {
         let allowed = &self.settings.operator_identity_namespaces;
         if !allowed.iter().any(|n| n == ns) {
             return Err(IdentityError::NotAllowed(format!(
                 "namespace {ns} may not use the operator's own identity (spec.credentials.source OperatorIdentity); the cluster admin allows it per namespace with --operator-identity-namespaces (chart: keyless.operatorIdentityNamespaces){}",
-                if allowed.is_empty() { ", which lists none".to_string() } else { String::new() }
+                if allowed.is_empty() {
+                    ", which lists none".to_string()
+                } else {
+                    String::new()
+                }
             )));
         }
         let chain = self
@@ -373,9 +385,9 @@ impl Identities {
             .as_ref()
             .map_err(|m| IdentityError::Invalid(format!("the operator's identity: {m}")))?;
         if let Some(endpoint) = chain.config().endpoint() {
-            policy
-                .check(endpoint)
-                .map_err(|m| IdentityError::EndpointNotAllowed(format!("{}: {m}", chain.config().describe())))?;
+            policy.check(endpoint).map_err(|m| {
+                IdentityError::EndpointNotAllowed(format!("{}: {m}", chain.config().describe()))
+            })?;
         }
         let got = chain.credentials(self.settings.refresh_margin).await;
         got.map_err(|mut e| {
@@ -400,7 +412,13 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 pub fn session_name(ns: &str, name: &str) -> String {
     let raw = format!("changeorder.{ns}.{name}");
     raw.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._@-".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(64)
         .collect()
 }
@@ -426,7 +444,10 @@ mod tests {
         assert!(matches!(source_of(&spec(sa.clone())), Ok(Source::ServiceAccount(r)) if r.name == "sa"));
         assert_eq!(source_of(&spec(op)), Ok(Source::OperatorIdentity));
         let none = source_of(&spec(serde_json::json!({}))).unwrap_err();
-        assert!(none.contains("spec.credentialsSecretRef") && none.contains("spec.serviceAccountRef"), "{none}");
+        assert!(
+            none.contains("spec.credentialsSecretRef") && none.contains("spec.serviceAccountRef"),
+            "{none}"
+        );
         let mut both = secret.as_object().unwrap().clone();
         both.extend(sa.as_object().unwrap().clone());
         assert!(source_of(&spec(serde_json::Value::Object(both))).is_err());

@@ -220,8 +220,7 @@ fn controller_for(
                 .iter()
                 .filter(|w| {
                     w.namespace() == secret.namespace()
-                        && w
-                            .spec
+                        && w.spec
                             .credentials_secret_ref
                             .as_ref()
                             .is_some_and(|r| r.name == secret.name_any())

@@ -283,10 +283,7 @@ enum PollError {
     Credentials(String),
     /// A keyless identity the watch cannot use, with the Ready reason saying why.
     #[error("{message}")]
-    Identity {
-        reason: &'static str,
-        message: String,
-    },
+    Identity { reason: &'static str, message: String },
     #[error(transparent)]
     Cloud(#[from] CloudError),
     /// The API server failed: the reconcile is retried.
@@ -453,7 +450,7 @@ async fn credentials(
         Source::Secret(name) => return secret_credentials(ctx, ns, name, config, version, memory).await,
         Source::ServiceAccount(r) => {
             ctx.identities
-                .service_account(&ctx.client, ns, r, policy, &ctx.metrics)
+                .service_account(&ctx.client, ns, r, Some(policy), &ctx.metrics)
                 .await
         }
         Source::OperatorIdentity => ctx.identities.operator(ns, policy).await,

@@ -174,11 +174,17 @@ pub struct ServiceAccountRef {
     pub namespace: Option<String>,
     /// RAM role to assume, e.g. `acs:ram::1234567890123456:role/changeorder-reader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^acs:ram::[^\s]+:role/[^\s]+$"))]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^acs:ram::[^\s]+:role/[^\s]+$")
+    )]
     pub role_arn: Option<String>,
     /// The cluster's OIDC provider in RAM, e.g. `acs:ram::1234567890123456:oidc-provider/ack-rrsa-c123`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^acs:ram::[^\s]+:oidc-provider/[^\s]+$"))]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^acs:ram::[^\s]+:oidc-provider/[^\s]+$")
+    )]
     pub oidc_provider_arn: Option<String>,
 }
 

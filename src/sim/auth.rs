@@ -215,9 +215,17 @@ impl Verifier {
     pub fn issue(&self, cred: Credential, expires: Timestamp) {
         let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
         // Long-expired keys are dropped; recently expired ones stay to be refused by name.
-        let horizon = Timestamp::now().saturating_sub(SignedDuration::from_hours(1)).unwrap_or(expires);
+        let horizon = Timestamp::now()
+            .saturating_sub(SignedDuration::from_hours(1))
+            .unwrap_or(expires);
         issued.retain(|_, (_, exp)| *exp > horizon);
         issued.insert(cred.access_key_id.clone(), (cred, expires));
+    }
+
+    /// Every temporary credential still remembered (tests look for their secrets in logs).
+    pub fn issued(&self) -> Vec<Credential> {
+        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.values().map(|(c, _)| c.clone()).collect()
     }
 
     fn credential(&self, id: &str, now: Timestamp) -> Result<Credential, Rejection> {

@@ -60,7 +60,11 @@ pub struct SimulateArgs {
     pub oidc_jwks: Option<String>,
 
     /// The `iss` OIDC tokens must carry (the API server's --service-account-issuer).
-    #[arg(long, env = "CHANGEORDER_SIM_OIDC_ISSUER", default_value = "https://kubernetes.default.svc.cluster.local")]
+    #[arg(
+        long,
+        env = "CHANGEORDER_SIM_OIDC_ISSUER",
+        default_value = "https://kubernetes.default.svc.cluster.local"
+    )]
     pub oidc_issuer: String,
 
     /// A role tokens may assume: `ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]` (repeatable); the
@@ -81,14 +85,22 @@ pub struct SimulateArgs {
 pub fn parse_oidc_role(s: &str) -> Result<super::sts::OidcRole, String> {
     let mut parts = s.splitn(3, '=');
     let (Some(role), Some(provider)) = (parts.next(), parts.next()) else {
-        return Err(format!("--oidc-role {s:?}: use ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]"));
+        return Err(format!(
+            "--oidc-role {s:?}: use ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]"
+        ));
     };
     Ok(super::sts::OidcRole {
         role_arn: role.trim().to_string(),
         oidc_provider_arn: provider.trim().to_string(),
         subjects: parts
             .next()
-            .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -136,10 +148,18 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         sts: None,
         ecs_role: args.ecs_role.clone().map(|role_name| super::imds::EcsRoleConfig {
             role_name,
-            duration: args.credentials_ttl.unwrap_or(std::time::Duration::from_secs(6 * 3600)),
+            duration: args
+                .credentials_ttl
+                .unwrap_or(std::time::Duration::from_secs(6 * 3600)),
         }),
     };
-    let roles = match args.oidc_roles.iter().filter(|r| !r.trim().is_empty()).map(|r| parse_oidc_role(r)).collect::<Result<Vec<_>, _>>() {
+    let roles = match args
+        .oidc_roles
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| parse_oidc_role(r))
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -67,7 +67,11 @@ impl Imds {
         let token = random_text(48);
         let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
         tokens.retain(|_, exp| *exp > now);
-        tokens.insert(token.clone(), now.saturating_add(jiff::SignedDuration::from_secs(ttl)).unwrap_or(now));
+        tokens.insert(
+            token.clone(),
+            now.saturating_add(jiff::SignedDuration::from_secs(ttl))
+                .unwrap_or(now),
+        );
         text(StatusCode::OK, &token)
     }
 
@@ -80,10 +84,19 @@ impl Imds {
     }
 
     /// `GET .../security-credentials/[role]`.
-    pub fn get(&self, role: Option<&EcsRoleConfig>, rest: &str, headers: &HeaderMap, now: Timestamp) -> Answer {
+    pub fn get(
+        &self,
+        role: Option<&EcsRoleConfig>,
+        rest: &str,
+        headers: &HeaderMap,
+        now: Timestamp,
+    ) -> Answer {
         if !self.token_ok(headers, now) {
             // Hardened mode: no (valid) session token, no metadata.
-            return text(StatusCode::UNAUTHORIZED, "a valid X-aliyun-ecs-metadata-token is required");
+            return text(
+                StatusCode::UNAUTHORIZED,
+                "a valid X-aliyun-ecs-metadata-token is required",
+            );
         }
         let Some(role) = role else {
             return text(StatusCode::NOT_FOUND, "no RAM role is attached to this instance");
@@ -125,7 +138,10 @@ mod tests {
             duration: Duration::from_secs(3600),
         };
         let none = HeaderMap::new();
-        assert_eq!(imds.get(Some(&role), "", &none, now).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            imds.get(Some(&role), "", &none, now).status,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(imds.put_token(&none, now).status, StatusCode::BAD_REQUEST);
         let mut h = HeaderMap::new();
         h.insert(TOKEN_TTL_HEADER, "60".parse().unwrap());
@@ -135,8 +151,14 @@ mod tests {
         assert_eq!(imds.get(Some(&role), "", &with, now).body, "node-role");
         let c = imds.get(Some(&role), "node-role", &with, now);
         assert!(c.json && c.issued.is_some());
-        assert_eq!(imds.get(Some(&role), "other", &with, now).status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            imds.get(Some(&role), "other", &with, now).status,
+            StatusCode::NOT_FOUND
+        );
         let later = now.saturating_add(jiff::SignedDuration::from_secs(61)).unwrap();
-        assert_eq!(imds.get(Some(&role), "", &with, later).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            imds.get(Some(&role), "", &with, later).status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

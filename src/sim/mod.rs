@@ -133,6 +133,12 @@ impl RunningSim {
         self.shared.stats.snapshot().calls(product, action)
     }
 
+    /// Temporary credentials the simulated STS and metadata service handed out (and still
+    /// remember), for tests that check no secret leaks.
+    pub fn issued_credentials(&self) -> Vec<Credential> {
+        self.shared.verifier.issued()
+    }
+
     pub fn reset_stats(&self) {
         self.shared.stats.reset();
     }
@@ -367,7 +373,11 @@ fn keyless(
         && *method == Method::GET
     {
         let a = sh.imds.get(sh.ecs_role.as_ref(), rest, headers, now);
-        let action = if rest.is_empty() { "RoleName" } else { "Credentials" };
+        let action = if rest.is_empty() {
+            "RoleName"
+        } else {
+            "Credentials"
+        };
         sh.stats.record("ecs-metadata", action, a.status.as_str());
         a
     } else {
@@ -379,7 +389,11 @@ fn keyless(
             i.expires,
         );
     }
-    let content_type = if answer.json { "application/json" } else { "text/plain" };
+    let content_type = if answer.json {
+        "application/json"
+    } else {
+        "text/plain"
+    };
     Some((answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response())
 }
 

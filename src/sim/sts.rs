@@ -20,12 +20,39 @@ pub const STS_VERSION: &str = "2015-04-01";
 /// The audience RRSA tokens are minted for.
 pub const RRSA_AUDIENCE: &str = "sts.aliyuncs.com";
 
-/// One RSA public key of a JWKS.
+/// One public key of a JWKS: RSA (RS256, what ACK's issuer uses) or P-256 (ES256, what an API
+/// server with an EC service-account key uses).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Jwk {
     pub kid: Option<String>,
-    n: Vec<u8>,
-    e: Vec<u8>,
+    key: KeyMaterial,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyMaterial {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// Uncompressed SEC1 point: 0x04 || x || y.
+    P256(Vec<u8>),
+}
+
+impl Jwk {
+    fn verify(&self, alg: &str, signed: &[u8], signature: &[u8]) -> bool {
+        use ring::signature::{
+            ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents, UnparsedPublicKey,
+        };
+        match (&self.key, alg) {
+            (KeyMaterial::Rsa { n, e }, "RS256") => RsaPublicKeyComponents { n, e }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, signed, signature)
+                .is_ok(),
+            (KeyMaterial::P256(point), "ES256") => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                .verify(signed, signature)
+                .is_ok(),
+            _ => false,
+        }
+    }
 }
 
 /// The issuer's public keys (`/openid/v1/jwks` of a Kubernetes API server).
@@ -45,7 +72,7 @@ impl Jwks {
         let mut out = Vec::new();
         for k in keys {
             let s = |name: &str| k.get(name).and_then(Value::as_str);
-            if s("kty") != Some("RSA") || s("use").is_some_and(|u| u != "sig") {
+            if s("use").is_some_and(|u| u != "sig") {
                 continue;
             }
             let b64 = |name: &str| -> Result<Vec<u8>, String> {
@@ -53,14 +80,26 @@ impl Jwks {
                     .decode(s(name).ok_or(format!("JWKS key without {name}"))?)
                     .map_err(|e| format!("JWKS key {name} is not base64url: {e}"))
             };
+            let key = match (s("kty"), s("crv")) {
+                (Some("RSA"), _) => KeyMaterial::Rsa {
+                    n: b64("n")?,
+                    e: b64("e")?,
+                },
+                (Some("EC"), Some("P-256")) => {
+                    let mut point = vec![4u8];
+                    point.extend(b64("x")?);
+                    point.extend(b64("y")?);
+                    KeyMaterial::P256(point)
+                }
+                _ => continue,
+            };
             out.push(Jwk {
                 kid: s("kid").map(str::to_string),
-                n: b64("n")?,
-                e: b64("e")?,
+                key,
             });
         }
         if out.is_empty() {
-            return Err("JWKS holds no RSA signing key".into());
+            return Err("JWKS holds no RSA or P-256 signing key".into());
         }
         Ok(Jwks { keys: out })
     }
@@ -193,15 +232,24 @@ pub fn assume_role_with_oidc(
 
 type Refusal = (u16, &'static str, String);
 
-fn check<'a>(cfg: &'a StsConfig, params: &Params, now: Timestamp) -> Result<(&'a OidcRole, String, Duration), Refusal> {
+fn check<'a>(
+    cfg: &'a StsConfig,
+    params: &Params,
+    now: Timestamp,
+) -> Result<(&'a OidcRole, String, Duration), Refusal> {
     let required = |k: &'static str| {
-        params
-            .get(k)
-            .filter(|v| !v.is_empty())
-            .ok_or((400, "MissingParameter", format!("The input parameter {k} that is mandatory for processing this request is not supplied.")))
+        params.get(k).filter(|v| !v.is_empty()).ok_or((
+            400,
+            "MissingParameter",
+            format!("The input parameter {k} that is mandatory for processing this request is not supplied."),
+        ))
     };
     if params.get("Version") != Some(STS_VERSION) {
-        return Err((400, "InvalidVersion", format!("Specified parameter Version is not valid; use {STS_VERSION}.")));
+        return Err((
+            400,
+            "InvalidVersion",
+            format!("Specified parameter Version is not valid; use {STS_VERSION}."),
+        ));
     }
     let role_arn = required("RoleArn")?;
     let provider_arn = required("OIDCProviderArn")?;
@@ -209,24 +257,36 @@ fn check<'a>(cfg: &'a StsConfig, params: &Params, now: Timestamp) -> Result<(&'a
     required("RoleSessionName")?;
     let duration: u64 = match params.get("DurationSeconds") {
         None | Some("") => 3600,
-        Some(d) => d
-            .parse()
-            .ok()
-            .filter(|d| (900..=43200).contains(d))
-            .ok_or((400, "InvalidParameter.DurationSeconds", "DurationSeconds must be between 900 and 43200.".to_string()))?,
+        Some(d) => d.parse().ok().filter(|d| (900..=43200).contains(d)).ok_or((
+            400,
+            "InvalidParameter.DurationSeconds",
+            "DurationSeconds must be between 900 and 43200.".to_string(),
+        ))?,
     };
     let claims = verify_jwt(cfg, token, now)?;
-    let role = cfg
-        .roles
-        .iter()
-        .find(|r| r.role_arn == role_arn)
-        .ok_or((404, "EntityNotExist.Role", format!("The role {role_arn} does not exist.")))?;
+    let role = cfg.roles.iter().find(|r| r.role_arn == role_arn).ok_or((
+        404,
+        "EntityNotExist.Role",
+        format!("The role {role_arn} does not exist."),
+    ))?;
     if role.oidc_provider_arn != provider_arn {
-        return Err((404, "EntityNotExist.OIDCProvider", format!("The OIDC provider {provider_arn} does not exist or is not trusted by the role.")));
+        return Err((
+            404,
+            "EntityNotExist.OIDCProvider",
+            format!("The OIDC provider {provider_arn} does not exist or is not trusted by the role."),
+        ));
     }
-    let subject = claims.get("sub").and_then(Value::as_str).unwrap_or_default().to_string();
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if cfg.refuse_all || (!role.subjects.is_empty() && !role.subjects.contains(&subject)) {
-        return Err((403, "AuthenticationFail.NoPermission", format!("The role's trust policy does not allow {subject} to assume {role_arn}.")));
+        return Err((
+            403,
+            "AuthenticationFail.NoPermission",
+            format!("The role's trust policy does not allow {subject} to assume {role_arn}."),
+        ));
     }
     let duration = Duration::from_secs(duration);
     let duration = cfg.max_duration.map_or(duration, |m| duration.min(m));
@@ -235,15 +295,22 @@ fn check<'a>(cfg: &'a StsConfig, params: &Params, now: Timestamp) -> Result<(&'a
 
 /// Verify a compact JWS (RS256) against the JWKS and check issuer, audience and time claims.
 pub fn verify_jwt(cfg: &StsConfig, token: &str, now: Timestamp) -> Result<Value, Refusal> {
-    let invalid = |why: &str| (400, "AuthenticationFail.OIDCToken.Invalid", format!("The OIDC token is invalid: {why}."));
+    let invalid = |why: &str| {
+        (
+            400,
+            "AuthenticationFail.OIDCToken.Invalid",
+            format!("The OIDC token is invalid: {why}."),
+        )
+    };
     let mut parts = token.trim().split('.');
     let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(invalid("not a compact JWS"));
     };
     let decode = |x: &str| URL_SAFE_NO_PAD.decode(x).map_err(|_| invalid("bad base64url"));
     let header: Value = serde_json::from_slice(&decode(h)?).map_err(|_| invalid("header is not JSON"))?;
-    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-        return Err(invalid("alg must be RS256"));
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+    if !matches!(alg, "RS256" | "ES256") {
+        return Err(invalid("alg must be RS256 or ES256"));
     }
     let kid = header.get("kid").and_then(Value::as_str);
     let signature = decode(s)?;
@@ -253,17 +320,17 @@ pub fn verify_jwt(cfg: &StsConfig, token: &str, now: Timestamp) -> Result<Value,
         .keys
         .iter()
         .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
-        .any(|k| {
-            ring::signature::RsaPublicKeyComponents { n: &k.n, e: &k.e }
-                .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
-                .is_ok()
-        });
+        .any(|k| k.verify(alg, signed.as_bytes(), &signature));
     if !verified {
         return Err(invalid("the signature does not verify with the provider's keys"));
     }
     let claims: Value = serde_json::from_slice(&decode(p)?).map_err(|_| invalid("claims are not JSON"))?;
     if claims.get("iss").and_then(Value::as_str) != Some(cfg.issuer.as_str()) {
-        return Err((400, "AuthenticationFail.OIDCToken.IssuerNotMatch", "The OIDC token's issuer does not match the OIDC provider's.".into()));
+        return Err((
+            400,
+            "AuthenticationFail.OIDCToken.IssuerNotMatch",
+            "The OIDC token's issuer does not match the OIDC provider's.".into(),
+        ));
     }
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == cfg.audience,
@@ -271,13 +338,23 @@ pub fn verify_jwt(cfg: &StsConfig, token: &str, now: Timestamp) -> Result<Value,
         _ => false,
     };
     if !aud_ok {
-        return Err((400, "AuthenticationFail.OIDCToken.AudienceNotMatch", format!("The OIDC token's audience must include {}.", cfg.audience)));
+        return Err((
+            400,
+            "AuthenticationFail.OIDCToken.AudienceNotMatch",
+            format!("The OIDC token's audience must include {}.", cfg.audience),
+        ));
     }
     let secs = now.as_second();
     let claim = |k: &str| claims.get(k).and_then(Value::as_i64);
     match claim("exp") {
         Some(exp) if exp > secs => {}
-        Some(_) => return Err((400, "AuthenticationFail.OIDCToken.Expired", "The OIDC token has expired.".into())),
+        Some(_) => {
+            return Err((
+                400,
+                "AuthenticationFail.OIDCToken.Expired",
+                "The OIDC token has expired.".into(),
+            ));
+        }
         None => return Err(invalid("no exp claim")),
     }
     if claim("nbf").is_some_and(|nbf| nbf > secs + 60) {
@@ -292,7 +369,7 @@ mod tests {
 
     #[test]
     fn jwks_parsing_skips_other_keys() {
-        let doc = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"},{"kty":"RSA","use":"sig","kid":"k1","alg":"RS256","n":"AQAB","e":"AQAB"}]}"#;
+        let doc = r#"{"keys":[{"kty":"EC","crv":"P-384","x":"AA","y":"AA"},{"kty":"oct","k":"AA"},{"kty":"RSA","use":"sig","kid":"k1","alg":"RS256","n":"AQAB","e":"AQAB"}]}"#;
         let j = Jwks::parse(doc).unwrap();
         assert_eq!(j.keys.len(), 1);
         assert_eq!(j.keys[0].kid.as_deref(), Some("k1"));
@@ -321,9 +398,25 @@ mod tests {
         let e = verify_jwt(&cfg(), &forged, now).unwrap_err();
         assert_eq!(e.1, "AuthenticationFail.OIDCToken.Invalid");
         assert!(e.2.contains("signature"), "{}", e.2);
+        // An RS256 signature is not checked against an EC key or the other way round.
+        let es = format!(
+            "{}.{p}.{}",
+            enc(&json!({"alg": "ES256"})),
+            URL_SAFE_NO_PAD.encode([0u8; 64])
+        );
+        assert_eq!(
+            verify_jwt(&cfg(), &es, now).unwrap_err().1,
+            "AuthenticationFail.OIDCToken.Invalid"
+        );
         let none = format!("{}.{p}.", enc(&json!({"alg": "none"})));
-        assert_eq!(verify_jwt(&cfg(), &none, now).unwrap_err().1, "AuthenticationFail.OIDCToken.Invalid");
-        assert_eq!(verify_jwt(&cfg(), "a.b", now).unwrap_err().1, "AuthenticationFail.OIDCToken.Invalid");
+        assert_eq!(
+            verify_jwt(&cfg(), &none, now).unwrap_err().1,
+            "AuthenticationFail.OIDCToken.Invalid"
+        );
+        assert_eq!(
+            verify_jwt(&cfg(), "a.b", now).unwrap_err().1,
+            "AuthenticationFail.OIDCToken.Invalid"
+        );
     }
 
     #[test]
@@ -332,6 +425,9 @@ mod tests {
         let i = issue(now, Duration::from_secs(900));
         assert!(i.access_key_id.starts_with("STS."));
         assert_eq!(expiration_text(i.expires), "2026-01-01T00:15:00Z");
-        assert_ne!(issue(now, Duration::from_secs(1)).security_token, i.security_token);
+        assert_ne!(
+            issue(now, Duration::from_secs(1)).security_token,
+            i.security_token
+        );
     }
 }

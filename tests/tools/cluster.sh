@@ -201,7 +201,8 @@ extendedKeyUsage=clientAuth"
   sign controller-manager "/O=system:masters/CN=system:kube-controller-manager" "$leaf
 extendedKeyUsage=clientAuth"
   # Signs ServiceAccount tokens (TokenRequest and legacy token Secrets).
-  gen_key "$pki/sa.key"
+  # RSA, as on ACK, so service-account tokens are RS256 (the keyless tests verify them).
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
   openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
   chmod 600 "$pki"/*.key
 }
