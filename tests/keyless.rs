@@ -637,3 +637,25 @@ async fn no_token_or_sts_secret_in_logs_events_or_status() {
         assert!(!text.contains("eyJ"), "a token (JWT) is in the {place}");
     }
 }
+
+/// The RRSA example is a ServiceAccount and a watch the API server accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rrsa_example_is_accepted() {
+    let ns = namespace("kl-example").await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rrsa");
+    let out = ns
+        .kubectl()
+        .args(["apply", "--dry-run=server", "-f", dir])
+        .output()
+        .expect("kubectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("serviceaccount/changeorder-poller") && text.contains("demo-sae-keyless"),
+        "{text}"
+    );
+}
