@@ -659,3 +659,86 @@ async fn the_rrsa_example_is_accepted() {
         "{text}"
     );
 }
+
+/// The operator's own identity in the chain's order, each source in an allowed namespace: its
+/// pod's RRSA variables (a projected token file, exchanged at STS) and the AccessKey variables
+/// (which come first when both are set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_identity_from_rrsa_variables_and_access_key_variables() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    logs();
+    let rrsa_ns = namespace("kl-op-rrsa").await;
+    let ak_ns = namespace("kl-op-ak").await;
+    let sim = keyless_sim(None, false).await;
+    // The token the kubelet would project into the operator's pod.
+    service_account(&rrsa_ns, "operator", false).await;
+    let minted = rrsa_ns
+        .api::<ServiceAccount>()
+        .create_token_request(
+            "operator",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: vec![RRSA_AUDIENCE.into()],
+                    expiration_seconds: Some(600),
+                    bound_object_ref: None,
+                },
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .expect("TokenRequest");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, minted.status.expect("token").token).expect("write token");
+    let token_path = token_file.display().to_string();
+    let sim_url = sim.url();
+    let rrsa_env = |k: &str| match k {
+        "ALIBABA_CLOUD_ROLE_ARN" => Some(ROLE.to_string()),
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN" => Some(PROVIDER.to_string()),
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE" => Some(token_path.clone()),
+        "ALIBABA_CLOUD_STS_ENDPOINT" => Some(sim_url.clone()),
+        _ => None,
+    };
+    let ak_env = |k: &str| match k {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID" => Some(sim::DEFAULT_ACCESS_KEY_ID.to_string()),
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some(sim::DEFAULT_ACCESS_KEY_SECRET.to_string()),
+        other => rrsa_env(other),
+    };
+    let settings = |env: &dyn Fn(&str) -> Option<String>, ns: &TestNamespace| Settings {
+        keyless: KeylessSettings {
+            operator_identity: ChainConfig::from_env_with(env, None, "http://127.0.0.1:9"),
+            operator_identity_namespaces: vec![ns.name().to_string()],
+            ..KeylessSettings::default()
+        },
+        ..fast_settings()
+    };
+    let rrsa_settings = settings(&rrsa_env, &rrsa_ns);
+    assert!(matches!(
+        rrsa_settings.keyless.operator_identity,
+        ChainConfig::Rrsa(_)
+    ));
+    let ak_settings = settings(&ak_env, &ak_ns);
+    assert!(matches!(
+        ak_settings.keyless.operator_identity,
+        ChainConfig::AccessKey(_)
+    ));
+    let spec = serde_json::json!({"provider": "edas", "endpoint": sim.url(), "appId": "kl-edas",
+        "credentials": {"source": "OperatorIdentity"}});
+    create_watch(&rrsa_ns, "edas", spec.clone()).await;
+    create_watch(&ak_ns, "edas", spec).await;
+    let _r = Operator::start(rrsa_ns.client(), rrsa_ns.name(), rrsa_settings).await;
+    wait_watch_ready(&rrsa_ns, "edas", "True", "Polled").await;
+    assert_eq!(
+        sim.calls("sts", "AssumeRoleWithOIDC"),
+        1,
+        "the pod's token was exchanged"
+    );
+    let _a = Operator::start(ak_ns.client(), ak_ns.name(), ak_settings).await;
+    wait_watch_ready(&ak_ns, "edas", "True", "Polled").await;
+    assert_eq!(
+        sim.calls("sts", "AssumeRoleWithOIDC"),
+        1,
+        "the AccessKey needs no exchange"
+    );
+}

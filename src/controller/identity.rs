@@ -201,7 +201,15 @@ impl Identities {
     }
 
     fn slot(&self, key: &Key) -> Slot {
+        let now = Timestamp::now();
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired credentials of identities no longer used (a deleted watch, a changed role)
+        // are not kept; a slot in use (locked) stays.
+        slots.retain(|k, s| {
+            k == key
+                || s.try_lock()
+                    .map_or(true, |c| c.as_ref().is_some_and(|(_, exp)| *exp > now))
+        });
         slots.entry(key.clone()).or_default().clone()
     }
 

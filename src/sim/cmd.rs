@@ -241,3 +241,24 @@ async fn stop_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oidc_roles() {
+        let r = super::parse_oidc_role("acs:ram::1:role/r=acs:ram::1:oidc-provider/p=system:serviceaccount:a:b, system:serviceaccount:c:d").unwrap();
+        assert_eq!(r.role_arn, "acs:ram::1:role/r");
+        assert_eq!(r.oidc_provider_arn, "acs:ram::1:oidc-provider/p");
+        assert_eq!(
+            r.subjects,
+            ["system:serviceaccount:a:b", "system:serviceaccount:c:d"]
+        );
+        assert!(
+            super::parse_oidc_role("acs:ram::1:role/r=acs:ram::1:oidc-provider/p")
+                .unwrap()
+                .subjects
+                .is_empty()
+        );
+        assert!(super::parse_oidc_role("just-a-role").is_err());
+    }
+}
