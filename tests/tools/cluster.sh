@@ -165,8 +165,8 @@ kubectl_ok() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" --request-timeout=5
 
 # ---- certificates ----------------------------------------------------------
 
-# EC P-256 everywhere: quick to generate, accepted by the apiserver, etcd
-# clients, kubectl and rustls.
+# EC P-256 everywhere (except the service-account signing key, below): quick to
+# generate, accepted by the apiserver, etcd clients, kubectl and rustls.
 gen_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
 # sign NAME SUBJECT EXTENSIONS: key + certificate signed by the cluster CA.
