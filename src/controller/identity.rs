@@ -52,7 +52,12 @@ pub struct KeylessSettings {
 impl KeylessSettings {
     /// From the `run` flags and, for the operator's own identity, its environment.
     pub fn from_args(args: &crate::controller::RunArgs) -> Self {
-        let var = |k: &str| std::env::var(k).ok();
+        Self::from_args_with(args, |k| std::env::var(k).ok())
+    }
+
+    /// Like [`from_args`](Self::from_args), with environment-like lookups.
+    pub fn from_args_with(args: &crate::controller::RunArgs, var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = &var;
         let sts_endpoint = args
             .sts_endpoint
             .clone()
@@ -462,6 +467,38 @@ mod tests {
         let mut appstack = spec(sa);
         appstack.provider = crate::cloud::model::Provider::Appstack;
         assert!(source_of(&appstack).unwrap_err().contains("appstack"));
+    }
+
+    #[test]
+    fn settings_from_flags_and_the_official_variables() {
+        use clap::Parser;
+        let run = |argv: &[&str]| match crate::cli::Cli::try_parse_from(argv).expect("flags").command {
+            crate::cli::Command::Run(args) => args,
+            _ => panic!("not run"),
+        };
+        let args = run(&[
+            "x",
+            "run",
+            "--sts-endpoint",
+            "sts-vpc.cn-hangzhou.aliyuncs.com",
+            "--operator-identity-namespaces",
+            "a, b,",
+        ]);
+        let s = KeylessSettings::from_args_with(&args, |_| None);
+        assert_eq!(s.sts_endpoint, "https://sts-vpc.cn-hangzhou.aliyuncs.com");
+        assert_eq!(s.operator_identity_namespaces, ["a", "b"]);
+        assert!(
+            matches!(&s.operator_identity, ChainConfig::Ecs(c) if c.endpoint == "http://100.100.100.200")
+        );
+        let args = run(&["x", "run"]);
+        let env = |k: &str| (k == "ALIBABA_CLOUD_STS_ENDPOINT").then(|| "http://127.0.0.1:9".to_string());
+        let s = KeylessSettings::from_args_with(&args, env);
+        assert_eq!(s.sts_endpoint, "http://127.0.0.1:9");
+        assert!(
+            s.operator_identity_namespaces.is_empty(),
+            "no namespace may use the operator identity by default"
+        );
+        assert_eq!(s.refresh_margin, Duration::from_secs(180));
     }
 
     #[test]

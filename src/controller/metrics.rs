@@ -255,7 +255,7 @@ impl Metrics {
         let identity_calls = Family::<StepResultLabels, Counter>::default();
         registry.register(
             "identity_calls",
-            "Calls made to obtain keyless credentials, by step (token_request, sts, ecs_metadata) and result (ok or error)",
+            "Calls made to obtain a watch's ServiceAccount credentials, by step (token_request, sts) and result (ok or error)",
             identity_calls.clone(),
         );
 
