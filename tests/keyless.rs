@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use changeorder_operator::cloud::chain::ChainConfig;
+use changeorder_operator::cloud::credentials::Credentials;
 use changeorder_operator::cloud::imds::ImdsConfig;
 use changeorder_operator::controller::Settings;
 use changeorder_operator::controller::identity::KeylessSettings;
@@ -741,4 +742,110 @@ async fn operator_identity_from_rrsa_variables_and_access_key_variables() {
         1,
         "the AccessKey needs no exchange"
     );
+}
+
+/// The simulator's side, end to end over HTTP: a real ServiceAccount token is exchanged at its
+/// STS; the credentials work with their security token only, and stop working, with the
+/// documented `InvalidSecurityToken.Expired`, once they expire. A token for another audience or
+/// a tampered one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_sts_verifies_tokens_and_its_credentials_expire() {
+    use changeorder_operator::cloud::sts::{AssumeRequest, StsClient};
+    use changeorder_operator::cloud::{ClientConfig, CloudClient, ErrorKind, Target};
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let ns = namespace("kl-sim-sts").await;
+    let sim = keyless_sim(Some(Duration::from_secs(3)), false).await;
+    service_account(&ns, "poller", false).await;
+    let mint = |audience: &str| {
+        let api = ns.api::<ServiceAccount>();
+        let audience = audience.to_string();
+        async move {
+            let r = api
+                .create_token_request(
+                    "poller",
+                    &PostParams::default(),
+                    &TokenRequest {
+                        spec: TokenRequestSpec {
+                            audiences: vec![audience],
+                            expiration_seconds: Some(600),
+                            bound_object_ref: None,
+                        },
+                        ..TokenRequest::default()
+                    },
+                )
+                .await
+                .expect("TokenRequest");
+            r.status.expect("token").token
+        }
+    };
+    let sts = StsClient::new(&sim.url(), &ClientConfig::default()).expect("STS client");
+    let req = AssumeRequest {
+        role_arn: ROLE,
+        oidc_provider_arn: PROVIDER,
+        role_session_name: "test",
+        duration_seconds: 3600,
+    };
+    let token = mint(RRSA_AUDIENCE).await;
+    // RS256, as on ACK: the test cluster signs with an RSA key.
+    let header = token.split('.').next().unwrap_or_default();
+    let header = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).expect("b64"),
+    )
+    .expect("utf8");
+    assert!(header.contains("RS256"), "{header}");
+
+    let wrong_audience = mint("https://kubernetes.default.svc").await;
+    let e = sts.assume_role_with_oidc(req, &wrong_audience).await.unwrap_err();
+    assert_eq!(
+        e.code.as_deref(),
+        Some("AuthenticationFail.OIDCToken.AudienceNotMatch")
+    );
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let e = sts.assume_role_with_oidc(req, &tampered).await.unwrap_err();
+    assert_eq!(e.code.as_deref(), Some("AuthenticationFail.OIDCToken.Invalid"));
+    assert!(!e.to_string().contains(&token[..40]), "{e}");
+
+    let (creds, expires) = sts.assume_role_with_oidc(req, &token).await.expect("exchange");
+    assert!(expires > jiff::Timestamp::now(), "{expires}");
+    let target: Target = Target::from_spec(
+        &serde_json::from_value(
+            serde_json::json!({"provider": "edas", "endpoint": sim.url(), "appId": "kl-edas",
+            "serviceAccountRef": {"name": "poller"}}),
+        )
+        .expect("spec"),
+    )
+    .expect("target");
+    let cloud = CloudClient::try_new(ClientConfig::default()).expect("client");
+    assert_eq!(
+        cloud
+            .list(&target, &creds)
+            .await
+            .expect("list with STS credentials")
+            .len(),
+        2
+    );
+    let Credentials::AccessKey {
+        access_key_id,
+        access_key_secret,
+        ..
+    } = creds.clone()
+    else {
+        panic!("not an AccessKey")
+    };
+    let without_token = Credentials::AccessKey {
+        access_key_id,
+        access_key_secret,
+        security_token: None,
+    };
+    let e = cloud.list(&target, &without_token).await.unwrap_err();
+    assert_eq!(
+        e.code.as_deref(),
+        Some("InvalidSecurityToken.MismatchWithAccessKey")
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let e = cloud.list(&target, &creds).await.unwrap_err();
+    assert_eq!(e.code.as_deref(), Some("InvalidSecurityToken.Expired"));
+    assert_eq!(e.kind(), ErrorKind::InvalidCredentials);
 }
