@@ -849,3 +849,122 @@ async fn sim_sts_verifies_tokens_and_its_credentials_expire() {
     assert_eq!(e.code.as_deref(), Some("InvalidSecurityToken.Expired"));
     assert_eq!(e.kind(), ErrorKind::InvalidCredentials);
 }
+
+/// The chart's RBAC is enough, and no more than needed: without `keyless.enabled` a keyless
+/// watch is refused with a message naming the value; with it (and `watchNamespaces`), the
+/// operator, as its own ServiceAccount through impersonation, mints tokens and polls in the
+/// served namespace, and may not mint tokens anywhere else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_keyless_rbac_is_enough_and_scoped() {
+    logs();
+    let served = namespace("kl-rbac").await;
+    let release = namespace("kl-rbac-rel").await;
+    let cluster = TestCluster::get();
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changeorder-operator");
+    let template = |set: &str, only: &[&str]| {
+        let mut cmd = cluster.helm();
+        cmd.args([
+            "template",
+            "co",
+            chart,
+            "--namespace",
+            release.name(),
+            "--set",
+            set,
+        ]);
+        for t in only {
+            cmd.args(["--show-only", t]);
+        }
+        let out = cmd.output().expect("helm template");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    let apply = |manifest: &[u8]| {
+        let mut child = cluster
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(manifest)
+            .expect("write");
+        let out = child.wait_with_output().expect("kubectl apply");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let base = format!(
+        "watchNamespaces={{{}}},leaderElection.enabled=false,rbac.aggregateToDefaultRoles=false",
+        served.name()
+    );
+    // First the operator's RBAC without keyless.
+    apply(&template(
+        &base,
+        &["templates/serviceaccount.yaml", "templates/rbac.yaml"],
+    ));
+
+    let user = format!("system:serviceaccount:{}:co-changeorder-operator", release.name());
+    let can = |ns: &str, verb: &str, resource: &str| {
+        let mut cmd = cluster.kubectl();
+        match resource.split_once('/') {
+            Some((r, sub)) => cmd.args(["auth", "can-i", verb, r, "--subresource", sub]),
+            None => cmd.args(["auth", "can-i", verb, resource]),
+        };
+        let out = cmd
+            .args(["-n", ns, "--as", &user])
+            .output()
+            .expect("kubectl auth can-i");
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(
+        !can(served.name(), "create", "serviceaccounts/token"),
+        "not without keyless.enabled"
+    );
+
+    let sim = keyless_sim(None, false).await;
+    service_account(&served, "poller", true).await;
+    create_watch(
+        &served,
+        "edas",
+        sa_watch(&sim, "kl-edas", serde_json::json!({"name": "poller"})),
+    )
+    .await;
+    let mut config = cluster.config().await;
+    config.auth_info.impersonate = Some(user.clone());
+    config.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{}", release.name()),
+        "system:authenticated".into(),
+    ]);
+    let as_operator = kube::Client::try_from(config).expect("client");
+    let _op = Operator::start(
+        as_operator,
+        served.name(),
+        keyless_settings(&sim, Duration::from_secs(180)),
+    )
+    .await;
+    wait_watch_ready(&served, "edas", "False", "IdentityNotAllowed").await;
+    let m = ready_message(&served, "edas").await;
+    assert!(m.contains("keyless.enabled"), "{m}");
+    assert_eq!(sim.calls("sts", "AssumeRoleWithOIDC"), 0);
+
+    // Then with it: scoped to the served namespace, and the watch recovers on its next retry.
+    apply(&template(
+        &format!("{base},keyless.enabled=true"),
+        &["templates/rbac-keyless.yaml"],
+    ));
+    assert!(can(served.name(), "create", "serviceaccounts/token"));
+    assert!(can(served.name(), "get", "serviceaccounts"));
+    assert!(
+        !can(release.name(), "create", "serviceaccounts/token"),
+        "only in served namespaces"
+    );
+    assert!(!can("kube-system", "create", "serviceaccounts/token"));
+    assert!(!can(served.name(), "list", "serviceaccounts"), "get only");
+    wait_watch_ready(&served, "edas", "True", "Polled").await;
+    assert_eq!(sim.calls("sts", "AssumeRoleWithOIDC"), 1);
+}

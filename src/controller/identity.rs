@@ -250,7 +250,17 @@ impl Identities {
                 .map_err(|m| IdentityError::EndpointNotAllowed(format!("STS: {m}")))?;
         }
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
-        let Some(sa) = api.get_metadata_opt(&r.name).await? else {
+        let sa = api.get_metadata_opt(&r.name).await.map_err(|e| {
+            if is_status(&e, 403) {
+                IdentityError::NotAllowed(format!(
+                    "the operator may not read ServiceAccount {ns}/{} (RBAC: get serviceaccounts, create serviceaccounts/token; the chart grants them with keyless.enabled=true)",
+                    r.name
+                ))
+            } else {
+                IdentityError::Kube(e)
+            }
+        })?;
+        let Some(sa) = sa else {
             self.forget(ns, &r.name);
             return Err(not_found(ns, &r.name));
         };
