@@ -10,11 +10,14 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use serde_yaml::Value;
 
+use crate::cloud::chain::{ChainConfig, OperatorChain};
 use crate::cloud::client::merge;
 use crate::cloud::model::{CloudOrder, Provider};
 use crate::cloud::sts::{OidcConfig, OidcProvider};
 use crate::cloud::{ClientConfig, CloudClient, Credentials, Target};
 use crate::controller::fetch::{Detail, fetch};
+use crate::controller::identity::{Identities, KeylessSettings, Source};
+use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrderWatch;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -49,6 +52,25 @@ pub struct ProbeArgs {
     /// Seconds before one HTTP request gives up.
     #[arg(long, env = "CHANGEORDER_PROBE_TIMEOUT", default_value_t = 30)]
     pub timeout: u64,
+
+    /// For a watch with spec.serviceAccountRef: the kubeconfig whose user may create tokens
+    /// for that ServiceAccount (unset: the usual in-cluster / ~/.kube/config inference).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// For a watch with spec.serviceAccountRef: the namespace of the ServiceAccount (default:
+    /// the watch's metadata.namespace, else `default`).
+    #[arg(long, short = 'n', env = "CHANGEORDER_PROBE_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// STS endpoint for keyless sources (unset: ALIBABA_CLOUD_STS_ENDPOINT and the other
+    /// official variables, else https://sts.aliyuncs.com).
+    #[arg(long, env = "CHANGEORDER_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+
+    /// ECS metadata service, for `spec.credentials.source: OperatorIdentity` on an ECS node.
+    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = crate::cloud::imds::DEFAULT_METADATA_ENDPOINT)]
+    pub ecs_metadata_endpoint: String,
 }
 
 /// Entry point from the CLI.
@@ -101,9 +123,21 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         read_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         ..ClientConfig::default()
     };
-    let creds = match &args.credentials {
-        Some(path) => read_credentials(path, target.provider)?,
-        None => match Credentials::from_env_with(target.provider, &env) {
+    let source = crate::controller::identity::source_of(&watch.spec).map_err(|m| format!("{file}: {m}"))?;
+    let creds = match (&args.credentials, source) {
+        (Some(path), _) => read_credentials(path, target.provider)?,
+        (None, Source::ServiceAccount(r)) => service_account_credentials(args, &watch, &r, &env).await?,
+        (None, Source::OperatorIdentity) => {
+            let chain =
+                ChainConfig::from_env_with(&env, args.sts_endpoint.as_deref(), &args.ecs_metadata_endpoint);
+            let chain = OperatorChain::new(chain, &cfg).map_err(|e| e.to_string())?;
+            let what = chain.config().describe();
+            chain
+                .credentials(crate::cloud::sts::REFRESH_MARGIN)
+                .await
+                .map_err(|e| format!("{what}: {e}"))?
+        }
+        (None, Source::Secret(_)) => match Credentials::from_env_with(target.provider, &env) {
             Ok(c) => c,
             // Keyless (RRSA) when the pod's OIDC variables are there and no AccessKey is.
             Err(e) => match (target.provider, OidcConfig::from_env_with(&env)) {
@@ -142,6 +176,47 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         out.push_str(&yaml);
     }
     Ok(out)
+}
+
+/// Mint a token of the watch's ServiceAccount with the user's kubeconfig and exchange it at
+/// STS, as the controller does.
+async fn service_account_credentials(
+    args: &ProbeArgs,
+    watch: &ChangeOrderWatch,
+    r: &crate::crd::ServiceAccountRef,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Credentials, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let config = match &args.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("spec.serviceAccountRef needs a cluster: {e}"))?,
+    };
+    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let ns = args
+        .namespace
+        .clone()
+        .or_else(|| watch.metadata.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let sts_endpoint = args
+        .sts_endpoint
+        .clone()
+        .unwrap_or_else(|| crate::cloud::chain::sts_endpoint_from_env(env));
+    let identities = Identities::new(KeylessSettings {
+        sts_endpoint,
+        ..KeylessSettings::default()
+    });
+    // probe runs with the user's own rights; the operator's endpoint policy is not its to apply.
+    identities
+        .service_account(&client, &ns, r, None, &Metrics::new())
+        .await
+        .map_err(|e| format!("ServiceAccount {ns}/{}: {e}", r.name))
 }
 
 /// Which listed orders probe describes: in-flight ones first (they matter most when the
@@ -356,6 +431,10 @@ mod tests {
             max_describe: 1,
             list_only: false,
             timeout: 1,
+            kubeconfig: None,
+            namespace: None,
+            sts_endpoint: None,
+            ecs_metadata_endpoint: crate::cloud::imds::DEFAULT_METADATA_ENDPOINT.into(),
         };
         let e = run(&args, |_| None).await.unwrap_err();
         assert_eq!(

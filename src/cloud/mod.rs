@@ -5,12 +5,14 @@
 //! [`credentials::Credentials`]; see the `client` module docs.
 
 pub mod appstack;
+pub mod chain;
 pub mod client;
 pub mod common;
 pub mod credentials;
 pub mod edas;
 pub mod error;
 pub mod http;
+pub mod imds;
 pub mod json;
 pub mod model;
 pub mod policy;

@@ -59,18 +59,7 @@ impl OidcConfig {
         let build = || -> Result<OidcConfig, String> {
             let oidc_provider_arn = required(ENV_OIDC_PROVIDER_ARN)?;
             let token_file = PathBuf::from(required(ENV_OIDC_TOKEN_FILE)?);
-            let vpc = get(ENV_VPC_ENDPOINT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let host = match (get(ENV_STS_ENDPOINT), get(ENV_STS_REGION)) {
-                (Some(e), _) => e,
-                (None, Some(r)) if vpc => format!("sts-vpc.{r}.aliyuncs.com"),
-                (None, Some(r)) => format!("sts.{r}.aliyuncs.com"),
-                (None, None) => "sts.aliyuncs.com".to_string(),
-            };
-            let sts_endpoint = if host.starts_with("http://") || host.starts_with("https://") {
-                host
-            } else {
-                format!("https://{host}")
-            };
+            let sts_endpoint = super::chain::sts_endpoint_from_env(&var);
             Ok(OidcConfig {
                 role_arn,
                 oidc_provider_arn,
@@ -85,26 +74,37 @@ impl OidcConfig {
     }
 }
 
-/// Exchanges and caches. Share one per process (it is `Send + Sync`).
-pub struct OidcProvider {
-    cfg: OidcConfig,
+/// The STS `AssumeRoleWithOIDC` call itself, without a cache: the caller decides what to
+/// cache and for whom (one provider per process for the pod's own RRSA variables, one entry per
+/// ServiceAccount and role in the controller).
+#[derive(Clone)]
+pub struct StsClient {
     url: Url,
     http: reqwest::Client,
     max_reply_bytes: usize,
-    cache: Mutex<Option<(Credentials, Timestamp)>>,
 }
 
-impl std::fmt::Debug for OidcProvider {
+impl std::fmt::Debug for StsClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OidcProvider")
-            .field("cfg", &self.cfg)
+        f.debug_struct("StsClient")
+            .field("url", &self.url.as_str())
             .finish_non_exhaustive()
     }
 }
 
-impl OidcProvider {
-    pub fn new(cfg: OidcConfig, client: &ClientConfig) -> Result<Self, CloudError> {
-        let url = super::target::parse_endpoint(&cfg.sts_endpoint)
+/// What one exchange asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct AssumeRequest<'a> {
+    pub role_arn: &'a str,
+    pub oidc_provider_arn: &'a str,
+    pub role_session_name: &'a str,
+    /// Sent at least 900 (the STS minimum).
+    pub duration_seconds: u32,
+}
+
+impl StsClient {
+    pub fn new(endpoint: &str, client: &ClientConfig) -> Result<Self, CloudError> {
+        let url = super::target::parse_endpoint(endpoint)
             .map_err(|m| CloudError::new(ErrorKind::BadRequest, format!("STS endpoint: {m}")))?;
         let http = reqwest::Client::builder()
             .connect_timeout(client.connect_timeout)
@@ -113,44 +113,26 @@ impl OidcProvider {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CloudError::transport(format!("cannot build HTTP client: {e}")))?;
-        Ok(OidcProvider {
-            cfg,
+        Ok(StsClient {
             url,
             http,
             max_reply_bytes: client.max_reply_bytes,
-            cache: Mutex::new(None),
         })
     }
 
-    /// Cached temporary credentials, exchanged anew when 180 s or less remain.
-    pub async fn credentials(&self) -> Result<Credentials, CloudError> {
-        let mut cache = self.cache.lock().await;
-        if let Some((creds, expires)) = cache.as_ref() {
-            let margin = jiff::SignedDuration::try_from(REFRESH_MARGIN).unwrap_or_default();
-            if Timestamp::now()
-                .saturating_add(margin)
-                .is_ok_and(|t| t < *expires)
-            {
-                return Ok(creds.clone());
-            }
-        }
-        let (creds, expires) = self.exchange().await?;
-        *cache = Some((creds.clone(), expires));
-        Ok(creds)
+    /// The endpoint, for the endpoint policy.
+    pub fn url(&self) -> &Url {
+        &self.url
     }
 
-    async fn exchange(&self) -> Result<(Credentials, Timestamp), CloudError> {
-        let token = tokio::fs::read_to_string(&self.cfg.token_file)
-            .await
-            .map_err(|e| {
-                CloudError::new(
-                    ErrorKind::InvalidCredentials,
-                    format!(
-                        "cannot read the OIDC token file {}: {e}",
-                        self.cfg.token_file.display()
-                    ),
-                )
-            })?;
+    /// Exchange an OIDC token for temporary credentials and their expiry. Errors never carry
+    /// the token (it is redacted should the server echo it).
+    pub async fn assume_role_with_oidc(
+        &self,
+        req: AssumeRequest<'_>,
+        token: &str,
+    ) -> Result<(Credentials, Timestamp), CloudError> {
+        let token = token.trim();
         let query = vec![
             ("Version".to_string(), "2015-04-01".to_string()),
             ("Action".to_string(), "AssumeRoleWithOIDC".to_string()),
@@ -158,11 +140,11 @@ impl OidcProvider {
             ("Timestamp".to_string(), super::sign::v3_date(Timestamp::now())),
         ];
         let form = [
-            ("RoleArn", self.cfg.role_arn.as_str()),
-            ("OIDCProviderArn", self.cfg.oidc_provider_arn.as_str()),
-            ("OIDCToken", token.trim()),
-            ("RoleSessionName", self.cfg.role_session_name.as_str()),
-            ("DurationSeconds", &self.cfg.duration_seconds.max(900).to_string()),
+            ("RoleArn", req.role_arn),
+            ("OIDCProviderArn", req.oidc_provider_arn),
+            ("OIDCToken", token),
+            ("RoleSessionName", req.role_session_name),
+            ("DurationSeconds", &req.duration_seconds.max(900).to_string()),
         ]
         .iter()
         .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
@@ -184,12 +166,97 @@ impl OidcProvider {
         // STS speaks the same RPC error envelope as EDAS: {RequestId, Code, Message}.
         let v = classify_reply(Provider::Edas, status, &body, ErrorKind::InvalidCredentials).map_err(
             |mut e| {
-                e.message = e.message.replace(token.trim(), "<redacted>");
+                if !token.is_empty() {
+                    e.message = e.message.replace(token, "<redacted>");
+                }
+                e.message = format!("STS AssumeRoleWithOIDC for role {}: {}", req.role_arn, e.message);
                 e.raw = None;
                 e
             },
         )?;
         parse_assumed(&v)
+    }
+}
+
+/// Exchanges the pod's own projected token and caches. Share one per process (it is `Send + Sync`).
+pub struct OidcProvider {
+    cfg: OidcConfig,
+    sts: StsClient,
+    cache: Mutex<Option<(Credentials, Timestamp)>>,
+}
+
+impl std::fmt::Debug for OidcProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcProvider")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether credentials expiring at `expires` are still good for use at `now`, leaving `margin`.
+pub fn fresh(expires: Timestamp, now: Timestamp, margin: Duration) -> bool {
+    let margin = jiff::SignedDuration::try_from(margin).unwrap_or_default();
+    now.saturating_add(margin).is_ok_and(|t| t < expires)
+}
+
+impl OidcProvider {
+    pub fn new(cfg: OidcConfig, client: &ClientConfig) -> Result<Self, CloudError> {
+        let sts = StsClient::new(&cfg.sts_endpoint, client)?;
+        Ok(OidcProvider {
+            cfg,
+            sts,
+            cache: Mutex::new(None),
+        })
+    }
+
+    pub fn config(&self) -> &OidcConfig {
+        &self.cfg
+    }
+
+    /// Cached temporary credentials, exchanged anew when 180 s or less remain.
+    pub async fn credentials(&self) -> Result<Credentials, CloudError> {
+        Ok(self.credentials_with_expiry(REFRESH_MARGIN).await?.0)
+    }
+
+    /// Like [`credentials`](Self::credentials), with the expiry and a chosen refresh margin.
+    pub async fn credentials_with_expiry(
+        &self,
+        margin: Duration,
+    ) -> Result<(Credentials, Timestamp), CloudError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((creds, expires)) = cache.as_ref()
+            && fresh(*expires, Timestamp::now(), margin)
+        {
+            return Ok((creds.clone(), *expires));
+        }
+        let fetched = self.exchange().await?;
+        *cache = Some(fetched.clone());
+        Ok(fetched)
+    }
+
+    async fn exchange(&self) -> Result<(Credentials, Timestamp), CloudError> {
+        let token = tokio::fs::read_to_string(&self.cfg.token_file)
+            .await
+            .map_err(|e| {
+                CloudError::new(
+                    ErrorKind::InvalidCredentials,
+                    format!(
+                        "cannot read the OIDC token file {}: {e}",
+                        self.cfg.token_file.display()
+                    ),
+                )
+            })?;
+        self.sts
+            .assume_role_with_oidc(
+                AssumeRequest {
+                    role_arn: &self.cfg.role_arn,
+                    oidc_provider_arn: &self.cfg.oidc_provider_arn,
+                    role_session_name: &self.cfg.role_session_name,
+                    duration_seconds: self.cfg.duration_seconds,
+                },
+                &token,
+            )
+            .await
     }
 }
 

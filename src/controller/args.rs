@@ -93,6 +93,23 @@ pub struct RunArgs {
     )]
     pub allowed_endpoints: EndpointPolicy,
 
+    /// STS endpoint for keyless credentials (ServiceAccount RRSA and the operator's own RRSA).
+    /// Unset: the official `ALIBABA_CLOUD_STS_ENDPOINT`, else `ALIBABA_CLOUD_STS_REGION`
+    /// (`ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true` for the VPC host), else https://sts.aliyuncs.com.
+    /// Must fall under --allowed-endpoints.
+    #[arg(long, env = "CHANGEORDER_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
+
+    /// ECS instance metadata service, for the node's RAM role as the operator's own identity.
+    /// Must fall under --allowed-endpoints (the default policy does not include it).
+    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = crate::cloud::imds::DEFAULT_METADATA_ENDPOINT)]
+    pub ecs_metadata_endpoint: String,
+
+    /// Namespaces whose watches may use the operator's own identity (`spec.credentials.source:
+    /// OperatorIdentity`), comma-separated. Empty (the default): no namespace may.
+    #[arg(long, env = "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES", value_delimiter = ',')]
+    pub operator_identity_namespaces: Vec<String>,
+
     #[command(flatten)]
     pub log: LogArgs,
 }

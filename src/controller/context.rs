@@ -14,6 +14,7 @@ use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::model::Provider;
 use crate::cloud::policy::EndpointPolicy;
+use crate::controller::identity::{Identities, KeylessSettings};
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch};
 
@@ -27,6 +28,8 @@ pub struct Settings {
     pub status_heartbeat: Duration,
     /// Cloud endpoints watches may use (`--allowed-endpoints`); check before any call.
     pub allowed_endpoints: EndpointPolicy,
+    /// ServiceAccount (RRSA) and operator-identity credentials.
+    pub keyless: KeylessSettings,
 }
 
 impl Settings {
@@ -38,6 +41,7 @@ impl Settings {
             max_error_backoff: args.max_error_backoff,
             status_heartbeat: args.status_heartbeat,
             allowed_endpoints: args.allowed_endpoints.clone(),
+            keyless: KeylessSettings::from_args(args),
         }
     }
 }
@@ -75,6 +79,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The namespace this controller serves, or `None` for the whole cluster.
     pub scope: Option<String>,
+    /// Keyless credentials, cached per ServiceAccount and role.
+    pub identities: Identities,
     synced: tokio::sync::watch::Receiver<bool>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
     memory: Mutex<HashMap<String, Memory>>,
@@ -94,7 +100,9 @@ impl Context {
         scope: Option<String>,
         synced: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
+        let identities = Identities::new(settings.keyless.clone());
         Arc::new(Context {
+            identities,
             client,
             cloud,
             orders,

@@ -72,6 +72,12 @@ struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepResultLabels {
+    step: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReadyLabels {
     ready: &'static str,
 }
@@ -130,6 +136,7 @@ struct Inner {
     order_write_failures: Family<ProviderResultLabels, Counter>,
     watch_ready: Family<WatchLabels, Gauge>,
     watch_latest_phase: Family<WatchPhaseLabels, Gauge>,
+    identity_calls: Family<StepResultLabels, Counter>,
     /// (namespace, name) of every watch that has per-watch series, to remove those of deleted
     /// watches. The lock also serialises whole updates, so a scrape between two concurrent
     /// updates never sees one watch half-written.
@@ -245,8 +252,16 @@ impl Metrics {
             })
             .set(1);
 
+        let identity_calls = Family::<StepResultLabels, Counter>::default();
+        registry.register(
+            "identity_calls",
+            "Calls made to obtain a watch's ServiceAccount credentials, by step (token_request, sts) and result (ok or error)",
+            identity_calls.clone(),
+        );
+
         let metrics = Self {
             inner: Arc::new(Inner {
+                identity_calls,
                 registry,
                 cloud_calls,
                 reconciles,
@@ -278,6 +293,15 @@ impl Metrics {
                 operation,
                 result,
             })
+            .inc();
+    }
+
+    /// One call made for keyless credentials (a TokenRequest, an STS exchange, a metadata
+    /// fetch); `result` is `ok` or `error`.
+    pub fn identity_call(&self, step: &'static str, result: &'static str) {
+        self.inner
+            .identity_calls
+            .get_or_create(&StepResultLabels { step, result })
             .inc();
     }
 

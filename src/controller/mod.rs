@@ -5,6 +5,7 @@ pub mod args;
 pub mod budget;
 pub mod context;
 pub mod fetch;
+pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
@@ -219,7 +220,10 @@ fn controller_for(
                 .iter()
                 .filter(|w| {
                     w.namespace() == secret.namespace()
-                        && w.spec.credentials_secret_ref.name == secret.name_any()
+                        && w.spec
+                            .credentials_secret_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == secret.name_any())
                 })
                 .map(|w| ObjectRef::from_obj(w.as_ref()))
                 .collect::<Vec<_>>()

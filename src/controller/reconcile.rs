@@ -22,6 +22,7 @@ pub use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::apply::{self, Applied};
 use crate::controller::context::{Context, Error, Memory};
 use crate::controller::fetch;
+use crate::controller::identity::{IdentityError, Source};
 use crate::controller::plan;
 use crate::controller::report::{self, update_gauges};
 use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
@@ -212,8 +213,9 @@ fn standing(memory: &Memory, in_flight: bool) -> Standing {
 
 /// resourceVersion of the watch's Secret in the cache (`None`: absent).
 fn secret_version(ctx: &Context, ns: &str, watch: &ChangeOrderWatch) -> Option<String> {
+    let secret = watch.spec.credentials_secret_ref.as_ref()?;
     ctx.secrets
-        .get(&ObjectRef::new(&watch.spec.credentials_secret_ref.name).within(ns))
+        .get(&ObjectRef::new(&secret.name).within(ns))
         .map(|s| s.metadata.resource_version.clone().unwrap_or_default())
 }
 
@@ -282,6 +284,9 @@ enum PollError {
     /// The Secret is missing or unusable; the message names it, never a value.
     #[error("{0}")]
     Credentials(String),
+    /// A keyless identity the watch cannot use, with the Ready reason saying why.
+    #[error("{message}")]
+    Identity { reason: &'static str, message: String },
     #[error(transparent)]
     Cloud(#[from] CloudError),
     /// The API server failed: the reconcile is retried.
@@ -329,6 +334,10 @@ impl Poll<'_> {
                     message,
                 }
             }
+            Err(PollError::Identity { reason, message }) => {
+                memory.credentials_rejected = true;
+                Outcome::Failed { reason, message }
+            }
             Err(PollError::Cloud(e)) => failure(&e, memory),
         };
         Ok(Polled::Done(outcome, Box::new(latest)))
@@ -340,7 +349,7 @@ impl Poll<'_> {
         memory: &mut Memory,
     ) -> Result<(fetch::Fetched, Applied, Option<LatestOrder>), PollError> {
         let (ctx, watch) = (self.ctx, self.watch);
-        let credentials = credentials(ctx, self.ns, watch, self.config, secret_version, memory).await?;
+        let credentials = credentials(ctx, self.ns, self.config, secret_version, memory).await?;
         let existing = plan::existing_by_id(self.objects, &watch.name_any());
         // The list plus a describe per order in flight: start only when the budget allows it.
         let in_flight = self.objects.iter().filter(|o| !plan::is_settled(o)).count();
@@ -451,17 +460,54 @@ fn failure(e: &CloudError, memory: &mut Memory) -> Outcome {
     }
 }
 
-/// Credentials from the watch's Secret, cached by the Secret's resourceVersion and the
-/// provider. Errors name the Secret or key, never a value.
+/// Credentials from the watch's one source: its Secret, its ServiceAccount (RRSA) or the
+/// operator's own identity.
 async fn credentials(
     ctx: &Context,
     ns: &str,
-    watch: &ChangeOrderWatch,
     config: &WatchConfig,
     version: Option<String>,
     memory: &mut Memory,
 ) -> Result<Credentials, PollError> {
-    let name = &watch.spec.credentials_secret_ref.name;
+    let policy = &ctx.settings.allowed_endpoints;
+    let keyless = match &config.source {
+        Source::Secret(name) => return secret_credentials(ctx, ns, name, config, version, memory).await,
+        Source::ServiceAccount(r) => {
+            ctx.identities
+                .service_account(&ctx.client, ns, r, Some(policy), &ctx.metrics)
+                .await
+        }
+        Source::OperatorIdentity => ctx.identities.operator(ns, policy).await,
+    };
+    keyless.map_err(|e| match e {
+        IdentityError::Cloud(e) => PollError::Cloud(e),
+        IdentityError::Kube(e) => PollError::Kube(e),
+        IdentityError::ServiceAccountNotFound(message) => PollError::Identity {
+            reason: reason::SERVICE_ACCOUNT_NOT_FOUND,
+            message,
+        },
+        IdentityError::NotAllowed(message) => PollError::Identity {
+            reason: reason::IDENTITY_NOT_ALLOWED,
+            message,
+        },
+        IdentityError::EndpointNotAllowed(message) => PollError::Identity {
+            reason: reason::ENDPOINT_NOT_ALLOWED,
+            message,
+        },
+        IdentityError::Invalid(message) => PollError::Credentials(message),
+    })
+}
+
+/// Credentials from the watch's Secret, cached by the Secret's resourceVersion and the
+/// provider. Errors name the Secret or key, never a value.
+async fn secret_credentials(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    config: &WatchConfig,
+    version: Option<String>,
+    memory: &mut Memory,
+) -> Result<Credentials, PollError> {
     let provider = config.target.provider;
     let not_found = || {
         PollError::Credentials(format!(

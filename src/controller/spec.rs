@@ -17,11 +17,14 @@ pub struct WatchConfig {
     pub interval: Duration,
     pub in_flight_interval: Duration,
     pub retention: Retention,
+    /// Where the credentials come from (exactly one source).
+    pub source: crate::controller::identity::Source,
 }
 
 impl WatchConfig {
     pub fn from_spec(spec: &ChangeOrderWatchSpec, settings: &Settings) -> Result<Self, String> {
         let target = Target::from_spec(spec)?;
+        let source = crate::controller::identity::source_of(spec)?;
         let interval = duration_field(
             "spec.interval",
             spec.interval.as_deref(),
@@ -49,6 +52,7 @@ impl WatchConfig {
                 max_age,
                 min_keep: interval,
             },
+            source,
         })
     }
 
@@ -82,6 +86,7 @@ mod tests {
             max_error_backoff: Duration::from_secs(300),
             status_heartbeat: Duration::from_secs(600),
             allowed_endpoints: Default::default(),
+            keyless: Default::default(),
         }
     }
 

@@ -47,6 +47,11 @@ pub mod reason {
     pub const FORBIDDEN: &str = "Forbidden";
     /// `spec.endpoint` is outside the operator's endpoint policy; no call was made.
     pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
+    /// `spec.serviceAccountRef` names a ServiceAccount that does not exist in the watch's namespace.
+    pub const SERVICE_ACCOUNT_NOT_FOUND: &str = "ServiceAccountNotFound";
+    /// The watch asks for an identity it may not use: another namespace's ServiceAccount, or
+    /// the operator's own identity outside the namespaces the admin allows.
+    pub const IDENTITY_NOT_ALLOWED: &str = "IdentityNotAllowed";
     /// No poll has finished since the watch was created.
     pub const AWAITING_FIRST_POLL: &str = "AwaitingFirstPoll";
     /// `LatestOrder*` conditions of a watch that has no ChangeOrder.
@@ -57,8 +62,10 @@ pub mod reason {
 
 /// Ready reasons after which polling cannot succeed until a person changes something (the
 /// Secret, the spec, the application, the RAM policy or the operator's endpoint policy).
-const STALLED_REASONS: [&str; 5] = [
+const STALLED_REASONS: [&str; 7] = [
     reason::INVALID_CREDENTIALS,
+    reason::SERVICE_ACCOUNT_NOT_FOUND,
+    reason::IDENTITY_NOT_ALLOWED,
     reason::INVALID_SPEC,
     reason::APP_NOT_FOUND,
     reason::FORBIDDEN,

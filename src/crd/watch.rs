@@ -58,6 +58,14 @@ use crate::crd::Phase;
 #[x_kube(validation = kube::core::Rule::new("!has(self.inFlightInterval) || duration(self.inFlightInterval) >= duration('2s')")
     .message("spec.inFlightInterval must be at least 2s")
     .field_path(".inFlightInterval"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.credentialsSecretRef), has(self.serviceAccountRef), has(self.credentials)].filter(x, x).size() == 1")
+    .message("exactly one credential source: set one of spec.credentialsSecretRef, spec.serviceAccountRef and spec.credentials")
+    .field_path(".credentialsSecretRef")
+    .reason(kube::core::Reason::FieldValueInvalid))]
+#[x_kube(validation = kube::core::Rule::new("self.provider != 'appstack' || has(self.credentialsSecretRef)")
+    .message("provider appstack authenticates with a personal access token: use spec.credentialsSecretRef (spec.serviceAccountRef and spec.credentials apply to edas and sae)")
+    .field_path(".credentialsSecretRef")
+    .reason(kube::core::Reason::FieldValueRequired))]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOrderWatchSpec {
     /// The release system: edas, sae or appstack.
@@ -99,8 +107,20 @@ pub struct ChangeOrderWatchSpec {
     pub states: Option<Vec<AppStackState>>,
 
     /// Secret in this namespace holding the credentials (accessKeyId, accessKeySecret and
-    /// optional securityToken for edas/sae; token for appstack).
-    pub credentials_secret_ref: SecretRef,
+    /// optional securityToken for edas/sae; token for appstack). One of credentialsSecretRef,
+    /// serviceAccountRef and credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+
+    /// Keyless (RRSA): a ServiceAccount in this namespace whose token the operator exchanges at
+    /// STS (AssumeRoleWithOIDC) for temporary credentials of a RAM role. edas and sae only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_ref: Option<ServiceAccountRef>,
+
+    /// Other credential sources; today only `source: OperatorIdentity`, the operator's own
+    /// identity, which the cluster admin allows per namespace. edas and sae only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<CredentialsSource>,
 
     /// How often to poll when no order is in flight (Go duration, default 1m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +156,52 @@ pub struct SecretRef {
     /// Name of a Secret in the watch's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+}
+
+/// A ServiceAccount whose identity a watch uses (RRSA). The RAM role and OIDC provider come
+/// from these fields or, when unset, from the ServiceAccount's annotations
+/// `changeorder.io/role-arn` and `changeorder.io/oidc-provider-arn`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    /// Name of a ServiceAccount in the watch's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Must be the watch's own namespace when set: a watch may never use another namespace's
+    /// ServiceAccount. (Kept in the schema so such a reference is refused, not silently dropped.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+    /// RAM role to assume, e.g. `acs:ram::1234567890123456:role/changeorder-reader`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^acs:ram::[^\s]+:role/[^\s]+$")
+    )]
+    pub role_arn: Option<String>,
+    /// The cluster's OIDC provider in RAM, e.g. `acs:ram::1234567890123456:oidc-provider/ack-rrsa-c123`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 1024),
+        regex(pattern = r"^acs:ram::[^\s]+:oidc-provider/[^\s]+$")
+    )]
+    pub oidc_provider_arn: Option<String>,
+}
+
+/// A credential source that is neither a Secret nor a ServiceAccount of the watch.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsSource {
+    /// The source: OperatorIdentity (the only one today).
+    pub source: CredentialSourceKind,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum CredentialSourceKind {
+    /// The operator's own identity, in the official default-chain order: the
+    /// `ALIBABA_CLOUD_ACCESS_KEY_*` variables, the RRSA variables of its pod, the node's ECS RAM
+    /// role. Usable only in namespaces the admin lists (`--operator-identity-namespaces`).
+    OperatorIdentity,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]

@@ -97,6 +97,8 @@ fn mismatch(server_string_to_sign: &str, canonical_request: Option<&str>) -> Rej
 
 pub struct Verifier {
     credentials: Vec<Credential>,
+    /// Temporary credentials issued by the simulated STS and metadata service: id → (key, expiry).
+    issued: Mutex<HashMap<String, (Credential, Timestamp)>>,
     /// (AccessKey id, nonce) → when first seen.
     nonces: Mutex<HashMap<(String, String), Instant>>,
 }
@@ -105,6 +107,7 @@ impl Verifier {
     pub fn new(credentials: Vec<Credential>) -> Verifier {
         Verifier {
             credentials,
+            issued: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashMap::new()),
         }
     }
@@ -130,7 +133,7 @@ impl Verifier {
                     "Authorization must be `ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..`.",
                 ));
             };
-            let cred = self.credential(&auth.access_key_id)?;
+            let cred = self.credential(&auth.access_key_id, now)?;
             let date =
                 get(sign::HEADER_DATE).ok_or_else(|| incomplete("The x-acs-date header is missing."))?;
             check_skew(parse_v3_date(date)?, now)?;
@@ -170,7 +173,7 @@ impl Verifier {
                     "Authorization must be `acs <AccessKeyId>:<signature>`.",
                 ));
             };
-            let cred = self.credential(&id)?;
+            let cred = self.credential(&id, now)?;
             match get(sign::HEADER_SIGNATURE_METHOD) {
                 Some("HMAC-SHA1") => {}
                 other => {
@@ -203,15 +206,47 @@ impl Verifier {
             ));
         };
 
-        check_token(cred, get(sign::HEADER_SECURITY_TOKEN))?;
+        check_token(&cred, get(sign::HEADER_SECURITY_TOKEN))?;
         self.remember_nonce(&cred.access_key_id, nonce)?;
         Ok(scheme)
     }
 
-    fn credential(&self, id: &str) -> Result<&Credential, Rejection> {
+    /// Accept temporary credentials until `expires` (then `InvalidSecurityToken.Expired`).
+    pub fn issue(&self, cred: Credential, expires: Timestamp) {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        // Long-expired keys are dropped; recently expired ones stay to be refused by name.
+        let horizon = Timestamp::now()
+            .saturating_sub(SignedDuration::from_hours(1))
+            .unwrap_or(expires);
+        issued.retain(|_, (_, exp)| *exp > horizon);
+        issued.insert(cred.access_key_id.clone(), (cred, expires));
+    }
+
+    /// Every temporary credential still remembered (tests look for their secrets in logs).
+    pub fn issued(&self) -> Vec<Credential> {
+        let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.values().map(|(c, _)| c.clone()).collect()
+    }
+
+    fn credential(&self, id: &str, now: Timestamp) -> Result<Credential, Rejection> {
+        let temporary = {
+            let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+            issued.get(id).cloned()
+        };
+        if let Some((cred, expires)) = temporary {
+            if expires <= now {
+                return Err(reject(
+                    400,
+                    "InvalidSecurityToken.Expired",
+                    "Specified SecurityToken is expired.",
+                ));
+            }
+            return Ok(cred);
+        }
         self.credentials
             .iter()
             .find(|c| c.access_key_id == id)
+            .cloned()
             .ok_or_else(|| {
                 reject(
                     404,

@@ -53,6 +53,56 @@ pub struct SimulateArgs {
     /// Run timelines this many times faster (overrides the scenario's `timeScale`).
     #[arg(long, env = "CHANGEORDER_SIM_TIME_SCALE")]
     pub time_scale: Option<f64>,
+
+    /// Serve STS AssumeRoleWithOIDC, verifying tokens with this JWKS (a file, or an http(s) URL
+    /// fetched once; e.g. the output of `kubectl get --raw /openid/v1/jwks`).
+    #[arg(long, env = "CHANGEORDER_SIM_OIDC_JWKS")]
+    pub oidc_jwks: Option<String>,
+
+    /// The `iss` OIDC tokens must carry (the API server's --service-account-issuer).
+    #[arg(
+        long,
+        env = "CHANGEORDER_SIM_OIDC_ISSUER",
+        default_value = "https://kubernetes.default.svc.cluster.local"
+    )]
+    pub oidc_issuer: String,
+
+    /// A role tokens may assume: `ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]` (repeatable); the
+    /// subjects (`system:serviceaccount:NS:NAME`) play the trust policy's `oidc:sub` condition.
+    #[arg(long = "oidc-role", env = "CHANGEORDER_SIM_OIDC_ROLES", value_delimiter = ';')]
+    pub oidc_roles: Vec<String>,
+
+    /// Cap on the lifetime of issued STS and ECS credentials (e.g. 2m, to watch refreshes).
+    #[arg(long, env = "CHANGEORDER_SIM_CREDENTIALS_TTL", value_parser = crate::controller::args::parse_interval)]
+    pub credentials_ttl: Option<std::time::Duration>,
+
+    /// Serve the ECS metadata service (hardened mode) with this instance RAM role.
+    #[arg(long, env = "CHANGEORDER_SIM_ECS_ROLE")]
+    pub ecs_role: Option<String>,
+}
+
+/// `ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]`.
+pub fn parse_oidc_role(s: &str) -> Result<super::sts::OidcRole, String> {
+    let mut parts = s.splitn(3, '=');
+    let (Some(role), Some(provider)) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "--oidc-role {s:?}: use ROLE_ARN=OIDC_PROVIDER_ARN[=SUBJECT,...]"
+        ));
+    };
+    Ok(super::sts::OidcRole {
+        role_arn: role.trim().to_string(),
+        oidc_provider_arn: provider.trim().to_string(),
+        subjects: parts
+            .next()
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
 }
 
 fn load(args: &SimulateArgs) -> Result<Scenario, String> {
@@ -95,6 +145,26 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         credentials: vec![cred],
         yunxiao_token: args.yunxiao_token.clone(),
         scenario,
+        sts: None,
+        ecs_role: args.ecs_role.clone().map(|role_name| super::imds::EcsRoleConfig {
+            role_name,
+            duration: args
+                .credentials_ttl
+                .unwrap_or(std::time::Duration::from_secs(6 * 3600)),
+        }),
+    };
+    let roles = match args
+        .oidc_roles
+        .iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| parse_oidc_role(r))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -103,7 +173,26 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut config = config;
     runtime.block_on(async move {
+        if let Some(source) = &args.oidc_jwks {
+            match super::sts::Jwks::load(source).await {
+                Ok(jwks) => {
+                    config.sts = Some(super::sts::StsConfig {
+                        jwks,
+                        issuer: args.oidc_issuer.clone(),
+                        audience: super::sts::RRSA_AUDIENCE.to_string(),
+                        roles,
+                        max_duration: args.credentials_ttl,
+                        refuse_all: false,
+                    })
+                }
+                Err(e) => {
+                    eprintln!("error: --oidc-jwks: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let apps = config.scenario.apps.len();
         let orders: usize = config.scenario.apps.iter().map(|a| a.change_orders.len()).sum();
         let sim = match start(config).await {
@@ -150,5 +239,26 @@ async fn stop_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oidc_roles() {
+        let r = super::parse_oidc_role("acs:ram::1:role/r=acs:ram::1:oidc-provider/p=system:serviceaccount:a:b, system:serviceaccount:c:d").unwrap();
+        assert_eq!(r.role_arn, "acs:ram::1:role/r");
+        assert_eq!(r.oidc_provider_arn, "acs:ram::1:oidc-provider/p");
+        assert_eq!(
+            r.subjects,
+            ["system:serviceaccount:a:b", "system:serviceaccount:c:d"]
+        );
+        assert!(
+            super::parse_oidc_role("acs:ram::1:role/r=acs:ram::1:oidc-provider/p")
+                .unwrap()
+                .subjects
+                .is_empty()
+        );
+        assert!(super::parse_oidc_role("just-a-role").is_err());
     }
 }

@@ -7,6 +7,7 @@ mod auth;
 mod cmd;
 mod edas;
 mod faults;
+pub mod imds;
 mod reply;
 mod routes;
 mod sae;
@@ -14,6 +15,7 @@ pub mod scenario;
 // Public for the fuzz targets, which read the simulator's time formats back with the client.
 pub mod state;
 mod stats;
+pub mod sts;
 mod world;
 
 use std::net::SocketAddr;
@@ -58,6 +60,10 @@ pub struct SimConfig {
     /// The personal access token the AppStack side accepts.
     pub yunxiao_token: String,
     pub scenario: Scenario,
+    /// STS `AssumeRoleWithOIDC` on `POST /` (keyless RRSA); `None` refuses it.
+    pub sts: Option<sts::StsConfig>,
+    /// The ECS metadata service's RAM role on `/latest/...`; `None`: no role attached.
+    pub ecs_role: Option<imds::EcsRoleConfig>,
 }
 
 impl SimConfig {
@@ -68,6 +74,8 @@ impl SimConfig {
             credentials: vec![Credential::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET)],
             yunxiao_token: DEFAULT_YUNXIAO_TOKEN.to_string(),
             scenario,
+            sts: None,
+            ecs_role: None,
         }
     }
 }
@@ -92,6 +100,9 @@ struct Shared {
     yunxiao_token: String,
     faults: Faults,
     stats: Stats,
+    sts: Option<sts::StsConfig>,
+    ecs_role: Option<imds::EcsRoleConfig>,
+    imds: imds::Imds,
 }
 
 /// A simulator serving in the background. Dropping it stops the server.
@@ -120,6 +131,12 @@ impl RunningSim {
     /// Calls of one action so far (`product` is `edas`, `sae` or `appstack`).
     pub fn calls(&self, product: &str, action: &str) -> u64 {
         self.shared.stats.snapshot().calls(product, action)
+    }
+
+    /// Temporary credentials the simulated STS and metadata service handed out (and still
+    /// remember), for tests that check no secret leaks.
+    pub fn issued_credentials(&self) -> Vec<Credential> {
+        self.shared.verifier.issued()
     }
 
     pub fn reset_stats(&self) {
@@ -179,6 +196,9 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         yunxiao_token: config.yunxiao_token,
         faults,
         stats: Stats::default(),
+        sts: config.sts,
+        ecs_role: config.ecs_role,
+        imds: imds::Imds::default(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -241,6 +261,9 @@ async fn dispatch(
         .get(header::HOST)
         .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
         .unwrap_or_default();
+    if let Some(resp) = keyless(&sh, &method, &uri, &headers, &body, &host) {
+        return resp;
+    }
     let op = match routes::route(&method, path) {
         Ok(op) => op,
         Err(no) => {
@@ -302,6 +325,76 @@ async fn dispatch(
             r.into_response()
         }
     }
+}
+
+/// STS (`POST /?Action=AssumeRoleWithOIDC`, unsigned) and the ECS metadata service
+/// (`/latest/...`); `None` for every other request.
+fn keyless(
+    sh: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    host: &str,
+) -> Option<Response> {
+    let path = uri.path();
+    let now = Timestamp::now();
+    if path == "/" && *method == Method::POST {
+        let params = with_form_body(Params::parse(uri.query()), headers, body);
+        if params.get("Action") != Some("AssumeRoleWithOIDC") {
+            return None;
+        }
+        let (reply, issued) = match &sh.sts {
+            Some(cfg) => sts::assume_role_with_oidc(cfg, &params, now, host),
+            None => (
+                gateway_error(
+                    Provider::Edas,
+                    404,
+                    "EntityNotExist.OIDCProvider",
+                    "No OIDC provider is configured in this simulator.",
+                    host,
+                ),
+                None,
+            ),
+        };
+        if let Some(i) = issued {
+            sh.verifier.issue(
+                Credential::sts(i.access_key_id, i.access_key_secret, i.security_token),
+                i.expires,
+            );
+        }
+        sh.stats.record("sts", "AssumeRoleWithOIDC", &reply.outcome);
+        return Some(reply.into_response());
+    }
+    let answer = if path == imds::TOKEN_PATH && *method == Method::PUT {
+        sh.stats.record("ecs-metadata", "Token", "OK");
+        sh.imds.put_token(headers, now)
+    } else if let Some(rest) = path.strip_prefix(imds::CREDENTIALS_PATH)
+        && *method == Method::GET
+    {
+        let a = sh.imds.get(sh.ecs_role.as_ref(), rest, headers, now);
+        let action = if rest.is_empty() {
+            "RoleName"
+        } else {
+            "Credentials"
+        };
+        sh.stats.record("ecs-metadata", action, a.status.as_str());
+        a
+    } else {
+        return None;
+    };
+    if let Some(i) = answer.issued {
+        sh.verifier.issue(
+            Credential::sts(i.access_key_id, i.access_key_secret, i.security_token),
+            i.expires,
+        );
+    }
+    let content_type = if answer.json {
+        "application/json"
+    } else {
+        "text/plain"
+    };
+    Some((answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response())
 }
 
 /// One request answered from the scenario without a server or authentication: the route, then

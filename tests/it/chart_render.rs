@@ -73,7 +73,13 @@ const LEFT_TO_DEFAULT: [(&str, &str); 1] = [(
 
 /// Set only when they matter: when serving a list of namespaces. (Leader election is on by
 /// default, so its settings are set by default too.)
-const CONDITIONAL: [&str; 1] = ["CHANGEORDER_NAMESPACES"];
+/// Keyless: the STS endpoint falls back to the official variables, and no namespace may use the
+/// operator's own identity unless listed.
+const CONDITIONAL: [&str; 3] = [
+    "CHANGEORDER_NAMESPACES",
+    "CHANGEORDER_STS_ENDPOINT",
+    "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES",
+];
 
 #[test]
 fn deployment_sets_every_run_flag_from_values() {
@@ -850,4 +856,65 @@ fn grafana_dashboard_is_opt_in_and_ships_the_committed_json_for_the_sidecar() {
     assert_eq!(shipped, committed.trim_end());
     let json: serde_json::Value = serde_json::from_str(shipped).expect("dashboard is JSON");
     assert_eq!(json["uid"].as_str(), Some("changeorder-operator"));
+}
+
+/// Minting ServiceAccount tokens is granted only with keyless.enabled, as its own role: a
+/// ClusterRole when serving every namespace, else a Role in each served namespace only.
+#[test]
+fn keyless_token_minting_is_opt_in_and_scoped_to_served_namespaces() {
+    let helm = need_helm!();
+    let mints = |objs: &[Value]| -> Vec<(String, String)> {
+        objs.iter()
+            .filter(|o| matches!(o["kind"].as_str(), Some("Role" | "ClusterRole")))
+            .filter(|r| verbs_for(r, "", "serviceaccounts/token").contains("create"))
+            .map(|r| {
+                (
+                    str_of(&r["kind"]).to_string(),
+                    r["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let objs = render(&helm, &[]);
+    assert!(mints(&objs).is_empty(), "no token minting by default");
+    assert_eq!(env_value(&objs, "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES"), None);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ECS_METADATA_ENDPOINT").as_deref(),
+        Some("http://100.100.100.200")
+    );
+
+    let objs = render(&helm, &["--set", "keyless.enabled=true"]);
+    assert_eq!(mints(&objs), [("ClusterRole".to_string(), String::new())]);
+    let role = of_kind(&objs, "ClusterRole")
+        .into_iter()
+        .find(|r| str_of(&r["metadata"]["name"]).ends_with("-keyless"))
+        .expect("keyless ClusterRole");
+    assert_eq!(verbs_for(role, "", "serviceaccounts"), set(&["get"]));
+    assert_eq!(rules_of(role).len(), 2, "nothing else in the keyless role");
+
+    let objs = render(
+        &helm,
+        &[
+            "-f",
+            &profile("namespaced"),
+            "--set",
+            "keyless.enabled=true,keyless.operatorIdentityNamespaces={team-b}",
+        ],
+    );
+    assert_eq!(
+        mints(&objs),
+        [
+            ("Role".to_string(), "team-a".to_string()),
+            ("Role".to_string(), "team-b".to_string())
+        ]
+    );
+    let bindings: Vec<&Value> = of_kind(&objs, "RoleBinding")
+        .into_iter()
+        .filter(|b| str_of(&b["metadata"]["name"]).ends_with("-keyless"))
+        .collect();
+    assert_eq!(bindings.len(), 2);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES").as_deref(),
+        Some("team-b")
+    );
 }

@@ -165,8 +165,8 @@ kubectl_ok() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" --request-timeout=5
 
 # ---- certificates ----------------------------------------------------------
 
-# EC P-256 everywhere: quick to generate, accepted by the apiserver, etcd
-# clients, kubectl and rustls.
+# EC P-256 everywhere (except the service-account signing key, below): quick to
+# generate, accepted by the apiserver, etcd clients, kubectl and rustls.
 gen_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
 # sign NAME SUBJECT EXTENSIONS: key + certificate signed by the cluster CA.
@@ -201,7 +201,8 @@ extendedKeyUsage=clientAuth"
   sign controller-manager "/O=system:masters/CN=system:kube-controller-manager" "$leaf
 extendedKeyUsage=clientAuth"
   # Signs ServiceAccount tokens (TokenRequest and legacy token Secrets).
-  gen_key "$pki/sa.key"
+  # RSA, as on ACK, so service-account tokens are RS256 (the keyless tests verify them).
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" 2>/dev/null
   openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
   chmod 600 "$pki"/*.key
 }
