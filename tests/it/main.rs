@@ -28,6 +28,7 @@ mod cloud_sim;
 mod cloud_sts;
 mod cluster_smoke;
 mod controller;
+mod keyless;
 mod crds;
 mod dashboard;
 mod faults;

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod convergence;
+pub mod logs;
 pub mod node;
 pub mod operator;
 pub mod process;

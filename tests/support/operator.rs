@@ -126,10 +126,7 @@ impl Operator {
         calls_per_minute: u32,
     ) -> Operator {
         // RUST_LOG=changeorder_operator=debug shows the controller's view of a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        super::logs::init();
         let calls = CallLog::default();
         let log = calls.clone();
         let metrics = Metrics::new();

@@ -6,7 +6,7 @@
 //! All tests of this binary log into one buffer (debug level), which the leak test searches
 //! for every issued secret and for any JWT.
 
-mod support;
+use crate::support;
 
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -48,39 +48,8 @@ apps:
 
 // ---- log capture ----
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut v) = self.0.lock() {
-            v.extend_from_slice(b);
-        }
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Every log line of this test binary, at debug level for the operator.
-fn logs() -> &'static Buffer {
-    static LOGS: OnceLock<Buffer> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Buffer::default();
-        let writer = buf.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "info,changeorder_operator=debug,kube=debug",
-            ))
-            .with_writer(move || writer.clone())
-            .try_init();
-        buf
-    })
-}
-
 fn log_text() -> String {
-    String::from_utf8_lossy(&logs().0.lock().map(|v| v.clone()).unwrap_or_default()).into_owned()
+    support::logs::init().text()
 }
 
 // ---- the simulator's side of RRSA ----
@@ -200,7 +169,7 @@ fn metric(op: &Operator, name: &str, parts: &[&str]) -> u64 {
 /// without the refresh, every poll after the 12th second would get InvalidSecurityToken.Expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_watch_syncs_and_refreshes_before_expiry() {
-    logs();
+    support::logs::init();
     let ns = namespace("kl-sync").await;
     let sim = keyless_sim(Some(Duration::from_secs(12)), false).await;
     service_account(&ns, "poller", true).await;
@@ -263,7 +232,7 @@ async fn a_service_account_watch_syncs_and_refreshes_before_expiry() {
 /// many polls and watches use it: two watches, ~20 polls, one exchange.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_exchange_serves_every_poll_of_an_identity() {
-    logs();
+    support::logs::init();
     let ns = namespace("kl-count").await;
     let sim = keyless_sim(None, false).await;
     service_account(&ns, "poller", false).await;
@@ -298,7 +267,7 @@ async fn one_exchange_serves_every_poll_of_an_identity() {
 /// Each way keyless can fail gives Ready=False with a reason and a message naming the cause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyless_failures_name_their_cause() {
-    logs();
+    support::logs::init();
     let ns = namespace("kl-fail").await;
     let other = namespace("kl-other").await;
     let sim = keyless_sim(None, false).await;
@@ -403,7 +372,7 @@ async fn keyless_failures_name_their_cause() {
 /// only in the namespaces the admin lists; a watch elsewhere is refused before any call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_identity_only_in_allowed_namespaces() {
-    logs();
+    support::logs::init();
     let allowed = namespace("kl-op-allowed").await;
     let refused = namespace("kl-op-refused").await;
     let sim = keyless_sim(None, true).await;
@@ -481,7 +450,7 @@ async fn the_crd_wants_exactly_one_credential_source() {
 /// the ECS RAM role, and the AccessKey variables for OperatorIdentity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probe_uses_the_same_sources() {
-    logs();
+    support::logs::init();
     let ns = namespace("kl-probe").await;
     let sim = keyless_sim(None, true).await;
     service_account(&ns, "poller", true).await;
@@ -564,7 +533,7 @@ async fn probe_uses_the_same_sources() {
 /// in the operator's logs (debug level), the Events or the watch's status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_or_sts_secret_in_logs_events_or_status() {
-    logs();
+    support::logs::init();
     let ns = namespace("kl-leak").await;
     let sim = keyless_sim(Some(Duration::from_secs(12)), false).await;
     service_account(&ns, "poller", true).await;
@@ -667,7 +636,7 @@ async fn the_rrsa_example_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_identity_from_rrsa_variables_and_access_key_variables() {
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    logs();
+    support::logs::init();
     let rrsa_ns = namespace("kl-op-rrsa").await;
     let ak_ns = namespace("kl-op-ak").await;
     let sim = keyless_sim(None, false).await;
@@ -856,7 +825,7 @@ async fn sim_sts_verifies_tokens_and_its_credentials_expire() {
 /// served namespace, and may not mint tokens anywhere else.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_keyless_rbac_is_enough_and_scoped() {
-    logs();
+    support::logs::init();
     let served = namespace("kl-rbac").await;
     let release = namespace("kl-rbac-rel").await;
     let cluster = TestCluster::get();
