@@ -42,62 +42,67 @@ pub struct Written {
 
 /// The call a write becomes, or why the provider has none.
 pub(crate) fn write_call(provider: Provider, order_id: &str, write: &Write) -> Result<ApiCall, CloudError> {
-    let (operation, version, method, path, query): (&'static str, &'static str, Method, &str, Vec<(String, String)>) =
-        match (provider, write) {
-            (Provider::Sae, Write::Confirm { pipeline_id, confirm }) => (
-                "ConfirmPipelineBatch",
-                sae::VERSION,
-                Method::GET,
-                "/pop/v1/sam/changeorder/ConfirmPipelineBatch",
-                vec![
-                    ("Confirm".into(), confirm.to_string()),
-                    ("PipelineId".into(), pipeline_id.clone()),
-                ],
-            ),
-            (Provider::Sae, Write::Abort) => (
-                "AbortChangeOrder",
-                sae::VERSION,
-                Method::PUT,
-                "/pop/v1/sam/changeorder/AbortChangeOrder",
-                vec![("ChangeOrderId".into(), order_id.into())],
-            ),
-            (Provider::Sae, Write::AbortAndRollback) => (
-                "AbortAndRollbackChangeOrder",
-                sae::VERSION,
-                Method::PUT,
-                "/pop/v1/sam/changeorder/AbortAndRollbackChangeOrder",
-                vec![("ChangeOrderId".into(), order_id.into())],
-            ),
-            (Provider::Edas, Write::Confirm { pipeline_id, confirm }) => (
-                "ContinuePipeline",
-                edas::VERSION,
-                Method::GET,
-                "/pop/v5/changeorder/pipeline_batch_confirm",
-                vec![
-                    ("Confirm".into(), confirm.to_string()),
-                    ("PipelineId".into(), pipeline_id.clone()),
-                ],
-            ),
-            (Provider::Edas, Write::Abort) => (
-                "AbortChangeOrder",
-                edas::VERSION,
-                Method::PUT,
-                "/pop/v5/changeorder/change_order_abort",
-                vec![("ChangeOrderId".into(), order_id.into())],
-            ),
-            (Provider::Edas, Write::AbortAndRollback) => {
-                return Err(CloudError::new(
-                    ErrorKind::BadRequest,
-                    "EDAS has no abort-and-rollback API: abort, then roll back in the console",
-                ));
-            }
-            (Provider::Appstack, _) => {
-                return Err(CloudError::new(
-                    ErrorKind::BadRequest,
-                    "AppStack has no public API to confirm or abort a change order",
-                ));
-            }
-        };
+    let (operation, version, method, path, query): (
+        &'static str,
+        &'static str,
+        Method,
+        &str,
+        Vec<(String, String)>,
+    ) = match (provider, write) {
+        (Provider::Sae, Write::Confirm { pipeline_id, confirm }) => (
+            "ConfirmPipelineBatch",
+            sae::VERSION,
+            Method::GET,
+            "/pop/v1/sam/changeorder/ConfirmPipelineBatch",
+            vec![
+                ("Confirm".into(), confirm.to_string()),
+                ("PipelineId".into(), pipeline_id.clone()),
+            ],
+        ),
+        (Provider::Sae, Write::Abort) => (
+            "AbortChangeOrder",
+            sae::VERSION,
+            Method::PUT,
+            "/pop/v1/sam/changeorder/AbortChangeOrder",
+            vec![("ChangeOrderId".into(), order_id.into())],
+        ),
+        (Provider::Sae, Write::AbortAndRollback) => (
+            "AbortAndRollbackChangeOrder",
+            sae::VERSION,
+            Method::PUT,
+            "/pop/v1/sam/changeorder/AbortAndRollbackChangeOrder",
+            vec![("ChangeOrderId".into(), order_id.into())],
+        ),
+        (Provider::Edas, Write::Confirm { pipeline_id, confirm }) => (
+            "ContinuePipeline",
+            edas::VERSION,
+            Method::GET,
+            "/pop/v5/changeorder/pipeline_batch_confirm",
+            vec![
+                ("Confirm".into(), confirm.to_string()),
+                ("PipelineId".into(), pipeline_id.clone()),
+            ],
+        ),
+        (Provider::Edas, Write::Abort) => (
+            "AbortChangeOrder",
+            edas::VERSION,
+            Method::PUT,
+            "/pop/v5/changeorder/change_order_abort",
+            vec![("ChangeOrderId".into(), order_id.into())],
+        ),
+        (Provider::Edas, Write::AbortAndRollback) => {
+            return Err(CloudError::new(
+                ErrorKind::BadRequest,
+                "EDAS has no abort-and-rollback API: abort, then roll back in the console",
+            ));
+        }
+        (Provider::Appstack, _) => {
+            return Err(CloudError::new(
+                ErrorKind::BadRequest,
+                "AppStack has no public API to confirm or abort a change order",
+            ));
+        }
+    };
     Ok(ApiCall {
         provider,
         operation,
@@ -185,7 +190,11 @@ mod tests {
         let c = write_call(Provider::Edas, "o", &Write::Abort).expect("edas abort");
         assert_eq!(
             (c.operation, c.method.as_str(), c.path.as_str()),
-            ("AbortChangeOrder", "PUT", "/pop/v5/changeorder/change_order_abort")
+            (
+                "AbortChangeOrder",
+                "PUT",
+                "/pop/v5/changeorder/change_order_abort"
+            )
         );
         assert_eq!(c.query, vec![("ChangeOrderId".to_string(), "o".to_string())]);
         let c = write_call(Provider::Sae, "o", &Write::AbortAndRollback).expect("sae rollback");
@@ -213,7 +222,8 @@ mod tests {
 
     #[test]
     fn written_reply() {
-        let w = parse_written(&json!({"RequestId": "r", "Message": "success", "Data": {"ChangeOrderId": "n"}}));
+        let w =
+            parse_written(&json!({"RequestId": "r", "Message": "success", "Data": {"ChangeOrderId": "n"}}));
         assert_eq!(w.request_id.as_deref(), Some("r"));
         assert_eq!(w.message, None);
         assert_eq!(w.new_order_id.as_deref(), Some("n"));

@@ -27,6 +27,8 @@ pub struct Settings {
     pub status_heartbeat: Duration,
     /// Cloud endpoints watches may use (`--allowed-endpoints`); check before any call.
     pub allowed_endpoints: EndpointPolicy,
+    /// ChangeOrderActions: the operator-level switch and retention (`--enable-actions`).
+    pub actions: crate::controller::action::ActionSettings,
 }
 
 impl Settings {
@@ -38,6 +40,10 @@ impl Settings {
             max_error_backoff: args.max_error_backoff,
             status_heartbeat: args.status_heartbeat,
             allowed_endpoints: args.allowed_endpoints.clone(),
+            actions: crate::controller::action::ActionSettings {
+                enabled: args.enable_actions,
+                ttl: args.action_ttl,
+            },
         }
     }
 }

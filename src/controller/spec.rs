@@ -82,6 +82,7 @@ mod tests {
             max_error_backoff: Duration::from_secs(300),
             status_heartbeat: Duration::from_secs(600),
             allowed_endpoints: Default::default(),
+            actions: Default::default(),
         }
     }
 

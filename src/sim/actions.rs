@@ -141,7 +141,12 @@ fn confirm(w: &World, provider: Provider, p: &Params) -> Outcome {
                 format!("waiting for confirmation of batch {}", batch + 1),
             )
         } else {
-            step(now + BATCH_SPAN, SUCCEEDED, Some(batch), "all batches done".into())
+            step(
+                now + BATCH_SPAN,
+                SUCCEEDED,
+                Some(batch),
+                "all batches done".into(),
+            )
         };
         vec![
             step(now, RUNNING, Some(batch), format!("batch {batch} confirmed")),

@@ -41,9 +41,7 @@ pub enum Op {
 impl Op {
     pub fn provider(&self) -> Provider {
         match self {
-            Op::EdasListRecent | Op::EdasInfo | Op::EdasContinuePipeline | Op::EdasAbort => {
-                Provider::Edas
-            }
+            Op::EdasListRecent | Op::EdasInfo | Op::EdasContinuePipeline | Op::EdasAbort => Provider::Edas,
             Op::SaeList
             | Op::SaeDescribe
             | Op::SaeNamespaceList
@@ -308,7 +306,10 @@ mod tests {
         assert_eq!(route(&Method::PUT, EDAS_ABORT), Ok(Op::EdasAbort));
         assert_eq!(route(&Method::GET, EDAS_ABORT), Err(NoRoute::Pop));
         assert_eq!(
-            route(&Method::PUT, "/pop/v1/sam/changeorder/AbortAndRollbackChangeOrder"),
+            route(
+                &Method::PUT,
+                "/pop/v1/sam/changeorder/AbortAndRollbackChangeOrder"
+            ),
             Ok(Op::SaeAbortAndRollback)
         );
         assert!(Op::SaeConfirmBatch.is_write() && !Op::SaeDescribe.is_write());

@@ -75,11 +75,14 @@ impl World {
         };
         let mut timeline: Vec<Step> = current.into_iter().filter(|s| s.after.0 <= now).collect();
         timeline.extend(steps);
-        if let Some((_, o)) = edits
-            .added
-            .iter_mut()
-            .find(|(ai, o)| o.id == id && self.scenario.apps.get(*ai).is_some_and(|a| a.provider == provider))
-        {
+        if let Some((_, o)) = edits.added.iter_mut().find(|(ai, o)| {
+            o.id == id
+                && self
+                    .scenario
+                    .apps
+                    .get(*ai)
+                    .is_some_and(|a| a.provider == provider)
+        }) {
             o.timeline = timeline;
         } else {
             edits.timelines.insert(key, timeline);
@@ -110,7 +113,12 @@ impl World {
                 edits
                     .added
                     .iter()
-                    .filter(|(ai, _)| self.scenario.apps.get(*ai).is_some_and(|a| a.provider == provider))
+                    .filter(|(ai, _)| {
+                        self.scenario
+                            .apps
+                            .get(*ai)
+                            .is_some_and(|a| a.provider == provider)
+                    })
                     .map(|(_, o)| o),
             )
             .find(|o| o.id == id)
@@ -123,14 +131,16 @@ impl World {
             .change_orders
             .iter()
             .enumerate()
-            .map(|(i, o)| match edits.timelines.get(&(app.provider, o.id.clone())) {
-                Some(t) => {
-                    let mut o = o.clone();
-                    o.timeline = t.clone();
-                    (i, Cow::Owned(o))
-                }
-                None => (i, Cow::Borrowed(o)),
-            })
+            .map(
+                |(i, o)| match edits.timelines.get(&(app.provider, o.id.clone())) {
+                    Some(t) => {
+                        let mut o = o.clone();
+                        o.timeline = t.clone();
+                        (i, Cow::Owned(o))
+                    }
+                    None => (i, Cow::Borrowed(o)),
+                },
+            )
             .collect();
         let base = app.change_orders.len();
         out.extend(
@@ -236,7 +246,12 @@ impl World {
                     .added
                     .iter()
                     .find(|(ai, o)| {
-                        o.id == id && self.scenario.apps.get(*ai).is_some_and(|a| a.provider == provider)
+                        o.id == id
+                            && self
+                                .scenario
+                                .apps
+                                .get(*ai)
+                                .is_some_and(|a| a.provider == provider)
                     })
                     .map(|(ai, _)| *ai)
             })

@@ -99,6 +99,7 @@ pub fn fast_settings() -> Settings {
         status_heartbeat: Duration::from_secs(600),
         // The simulator listens on 127.0.0.1.
         allowed_endpoints: EndpointPolicy::parse("http://127.0.0.1:*").expect("valid policy"),
+        actions: Default::default(),
     }
 }
 
