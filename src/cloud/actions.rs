@@ -133,7 +133,7 @@ pub fn parse_written(v: &Value) -> Written {
     Written {
         request_id: json::string(v, &["RequestId", "requestId"]),
         message: json::string(v, &["Message", "message"]).filter(|m| !m.eq_ignore_ascii_case("success")),
-        new_order_id: json::string(v, &["Data", "ChangeOrderId"]),
+        new_order_id: json::field(v, &["Data"]).and_then(|d| json::string(d, &["ChangeOrderId"])),
     }
 }
 

@@ -33,7 +33,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -689,13 +689,35 @@ async fn write_status(
         request_id: request_id.or(previous.request_id),
         rollback_change_order_id: rollback.or(previous.rollback_change_order_id),
         start_time: previous.start_time,
-        completion_time: v.phase.is_finished().then_some(now),
+        completion_time: v.phase.is_finished().then_some(now.clone()),
+        conditions: vec![succeeded_condition(v, action.metadata.generation, now)],
     };
     let api: Api<ChangeOrderAction> = Api::namespaced(ctx.client.clone(), ns);
     let patch = serde_json::json!({ "status": status });
     api.patch_status(&action.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
+}
+
+/// The `Succeeded` condition for a verdict.
+fn succeeded_condition(
+    v: &Verdict,
+    generation: Option<i64>,
+    now: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+) -> Condition {
+    Condition {
+        type_: "Succeeded".into(),
+        status: match v.phase {
+            ActionPhase::Succeeded => "True",
+            ActionPhase::Failed => "False",
+            _ => "Unknown",
+        }
+        .into(),
+        reason: v.reason.into(),
+        message: mapping::cut(&v.message, 1024),
+        last_transition_time: now,
+        observed_generation: generation,
+    }
 }
 
 /// Record the outcome, then tell people (an Event on the ChangeOrder) and ask the watch to poll

@@ -1,4 +1,4 @@
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,11 @@ pub struct ChangeOrderActionStatus {
     /// `--action-ttl` after this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<Time>,
+    /// One condition, `Succeeded`: True when the action took effect, False when it failed or was
+    /// refused, Unknown until then (`kubectl wait --for=condition=Succeeded`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = kube::core::ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
 }
 
 /// An order's state at one moment, as far as an action cares.

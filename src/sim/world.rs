@@ -379,7 +379,7 @@ mod tests {
         .expect("scenario");
         let w = World::new(s).expect("world");
         let (i, _) = w.app_by_id(Provider::Sae, "a").expect("app");
-        let ids: Vec<&str> = w.views_of(i).iter().map(|v| v.order.id.as_str()).collect();
+        let ids: Vec<String> = w.views_of(i).iter().map(|v| v.order.id.clone()).collect();
         assert_eq!(ids, ["o2", "o1"], "newest first; future orders hidden");
         assert!(w.order(Provider::Sae, "later").is_none());
         assert_eq!(w.app_of_order(Provider::Sae, "later"), Some(0));
