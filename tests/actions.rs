@@ -1,0 +1,304 @@
+//! ChangeOrderActions on the real control plane with the simulator: a confirmed batch moves on
+//! and shows at once, refusals name the switch that is off and send nothing, read-only keys
+//! fail once, and a request interrupted by SIGKILL is never sent twice.
+
+mod support;
+
+use std::time::Duration;
+
+use changeorder_operator::controller::Settings;
+use changeorder_operator::controller::action::ActionSettings;
+use changeorder_operator::crd::{ActionPhase, ChangeOrder, ChangeOrderAction};
+use changeorder_operator::sim;
+use kube::ResourceExt;
+use kube::api::PostParams;
+use support::cluster::{TestNamespace, eventually};
+use support::convergence::{operator_args, start_operator};
+use support::operator::*;
+use support::process::free_port;
+
+const APP: &str = "act-app";
+const WAITING: &str = "rel-1";
+
+/// One SAE app: an order waiting for confirmation of batch 2 of 3, and a finished one.
+fn scenario(extra: &str) -> String {
+    format!(
+        "{extra}apps:\n  - provider: sae\n    appId: {APP}\n    changeOrders:\n      - id: {WAITING}\n        createdAt: -1m\n        batchCount: 3\n        batchType: manual\n        status: 8\n        currentBatch: 2\n        message: confirm batch 2\n      - id: done-1\n        createdAt: -1h\n        status: 2\n  - provider: sae\n    appId: closed-app\n    changeOrders:\n      - id: closed-1\n        createdAt: -1m\n        batchCount: 2\n        batchType: manual\n        status: 8\n        currentBatch: 2\n"
+    )
+}
+
+fn enabled(ttl: Duration) -> Settings {
+    Settings {
+        actions: ActionSettings { enabled: true, ttl },
+        ..fast_settings()
+    }
+}
+
+/// A watch whose in-flight interval is long, so only the poll an action requests can show
+/// the order's new state quickly.
+async fn slow_watch(ns: &TestNamespace, name: &str, sim: &sim::RunningSim, app: &str, allowed: &[&str]) {
+    let mut spec = serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": app,
+        "credentialsSecretRef": {"name": "cloud"}, "interval": "2m", "inFlightInterval": "60s"});
+    if !allowed.is_empty() {
+        spec["actions"] = serde_json::json!({ "allowed": allowed });
+    }
+    create_watch(ns, name, spec).await;
+}
+
+/// The ChangeOrder of a cloud order, once the watch has written it.
+async fn order_named(ns: &TestNamespace, id: &str) -> ChangeOrder {
+    eventually(&format!("ChangeOrder {id}"), Duration::from_secs(30), || async {
+        order(ns, id).await.filter(|o| phase(o).is_some())
+    })
+    .await
+}
+
+async fn create_action(
+    ns: &TestNamespace,
+    name: &str,
+    order: &str,
+    action: &str,
+    expected_batch: Option<u32>,
+) {
+    let mut spec = serde_json::json!({"changeOrder": order, "action": action});
+    if let Some(b) = expected_batch {
+        spec["expectedBatch"] = serde_json::json!(b);
+    }
+    let obj: ChangeOrderAction = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderAction",
+        "metadata": {"name": name}, "spec": spec,
+    }))
+    .expect("action manifest");
+    ns.api::<ChangeOrderAction>()
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create action");
+}
+
+/// The request once finished: (phase, reason, message).
+async fn outcome(ns: &TestNamespace, name: &str, within: Duration) -> (ActionPhase, String, String) {
+    let api = ns.api::<ChangeOrderAction>();
+    eventually(&format!("ChangeOrderAction {name} finished"), within, || async {
+        let a = api.get(name).await.ok()?;
+        let s = a.status?;
+        let phase = s.phase.filter(|p| p.is_finished())?;
+        Some((phase, s.reason.unwrap_or_default(), s.message.unwrap_or_default()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_batch_moves_on_and_shows_at_once() {
+    let ns = namespace("act-confirm").await;
+    let sim = start_sim(&scenario("")).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "rel", &sim, APP, &["Confirm"]).await;
+    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(4))).await;
+    let co = order_named(&ns, WAITING).await;
+    assert_eq!(phase(&co).as_deref(), Some("AwaitingConfirmation"));
+    let current = co.status.as_ref().and_then(|s| s.current_batch);
+    assert_eq!(current, Some(2));
+
+    create_action(&ns, "go", &co.name_any(), "Confirm", Some(2)).await;
+    let (p, reason, message) = outcome(&ns, "go", Duration::from_secs(30)).await;
+    assert_eq!(
+        (p, reason.as_str()),
+        (ActionPhase::Succeeded, "Confirmed"),
+        "{message}"
+    );
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    // The watch polls every 60 s while the order is in flight; the action's poll request shows
+    // the running batch well within that.
+    let shown = eventually(
+        "the ChangeOrder shows the confirmed batch running",
+        Duration::from_secs(15),
+        || async {
+            let o = order(&ns, WAITING).await?;
+            (phase(&o).as_deref() == Some("Running")).then_some(o)
+        },
+    )
+    .await;
+    assert_eq!(shown.status.as_ref().and_then(|s| s.current_batch), Some(2));
+    let events = event_reasons(&ns, &co.name_any());
+    assert!(events.contains("ConfirmSucceeded"), "events: {events}");
+    let action = ns.api::<ChangeOrderAction>().get("go").await.expect("action");
+    assert!(
+        action.owner_references().iter().any(|r| r.name == co.name_any()),
+        "owned by its ChangeOrder"
+    );
+    // Retention: deleted once the TTL (4 s here) has passed.
+    eventually(
+        "the finished action is deleted after its TTL",
+        Duration::from_secs(30),
+        || async {
+            ns.api::<ChangeOrderAction>()
+                .get_opt("go")
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1, "never sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_name_the_switch_or_guard_and_send_nothing() {
+    let ns = namespace("act-refuse").await;
+    let sim = start_sim(&scenario("")).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "open", &sim, APP, &["Confirm", "Abort"]).await;
+    slow_watch(&ns, "closed", &sim, "closed-app", &[]).await;
+    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(3600))).await;
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    let done = order_named(&ns, "done-1").await.name_any();
+    let closed = order_named(&ns, "closed-1").await.name_any();
+
+    create_action(&ns, "not-allowed", &closed, "Confirm", None).await;
+    create_action(&ns, "stale", &waiting, "Confirm", Some(1)).await;
+    create_action(&ns, "finished", &done, "Abort", None).await;
+    create_action(&ns, "rollback-not-allowed", &waiting, "AbortAndRollback", None).await;
+    create_action(&ns, "no-order", "nope", "Abort", None).await;
+
+    let (p, reason, message) = outcome(&ns, "not-allowed", Duration::from_secs(30)).await;
+    assert_eq!((p, reason.as_str()), (ActionPhase::Failed, "ActionNotAllowed"));
+    assert!(
+        message.contains("spec.actions.allowed") && message.contains("closed"),
+        "{message}"
+    );
+    let (p, reason, message) = outcome(&ns, "stale", Duration::from_secs(30)).await;
+    assert_eq!((p, reason.as_str()), (ActionPhase::Failed, "GuardFailed"));
+    assert!(
+        message.contains("stale") && message.contains("batch 1"),
+        "{message}"
+    );
+    let (_, reason, message) = outcome(&ns, "finished", Duration::from_secs(30)).await;
+    assert_eq!(reason, "GuardFailed", "{message}");
+    let (_, reason, message) = outcome(&ns, "rollback-not-allowed", Duration::from_secs(30)).await;
+    assert_eq!(reason, "ActionNotAllowed", "{message}");
+    let (_, reason, _) = outcome(&ns, "no-order", Duration::from_secs(30)).await;
+    assert_eq!(reason, "OrderNotFound");
+
+    for action in [
+        "ConfirmPipelineBatch",
+        "AbortChangeOrder",
+        "AbortAndRollbackChangeOrder",
+    ] {
+        assert_eq!(sim.calls("sae", action), 0, "{action} was never sent");
+    }
+    let still = order(&ns, WAITING).await.expect("order");
+    assert_eq!(phase(&still).as_deref(), Some("AwaitingConfirmation"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_switch_off_refuses_every_request() {
+    let ns = namespace("act-off").await;
+    let sim = start_sim(&scenario("")).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "open", &sim, APP, &["Confirm"]).await;
+    let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    create_action(&ns, "go", &waiting, "Confirm", Some(2)).await;
+    let (p, reason, message) = outcome(&ns, "go", Duration::from_secs(30)).await;
+    assert_eq!((p, reason.as_str()), (ActionPhase::Failed, "ActionsDisabled"));
+    assert!(message.contains("--enable-actions"), "{message}");
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_keys_fail_once_with_a_clear_message() {
+    let ns = namespace("act-readonly").await;
+    let sim = start_sim(&scenario(&format!(
+        "readOnlyAccessKeys: [{}]\n",
+        sim::DEFAULT_ACCESS_KEY_ID
+    )))
+    .await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "open", &sim, APP, &["Confirm", "Abort"]).await;
+    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(3600))).await;
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    create_action(&ns, "go", &waiting, "Confirm", None).await;
+    let (p, reason, message) = outcome(&ns, "go", Duration::from_secs(30)).await;
+    assert_eq!(
+        (p, reason.as_str()),
+        (ActionPhase::Failed, "Forbidden"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Forbidden.RAM") && message.contains("read-only"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(sim::DEFAULT_ACCESS_KEY_SECRET),
+        "no secret in the status"
+    );
+    // Not retried, not now and not later.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    assert_eq!(
+        sim.stats()
+            .outcome("sae", "ConfirmPipelineBatch", "Forbidden.RAM"),
+        1
+    );
+    let events = event_reasons(&ns, &waiting);
+    assert!(events.contains("ConfirmFailed"), "events: {events}");
+}
+
+/// The operator process is killed with SIGKILL while the cloud holds the reply to its confirm
+/// call (the simulator has made the write, the reply is late). The restarted operator finds
+/// the request `Executing`, reads the order instead of sending again, and settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_runs_once_across_sigkill_and_restart() {
+    let ns = namespace("act-kill").await;
+    let faults = "faults:\n  - { kind: latency, actions: [ConfirmPipelineBatch], duration: 20s }\n";
+    let sim = start_sim(&scenario(faults)).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "rel", &sim, APP, &["Confirm"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = operator_args(&ns, free_port(), &["--enable-actions"]);
+    // Longer than the late reply, so only the kill interrupts the call.
+    if let Some(i) = args.iter().position(|a| a == "--cloud-timeout") {
+        args[i + 1] = "60s".into();
+    }
+    let mut first = start_operator("first", dir.path(), &args);
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    create_action(&ns, "go", &waiting, "Confirm", Some(2)).await;
+
+    eventually(
+        "the confirm call reaches the cloud",
+        Duration::from_secs(30),
+        || async { (sim.calls("sae", "ConfirmPipelineBatch") == 1).then_some(()) },
+    )
+    .await;
+    let api = ns.api::<ChangeOrderAction>();
+    let during = api.get("go").await.expect("action");
+    let status = during.status.clone().unwrap_or_default();
+    assert_eq!(
+        status.phase,
+        Some(ActionPhase::Executing),
+        "intent recorded before the call"
+    );
+    assert!(status.attempt_id.is_some() && status.observed_before.is_some());
+    first.child.kill().expect("SIGKILL");
+    let _ = first.child.wait();
+
+    let args2 = operator_args(&ns, free_port(), &["--enable-actions"]);
+    let _second = start_operator("second", dir.path(), &args2);
+    let (p, reason, message) = outcome(&ns, "go", Duration::from_secs(60)).await;
+    assert_eq!(
+        (p, reason.as_str()),
+        (ActionPhase::Succeeded, "Confirmed"),
+        "{message}"
+    );
+    assert!(message.contains("not sent again"), "{message}");
+    // Give a wrongly re-sending operator time to do it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        sim.calls("sae", "ConfirmPipelineBatch"),
+        1,
+        "exactly one write call"
+    );
+    let after = api.get("go").await.expect("action").status.unwrap_or_default();
+    assert_eq!(after.attempt_id, status.attempt_id, "the same attempt, settled");
+}
