@@ -302,3 +302,62 @@ async fn a_request_runs_once_across_sigkill_and_restart() {
     let after = api.get("go").await.expect("action").status.unwrap_or_default();
     assert_eq!(after.attempt_id, status.attempt_id, "the same attempt, settled");
 }
+
+/// `examples/ci/confirm-after-check.sh`, run for real: it waits for the release to await
+/// confirmation, runs the check, and confirms (check passes) or aborts (check fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pipeline_example_confirms_after_its_check_or_aborts() {
+    let ns = namespace("act-pipeline").await;
+    let sim = start_sim(&scenario("")).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "rel", &sim, APP, &["Confirm", "Abort"]).await;
+    slow_watch(&ns, "other", &sim, "closed-app", &["Confirm", "Abort"]).await;
+    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(3600))).await;
+    let run = |watch: &str, check: &str| {
+        let cluster = ns.cluster();
+        let path = format!(
+            "{}:{}",
+            cluster.bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::process::Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/ci/confirm-after-check.sh"
+            ))
+            .args([ns.name(), watch, check])
+            .env("PATH", path)
+            .env("KUBECONFIG", cluster.kubeconfig())
+            .output()
+            .expect("run the example")
+    };
+    let ok = tokio::task::block_in_place(|| run("rel", "true"));
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("waits for confirmation of batch 2"),
+        "{}",
+        text(&ok)
+    );
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+
+    let failed = tokio::task::block_in_place(|| run("other", "false"));
+    assert!(!failed.status.success(), "{}", text(&failed));
+    assert!(text(&failed).contains("aborting"), "{}", text(&failed));
+    assert_eq!(sim.calls("sae", "AbortChangeOrder"), 1);
+    eventually(
+        "the aborted order shows Cancelled",
+        Duration::from_secs(15),
+        || async {
+            let o = order(&ns, "closed-1").await?;
+            (phase(&o).as_deref() == Some("Cancelled")).then_some(())
+        },
+    )
+    .await;
+}

@@ -323,7 +323,7 @@ async fn dispatch_write(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(auth::access_key_id);
-    if key.is_some_and(|k| sh.world.scenario.read_only_access_keys.iter().any(|r| *r == k)) {
+    if key.is_some_and(|k| sh.world.scenario.read_only_access_keys.contains(&k)) {
         let reply = gateway_error(
             provider,
             403,
