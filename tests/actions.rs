@@ -6,9 +6,15 @@ mod support;
 
 use std::time::Duration;
 
+use changeorder_operator::cloud::actions::Write;
+use changeorder_operator::cloud::client::{CloudClient, Target};
+use changeorder_operator::cloud::credentials::Credentials;
+use changeorder_operator::cloud::error::ErrorKind;
+use changeorder_operator::cloud::http::{ClientConfig, RetryPolicy};
+use changeorder_operator::cloud::model::RawStatus;
 use changeorder_operator::controller::Settings;
 use changeorder_operator::controller::action::ActionSettings;
-use changeorder_operator::crd::{ActionPhase, ChangeOrder, ChangeOrderAction};
+use changeorder_operator::crd::{ActionPhase, ChangeOrder, ChangeOrderAction, ChangeOrderWatchSpec};
 use changeorder_operator::sim;
 use kube::ResourceExt;
 use kube::api::PostParams;
@@ -360,4 +366,191 @@ async fn the_pipeline_example_confirms_after_its_check_or_aborts() {
         },
     )
     .await;
+}
+
+// The simulator's write APIs over real HTTP, through the operator's own client (signed with V3
+// and ROA, checked like the reads).
+
+/// EDAS and SAE apps with an order waiting at batch 2, one running, one finished.
+const WRITES: &str = "apps:\n  - provider: sae\n    appId: s\n    changeOrders:\n      - { id: s-wait, createdAt: -1m, batchCount: 3, batchType: manual, status: 8, currentBatch: 2 }\n      - { id: s-run, createdAt: -2m, batchCount: 2, status: 1, currentBatch: 1 }\n      - { id: s-done, createdAt: -1h, status: 2 }\n  - provider: edas\n    appId: e\n    changeOrders:\n      - { id: e-wait, createdAt: -1m, batchCount: 2, batchType: manual, status: 8, currentBatch: 2 }\n      - { id: e-run, createdAt: -2m, status: 1 }\n";
+
+fn target(provider: &str, app: &str, sim: &sim::RunningSim, scheme: &str) -> Target {
+    let spec: ChangeOrderWatchSpec = serde_json::from_value(serde_json::json!({
+        "provider": provider, "appId": app, "endpoint": sim.url(),
+        "credentialsSecretRef": {"name": "x"}, "signatureVersion": scheme,
+    }))
+    .expect("spec");
+    Target::from_spec(&spec).expect("target")
+}
+
+fn keys(secret: &str) -> Credentials {
+    Credentials::AccessKey {
+        access_key_id: sim::DEFAULT_ACCESS_KEY_ID.into(),
+        access_key_secret: secret.into(),
+        security_token: None,
+    }
+}
+
+fn client(attempts: u32) -> CloudClient {
+    CloudClient::try_new(ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: attempts,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
+            max_wait: Duration::from_secs(2),
+        },
+        ..ClientConfig::default()
+    })
+    .expect("client")
+}
+
+/// (status, current batch) as the cloud reports them now.
+async fn state(c: &CloudClient, t: &Target, id: &str) -> (RawStatus, Option<u32>) {
+    let o = c
+        .describe(t, &keys(sim::DEFAULT_ACCESS_KEY_SECRET), id)
+        .await
+        .expect("describe");
+    (o.status, o.current_batch)
+}
+
+async fn waiting_pipeline(c: &CloudClient, t: &Target, id: &str) -> Write {
+    let o = c
+        .describe(t, &keys(sim::DEFAULT_ACCESS_KEY_SECRET), id)
+        .await
+        .expect("describe");
+    let b = usize::try_from(o.current_batch.expect("current batch")).expect("batch");
+    Write::Confirm {
+        pipeline_id: o.batches[b - 1].id.clone().expect("PipelineId"),
+        confirm: true,
+    }
+}
+
+#[tokio::test]
+async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
+    for scheme in ["v3", "roa"] {
+        let sim = start_sim(WRITES).await;
+        let c = client(1);
+        let creds = keys(sim::DEFAULT_ACCESS_KEY_SECRET);
+        for (provider, app, id) in [("sae", "s", "s-wait"), ("edas", "e", "e-wait")] {
+            let t = target(provider, app, &sim, scheme);
+            let confirm = waiting_pipeline(&c, &t, id).await;
+            let w = c.act(&t, &creds, id, &confirm).await.expect("confirm");
+            assert!(w.request_id.is_some(), "{scheme} {provider}");
+            assert_eq!(
+                state(&c, &t, id).await,
+                (RawStatus::Code(1), Some(2)),
+                "{scheme} {provider}: batch 2 runs"
+            );
+            let again = c
+                .act(&t, &creds, id, &confirm)
+                .await
+                .expect_err("not waiting any more");
+            assert_eq!(again.kind, ErrorKind::BadRequest);
+            assert_eq!(
+                again.code.as_deref(),
+                Some("Pipeline.Can.Not.Start.Next.Batch"),
+                "{again}"
+            );
+        }
+        let sae = target("sae", "s", &sim, scheme);
+        let done = c
+            .act(&sae, &creds, "s-done", &Write::Abort)
+            .await
+            .expect_err("finished");
+        assert_eq!(done.code.as_deref(), Some("ChangeOrder.Can.Not.Abort"));
+        let w = c
+            .act(&sae, &creds, "s-run", &Write::AbortAndRollback)
+            .await
+            .expect("abort and rollback");
+        let rollback = w.new_order_id.expect("the rollback order");
+        assert_eq!(state(&c, &sae, "s-run").await.0, RawStatus::Code(6));
+        let listed = c.list(&sae, &creds).await.expect("list");
+        let r = listed
+            .iter()
+            .find(|o| o.id == rollback)
+            .expect("rollback order listed");
+        assert_eq!(r.type_code.as_deref(), Some("CoRollback"));
+        assert_eq!(r.status, RawStatus::Code(1));
+        let edas = target("edas", "e", &sim, scheme);
+        c.act(&edas, &creds, "e-run", &Write::Abort)
+            .await
+            .expect("edas abort");
+        assert_eq!(state(&c, &edas, "e-run").await.0, RawStatus::Code(6));
+        // A bad signature changes nothing.
+        let bad = c
+            .act(&edas, &keys("wrong-secret"), "e-wait", &Write::Abort)
+            .await
+            .expect_err("bad signature");
+        assert_eq!(bad.kind, ErrorKind::SignatureMismatch);
+        assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(1));
+        // Confirm=false ends an order waiting for confirmation.
+        let sim2 = start_sim(WRITES).await;
+        let t = target("sae", "s", &sim2, scheme);
+        let Write::Confirm { pipeline_id, .. } = waiting_pipeline(&c, &t, "s-wait").await else {
+            unreachable!("a confirm")
+        };
+        let end = Write::Confirm {
+            pipeline_id,
+            confirm: false,
+        };
+        c.act(&t, &creds, "s-wait", &end).await.expect("confirm=false");
+        assert_eq!(state(&c, &t, "s-wait").await.0, RawStatus::Code(6));
+    }
+}
+
+#[tokio::test]
+async fn sim_read_only_keys_may_read_but_not_write() {
+    let sim = start_sim(&format!(
+        "readOnlyAccessKeys: [{}]\n{WRITES}",
+        sim::DEFAULT_ACCESS_KEY_ID
+    ))
+    .await;
+    let c = client(3);
+    let t = target("sae", "s", &sim, "v3");
+    let confirm = waiting_pipeline(&c, &t, "s-wait").await;
+    let e = c
+        .act(&t, &keys(sim::DEFAULT_ACCESS_KEY_SECRET), "s-wait", &confirm)
+        .await
+        .expect_err("read-only");
+    assert_eq!(
+        (e.kind, e.code.as_deref()),
+        (ErrorKind::Forbidden, Some("Forbidden.RAM"))
+    );
+    assert_eq!(e.http_status, Some(403));
+    assert_eq!(
+        sim.calls("sae", "ConfirmPipelineBatch"),
+        1,
+        "a refusal is not retried"
+    );
+    assert_eq!(state(&c, &t, "s-wait").await, (RawStatus::Code(8), Some(2)));
+}
+
+#[tokio::test]
+async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
+    let faults = "faults:\n  - { kind: throttling, actions: [ConfirmPipelineBatch], limit: 1, duration: 100ms }\n  - { kind: internalError, actions: [AbortChangeOrder], limit: 1 }\n";
+    let sim = start_sim(&format!("{faults}{WRITES}")).await;
+    let c = client(3);
+    let creds = keys(sim::DEFAULT_ACCESS_KEY_SECRET);
+    let t = target("sae", "s", &sim, "v3");
+    let confirm = waiting_pipeline(&c, &t, "s-wait").await;
+    c.act(&t, &creds, "s-wait", &confirm)
+        .await
+        .expect("confirmed after a throttle");
+    let stats = sim.stats();
+    assert_eq!(stats.outcome("sae", "ConfirmPipelineBatch", "Throttling.User"), 1);
+    assert_eq!(stats.outcome("sae", "ConfirmPipelineBatch", "OK"), 1);
+    assert_eq!(
+        state(&c, &t, "s-wait").await,
+        (RawStatus::Code(1), Some(2)),
+        "moved once"
+    );
+    // A 5xx leaves the outcome open: never sent again by the client.
+    let e = c.act(&t, &creds, "s-run", &Write::Abort).await.expect_err("5xx");
+    assert_eq!(e.kind, ErrorKind::ServerError);
+    assert_eq!(sim.calls("sae", "AbortChangeOrder"), 1);
+    assert_eq!(
+        state(&c, &t, "s-run").await.0,
+        RawStatus::Code(1),
+        "the failed call did not act"
+    );
 }
