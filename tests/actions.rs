@@ -554,3 +554,45 @@ async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
         "the failed call did not act"
     );
 }
+
+/// `kubectl changeorder confirm|abort --wait`: exit 0 when the action took effect, 1 when it
+/// was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_confirms_and_reports_a_refusal() {
+    let ns = namespace("act-plugin").await;
+    let sim = start_sim(&scenario("")).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "rel", &sim, APP, &["Confirm", "Abort"]).await;
+    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(3600))).await;
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    let done = order_named(&ns, "done-1").await.name_any();
+    let plugin = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+            .env("KUBECONFIG", ns.cluster().kubeconfig())
+            .args(["-n", ns.name()])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run kubectl-changeorder")
+    };
+    let out = tokio::task::block_in_place(|| plugin(&["confirm", &waiting, "--wait", "--timeout", "30s"]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("if it waits at batch 2") && text.contains("Confirmed"),
+        "{text}"
+    );
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    let out = tokio::task::block_in_place(|| plugin(&["abort", &done, "--wait", "--timeout", "30s"]));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("GuardFailed"), "{text}");
+    let out = tokio::task::block_in_place(|| plugin(&["confirm", "no-such-order"]));
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(sim.calls("sae", "AbortChangeOrder"), 0);
+}
