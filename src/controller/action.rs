@@ -450,7 +450,7 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
     let kind = action.spec.action;
     let prepared = match prepare(action, ctx, ns).await? {
         Ok(p) => p,
-        Err(v) => return finish(action, ctx, ns, v, None, None, None).await,
+        Err(v) => return finish(action, &Expect::Unclaimed, ctx, ns, v, None, None, None).await,
     };
     let id = prepared.order.spec.change_order_id.clone();
     // A fresh read: the ChangeOrder may be one poll behind.
@@ -466,12 +466,34 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
                 cloud_reason(&e),
                 format!("cannot read the order before acting: {e}; nothing was sent"),
             );
-            return finish(action, ctx, ns, v, Some(&prepared), None, None).await;
+            return finish(
+                action,
+                &Expect::Unclaimed,
+                ctx,
+                ns,
+                v,
+                Some(&prepared),
+                None,
+                None,
+            )
+            .await;
         }
     };
     let write = match guard(kind, action.spec.expected_batch, &fresh) {
         Ok(w) => w,
-        Err(v) => return finish(action, ctx, ns, v, Some(&prepared), None, None).await,
+        Err(v) => {
+            return finish(
+                action,
+                &Expect::Unclaimed,
+                ctx,
+                ns,
+                v,
+                Some(&prepared),
+                None,
+                None,
+            )
+            .await;
+        }
     };
     let before = observe(&fresh);
 
@@ -488,16 +510,20 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
         start_time: Some(mapping::whole_seconds(Timestamp::now())),
         ..Default::default()
     });
+    let attempt = Expect::Attempt(claimed.status.as_ref().and_then(|s| s.attempt_id.clone()));
     let api: Api<ChangeOrderAction> = Api::namespaced(ctx.client.clone(), ns);
-    match api
+    // `replace` carries the cached resourceVersion: if anything changed the request since it
+    // was read (another replica claimed it, the cache was stale), the claim fails and nothing
+    // is sent.
+    let claimed = match api
         .replace_status(&action.name_any(), &PostParams::default(), &claimed)
         .await
     {
-        Ok(_) => {}
-        // Someone else moved the request on (another replica, a stale cache): look again.
+        Ok(c) => c,
         Err(kube::Error::Api(s)) if s.code == 409 => return Ok(Action::requeue(Duration::from_secs(1))),
         Err(e) => return Err(e.into()),
-    }
+    };
+    let action = &claimed;
     tracing::info!(namespace = ns, action = %action.name_any(), order = %id, %kind, "sending change-order action");
 
     let result = ctx
@@ -522,6 +548,7 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
                 .filter(|n| *n != id && kind == ActionKind::AbortAndRollback);
             return finish(
                 action,
+                &attempt,
                 ctx,
                 ns,
                 Verdict::succeeded(kind, message),
@@ -539,7 +566,10 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
                 reason: reason::THROTTLED,
                 message: format!("the cloud throttled the call and did not act: {e}; trying again"),
             };
-            write_status(ctx, ns, action, &pending, None, None, None).await?;
+            // Back to Pending releases the claim. The status change wakes the controller at
+            // once, but its first step, the read of the order, waits on the same rate-limit
+            // gate, so the cloud's wait is kept.
+            write_status(ctx, ns, action, &attempt, &pending, None, None, None).await?;
             return Ok(Action::requeue(wait));
         }
         Err(e) if outcome_unknown(&e) => {
@@ -560,7 +590,7 @@ async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Acti
         }
         Err(e) => refused(&e),
     };
-    finish(action, ctx, ns, verdict, Some(&prepared), None, None).await
+    finish(action, &attempt, ctx, ns, verdict, Some(&prepared), None, None).await
 }
 
 /// A cloud error that means the write was refused, as a verdict.
@@ -598,6 +628,7 @@ async fn settle_interrupted(
     ns: &str,
 ) -> Result<Action, ActionError> {
     let kind = action.spec.action;
+    let attempt = Expect::Attempt(status.attempt_id.clone());
     let why = "the operator stopped while the call was under way";
     let before = status.observed_before.clone().unwrap_or_default();
     // Reading needs the same references; the switches are not asked again (the call was made).
@@ -610,7 +641,7 @@ async fn settle_interrupted(
                     "{why}, and the order cannot be read now ({m}); it was not sent again: check the order in the console"
                 ),
             );
-            return finish(action, ctx, ns, v, None, None, None).await;
+            return finish(action, &attempt, ctx, ns, v, None, None, None).await;
         }
     };
     let id = status
@@ -631,7 +662,7 @@ async fn settle_interrupted(
             ),
         ),
     };
-    finish(action, ctx, ns, verdict, Some(&prepared), None, None).await
+    finish(action, &attempt, ctx, ns, verdict, Some(&prepared), None, None).await
 }
 
 /// Like [`prepare`] without the switches: only what reading the order needs.
@@ -667,36 +698,92 @@ async fn prepare_for_reading(
     }))
 }
 
-/// Write a status (merge patch: the operator is its only writer).
+/// Which state a status write may replace: a request nobody claimed yet, or one claimed by this
+/// attempt. Every write carries the resourceVersion it was decided on, so a decision made on a
+/// stale cache can never overwrite a newer outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Expect {
+    Unclaimed,
+    Attempt(Option<String>),
+}
+
+impl Expect {
+    fn allows(&self, status: Option<&ChangeOrderActionStatus>) -> bool {
+        let phase = status.and_then(|s| s.phase);
+        match self {
+            Expect::Unclaimed => matches!(phase, None | Some(ActionPhase::Pending)),
+            Expect::Attempt(id) => {
+                phase == Some(ActionPhase::Executing)
+                    && status.and_then(|s| s.attempt_id.as_ref()) == id.as_ref()
+            }
+        }
+    }
+}
+
+/// Whether a status write happened or lost to a newer state of the request.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    Done,
+    Superseded,
+}
+
+/// Write a status (merge patch with a resourceVersion precondition). On a conflict (a user
+/// changed labels, say) the request is read again and the write retried while it is still in
+/// the expected state.
+#[allow(clippy::too_many_arguments)]
 async fn write_status(
     ctx: &Ctx,
     ns: &str,
     action: &ChangeOrderAction,
+    expect: &Expect,
     v: &Verdict,
     order_id: Option<String>,
     request_id: Option<String>,
     rollback: Option<String>,
-) -> Result<(), ActionError> {
-    let previous = action.status.clone().unwrap_or_default();
-    let now = mapping::whole_seconds(Timestamp::now());
-    let status = ChangeOrderActionStatus {
-        phase: Some(v.phase),
-        reason: Some(v.reason.to_string()),
-        message: Some(mapping::cut(&v.message, 2048)),
-        change_order_id: order_id.or(previous.change_order_id),
-        attempt_id: previous.attempt_id,
-        observed_before: previous.observed_before,
-        request_id: request_id.or(previous.request_id),
-        rollback_change_order_id: rollback.or(previous.rollback_change_order_id),
-        start_time: previous.start_time,
-        completion_time: v.phase.is_finished().then_some(now.clone()),
-        conditions: vec![succeeded_condition(v, action.metadata.generation, now)],
-    };
+) -> Result<Wrote, ActionError> {
     let api: Api<ChangeOrderAction> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({ "status": status });
-    api.patch_status(&action.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
+    let mut current = action.clone();
+    for _ in 0..3 {
+        if !expect.allows(current.status.as_ref()) {
+            return Ok(Wrote::Superseded);
+        }
+        let previous = current.status.clone().unwrap_or_default();
+        let now = mapping::whole_seconds(Timestamp::now());
+        let status = ChangeOrderActionStatus {
+            phase: Some(v.phase),
+            reason: Some(v.reason.to_string()),
+            message: Some(mapping::cut(&v.message, 2048)),
+            change_order_id: order_id.clone().or(previous.change_order_id),
+            attempt_id: previous.attempt_id,
+            observed_before: previous.observed_before,
+            request_id: request_id.clone().or(previous.request_id),
+            rollback_change_order_id: rollback.clone().or(previous.rollback_change_order_id),
+            start_time: previous.start_time,
+            completion_time: v.phase.is_finished().then_some(now.clone()),
+            conditions: vec![succeeded_condition(v, current.metadata.generation, now)],
+        };
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": current.resource_version()},
+            "status": status,
+        });
+        match api
+            .patch_status(
+                &current.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => return Ok(Wrote::Done),
+            Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&current.name_any()).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok(Wrote::Superseded),
+            },
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Wrote::Superseded),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Wrote::Superseded)
 }
 
 /// The `Succeeded` condition for a verdict.
@@ -722,8 +809,10 @@ fn succeeded_condition(
 
 /// Record the outcome, then tell people (an Event on the ChangeOrder) and ask the watch to poll
 /// at once so the order's new state shows without waiting an interval.
+#[allow(clippy::too_many_arguments)]
 async fn finish(
     action: &ChangeOrderAction,
+    expect: &Expect,
     ctx: &Ctx,
     ns: &str,
     v: Verdict,
@@ -732,7 +821,11 @@ async fn finish(
     rollback: Option<String>,
 ) -> Result<Action, ActionError> {
     let order_id = prepared.map(|p| p.order.spec.change_order_id.clone());
-    write_status(ctx, ns, action, &v, order_id, request_id, rollback).await?;
+    let wrote = write_status(ctx, ns, action, expect, &v, order_id, request_id, rollback).await?;
+    if wrote == Wrote::Superseded {
+        // Decided on a state that is no longer current: look at the request again.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     tracing::info!(
         namespace = ns,
         action = %action.name_any(),
@@ -936,6 +1029,29 @@ mod tests {
         assert_eq!(
             settle(ActionKind::Abort, &running, &order(1, 1), "x").reason,
             reason::OUTCOME_UNKNOWN
+        );
+    }
+
+    #[test]
+    fn a_status_write_replaces_only_the_state_it_was_decided_on() {
+        let st = |phase, attempt: Option<&str>| ChangeOrderActionStatus {
+            phase: Some(phase),
+            attempt_id: attempt.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(Expect::Unclaimed.allows(None));
+        assert!(Expect::Unclaimed.allows(Some(&st(ActionPhase::Pending, None))));
+        assert!(!Expect::Unclaimed.allows(Some(&st(ActionPhase::Executing, Some("a")))));
+        assert!(!Expect::Unclaimed.allows(Some(&st(ActionPhase::Succeeded, None))));
+        let mine = Expect::Attempt(Some("a".into()));
+        assert!(mine.allows(Some(&st(ActionPhase::Executing, Some("a")))));
+        assert!(
+            !mine.allows(Some(&st(ActionPhase::Executing, Some("b")))),
+            "another attempt"
+        );
+        assert!(
+            !mine.allows(Some(&st(ActionPhase::Succeeded, Some("a")))),
+            "already settled"
         );
     }
 
