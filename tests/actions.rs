@@ -596,3 +596,39 @@ async fn the_plugin_confirms_and_reports_a_refusal() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(sim.calls("sae", "AbortChangeOrder"), 0);
 }
+
+/// A write whose reply never comes (the client times out) is not sent again: the operator
+/// reads the order to learn whether it took effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_times_out_is_settled_by_reading_not_resent() {
+    let ns = namespace("act-timeout").await;
+    let faults = "faults:\n  - { kind: latency, actions: [ConfirmPipelineBatch], duration: 6s }\n";
+    let sim = start_sim(&scenario(faults)).await;
+    access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    slow_watch(&ns, "rel", &sim, APP, &["Confirm"]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // --cloud-timeout is 2s: the confirm call times out while the simulator holds the reply.
+    let _op = start_operator(
+        "operator",
+        dir.path(),
+        &operator_args(&ns, free_port(), &["--enable-actions"]),
+    );
+    let waiting = order_named(&ns, WAITING).await.name_any();
+    create_action(&ns, "go", &waiting, "Confirm", Some(2)).await;
+    let (p, reason, message) = outcome(&ns, "go", Duration::from_secs(60)).await;
+    assert_eq!(
+        (p, reason.as_str()),
+        (ActionPhase::Succeeded, "Confirmed"),
+        "{message}"
+    );
+    assert!(
+        message.contains("without a verdict") && message.contains("not sent again"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(
+        sim.calls("sae", "ConfirmPipelineBatch"),
+        1,
+        "exactly one write call"
+    );
+}
