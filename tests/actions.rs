@@ -195,6 +195,34 @@ async fn refusals_name_the_switch_or_guard_and_send_nothing() {
     }
     let still = order(&ns, WAITING).await.expect("order");
     assert_eq!(phase(&still).as_deref(), Some("AwaitingConfirmation"));
+
+    // The schema: a batch guard only on Confirm, and a request cannot be changed once made.
+    let api = ns.api::<ChangeOrderAction>();
+    let bad: ChangeOrderAction = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderAction",
+        "metadata": {"name": "abort-with-batch"},
+        "spec": {"changeOrder": waiting, "action": "Abort", "expectedBatch": 2},
+    }))
+    .expect("manifest");
+    let e = api
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("refused by the schema");
+    assert!(
+        e.to_string()
+            .contains("expectedBatch applies only to action Confirm"),
+        "{e}"
+    );
+    let patch = serde_json::json!({"spec": {"expectedBatch": 2}});
+    let e = api
+        .patch(
+            "stale",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect_err("immutable");
+    assert!(e.to_string().contains("immutable"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
