@@ -77,9 +77,29 @@ impl CloudClient {
     /// How long before a poll of `calls` calls could start without waiting on the shared call
     /// budget or an announced rate limit (`None`: now). A poller that would wait can schedule
     /// itself for then instead of waiting.
-    pub fn wait_before(&self, t: &Target, c: &Credentials, calls: u32) -> Option<std::time::Duration> {
+    pub fn wait_before(
+        &self,
+        t: &Target,
+        c: &Credentials,
+        calls: u32,
+        claim: &crate::cloud::http::Claim<'_>,
+    ) -> Option<std::time::Duration> {
         let base = t.base_url().ok()?;
-        self.transport.wait_before(&base, t.provider, c, calls)
+        self.transport.wait_before(&base, t.provider, c, calls, claim)
+    }
+
+    /// Record a poller's demand on its account's call budget; returns the account's round (see
+    /// [`crate::cloud::http::CallBudget::pace`]).
+    pub fn pace(
+        &self,
+        t: &Target,
+        c: &Credentials,
+        demand: &crate::cloud::http::Demand<'_>,
+    ) -> std::time::Duration {
+        match t.base_url() {
+            Ok(base) => self.transport.pace(&base, t.provider, c, demand),
+            Err(_) => std::time::Duration::ZERO,
+        }
     }
 
     /// Every change order the list operation returns for the target's app (all pages, up to

@@ -91,14 +91,48 @@ pub trait CallBudget: Send + Sync {
         host: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
-    /// How long until `calls` calls would be allowed (`None`: now), taking nothing.
+    /// How long until `calls` calls would be allowed to `claim`'s poller (`None`: now). Takes
+    /// no call; a poller told to wait is queued, so pollers of one account are served in turn.
     fn wait_for<'a>(
         &'a self,
         provider: Provider,
         creds: &'a Credentials,
         host: &'a str,
         calls: u32,
+        claim: &Claim<'a>,
     ) -> Option<Duration>;
+
+    /// Record what one poller needs of the account and return the account's round: how often
+    /// each poller with orders in flight can poll if every one of them gets its turn.
+    fn pace<'a>(
+        &'a self,
+        _provider: Provider,
+        _creds: &'a Credentials,
+        _host: &'a str,
+        _demand: &Demand<'a>,
+    ) -> Duration {
+        Duration::ZERO
+    }
+}
+
+/// A poller asking for calls before it starts a poll.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    /// Identity of the poller (a watch's uid).
+    pub poller: &'a str,
+    /// Whether it polls orders in flight: those are served first, in turn; other polls take
+    /// only what no waiting poll has claimed.
+    pub in_flight: bool,
+}
+
+/// What one poller needs of its account's budget.
+#[derive(Clone, Copy, Debug)]
+pub struct Demand<'a> {
+    pub poller: &'a str,
+    /// Calls of one poll while orders are in flight (the list plus a describe each); 0 when none are.
+    pub calls_in_flight: u32,
+    /// How often it polls when nothing is in flight (its interval).
+    pub interval: Duration,
 }
 
 /// Client settings. `Default` suits production; tests shorten the delays.
@@ -290,6 +324,7 @@ impl Transport {
         provider: Provider,
         creds: &Credentials,
         calls: u32,
+        claim: &Claim<'_>,
     ) -> Option<Duration> {
         let host = host_header(base);
         let gate_key = format!("{host}|{}", creds.fingerprint());
@@ -303,11 +338,20 @@ impl Transport {
             .cfg
             .budget
             .as_ref()
-            .and_then(|b| b.wait_for(provider, creds, &host, calls));
+            .and_then(|b| b.wait_for(provider, creds, &host, calls, claim));
         match (gate, budget) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// See [`CallBudget::pace`]; zero without a budget.
+    pub fn pace(&self, base: &Url, provider: Provider, creds: &Credentials, demand: &Demand<'_>) -> Duration {
+        let host = host_header(base);
+        self.cfg
+            .budget
+            .as_ref()
+            .map_or(Duration::ZERO, |b| b.pace(provider, creds, &host, demand))
     }
 
     /// Honour a `TimeLeft` the cloud gave on an earlier reply for the same account.

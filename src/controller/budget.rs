@@ -8,23 +8,50 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Token buckets keyed by a credential fingerprint (never the secret itself).
+use crate::cloud::http::{Claim, Demand};
+
+/// A queued claim not taken up this long after it was due is dropped (its poller went away or
+/// is held up): it no longer holds back the pollers queued after it.
+const CLAIM_GRACE: Duration = Duration::from_secs(30);
+
+/// A poller's recorded demand is forgotten this long after it last reported (a deleted watch).
+const DEMAND_TTL: Duration = Duration::from_secs(600);
+
+/// Token buckets keyed by a credential fingerprint (never the secret itself), with the queue of
+/// pollers waiting for calls and what each poller needs per round.
 #[derive(Clone)]
 pub struct Budget {
     per_minute: u32,
-    buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    accounts: Arc<Mutex<HashMap<String, Account>>>,
 }
 
-struct Bucket {
+struct Account {
     tokens: f64,
     updated: Instant,
+    /// Pollers told to wait, by poller: their place in the queue, the calls they wait for and
+    /// when they were told to come back.
+    queue: HashMap<String, Queued>,
+    next_place: u64,
+    demand: HashMap<String, Recorded>,
+}
+
+struct Queued {
+    place: u64,
+    calls: f64,
+    due: Instant,
+}
+
+struct Recorded {
+    calls_in_flight: u32,
+    interval: Duration,
+    seen: Instant,
 }
 
 impl Budget {
     pub fn new(per_minute: u32) -> Self {
         Budget {
             per_minute: per_minute.max(1),
-            buckets: Arc::default(),
+            accounts: Arc::default(),
         }
     }
 
@@ -39,41 +66,121 @@ impl Budget {
         f64::from(self.per_minute) / 60.0
     }
 
+    /// The account under `key`, its tokens brought up to now.
+    fn account<'m>(
+        &self,
+        accounts: &'m mut HashMap<String, Account>,
+        key: &str,
+        now: Instant,
+    ) -> &'m mut Account {
+        let capacity = self.capacity();
+        let account = accounts.entry(key.to_string()).or_insert(Account {
+            tokens: capacity,
+            updated: now,
+            queue: HashMap::new(),
+            next_place: 0,
+            demand: HashMap::new(),
+        });
+        let elapsed = now.saturating_duration_since(account.updated).as_secs_f64();
+        account.tokens = (account.tokens + elapsed * self.rate_per_sec()).min(capacity);
+        account.updated = now;
+        account
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Account>> {
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Take one call from the credential's budget, or say how long until one is available.
     pub fn try_take(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let capacity = self.capacity();
         let rate = self.rate_per_sec();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
-            tokens: capacity,
-            updated: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let mut accounts = self.lock();
+        let account = self.account(&mut accounts, key, now);
+        if account.tokens >= 1.0 {
+            account.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            Err(Duration::from_secs_f64((1.0 - account.tokens) / rate))
         }
     }
 
-    /// How long until `calls` calls fit the credential's budget (`None`: now). Takes nothing:
-    /// a watch that would wait is scheduled for then instead of holding a reconcile slot.
-    pub fn wait_for_calls(&self, key: &str, calls: u32) -> Option<Duration> {
+    /// How long until `calls` calls fit the credential's budget for `claim`'s poller (`None`:
+    /// now). Takes nothing: a poller that would wait is scheduled for then instead of holding
+    /// a reconcile slot. Pollers of orders in flight are queued, each behind those told to wait
+    /// before it, so none is starved by pollers needing fewer calls; other polls get only what
+    /// the queue leaves.
+    pub fn wait_for_calls(&self, key: &str, calls: u32, claim: &Claim<'_>) -> Option<Duration> {
         let now = Instant::now();
         let capacity = self.capacity();
         let rate = self.rate_per_sec();
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let tokens = buckets.get(key).map_or(capacity, |b| {
-            let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
-            (b.tokens + elapsed * rate).min(capacity)
-        });
+        let mut accounts = self.lock();
+        let account = self.account(&mut accounts, key, now);
+        account.queue.retain(|_, q| q.due + CLAIM_GRACE > now);
         // More calls than a burst holds can never be waited for at once: ask for a full bucket.
         let needed = f64::from(calls).min(capacity);
-        (tokens < needed).then(|| Duration::from_secs_f64((needed - tokens) / rate))
+        let own = account.queue.get(claim.poller).map(|q| q.place);
+        let ahead: f64 = account
+            .queue
+            .iter()
+            .filter(|(poller, q)| {
+                poller.as_str() != claim.poller && (!claim.in_flight || own.is_none_or(|p| q.place < p))
+            })
+            .map(|(_, q)| q.calls)
+            .sum();
+        let available = account.tokens - ahead;
+        if available >= needed {
+            account.queue.remove(claim.poller);
+            return None;
+        }
+        let wait = Duration::from_secs_f64((needed - available) / rate);
+        if claim.in_flight {
+            let place = own.unwrap_or_else(|| {
+                account.next_place += 1;
+                account.next_place
+            });
+            account.queue.insert(
+                claim.poller.to_string(),
+                Queued {
+                    place,
+                    calls: needed,
+                    due: now + wait,
+                },
+            );
+        }
+        Some(wait)
+    }
+
+    /// Record `demand` and return the account's round: the time in which the budget serves one
+    /// poll of every poller with orders in flight, after the polls of the idle pollers at their
+    /// intervals. Polling those orders more often than this only queues.
+    pub fn round(&self, key: &str, demand: &Demand<'_>) -> Duration {
+        let now = Instant::now();
+        let rate = self.rate_per_sec();
+        let mut accounts = self.lock();
+        let account = self.account(&mut accounts, key, now);
+        account.demand.insert(
+            demand.poller.to_string(),
+            Recorded {
+                calls_in_flight: demand.calls_in_flight,
+                interval: demand.interval,
+                seen: now,
+            },
+        );
+        account
+            .demand
+            .retain(|_, d| now.saturating_duration_since(d.seen) < DEMAND_TTL);
+        let (mut per_round, mut idle_rate) = (0.0, 0.0);
+        for d in account.demand.values() {
+            if d.calls_in_flight > 0 {
+                per_round += f64::from(d.calls_in_flight);
+            } else if !d.interval.is_zero() {
+                idle_rate += 1.0 / d.interval.as_secs_f64();
+            }
+        }
+        // Idle pollers never take more than half: discovery waits before orders in flight do.
+        let spare = (rate - idle_rate).max(rate / 2.0);
+        Duration::from_secs_f64(per_round / spare)
     }
 
     /// Wait until the credential's budget allows one more call.
@@ -100,8 +207,19 @@ impl crate::cloud::http::CallBudget for Budget {
         creds: &'a crate::cloud::credentials::Credentials,
         host: &'a str,
         calls: u32,
+        claim: &Claim<'a>,
     ) -> Option<Duration> {
-        self.wait_for_calls(&key_for(creds, host), calls)
+        self.wait_for_calls(&key_for(creds, host), calls, claim)
+    }
+
+    fn pace<'a>(
+        &'a self,
+        _provider: crate::cloud::model::Provider,
+        creds: &'a crate::cloud::credentials::Credentials,
+        host: &'a str,
+        demand: &Demand<'a>,
+    ) -> Duration {
+        self.round(&key_for(creds, host), demand)
     }
 }
 
@@ -145,5 +263,92 @@ mod tests {
             took >= Duration::from_secs(23) && took <= Duration::from_secs(25),
             "{took:?}"
         );
+    }
+
+    fn claim(poller: &str) -> Claim<'_> {
+        Claim {
+            poller,
+            in_flight: true,
+        }
+    }
+
+    /// Spend `calls` calls at once, as a poll does after its wait.
+    fn spend(budget: &Budget, key: &str, calls: u32) {
+        for _ in 0..calls {
+            budget.try_take(key).expect("a call was available");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_needing_more_calls_is_not_starved_by_smaller_ones() {
+        let budget = Budget::new(60); // 1 per second, burst 6
+        spend(&budget, "k", 6);
+        // "big" needs 4 calls and is told to wait; "small" pollers needing 1 call keep coming.
+        let wait_big = budget.wait_for_calls("k", 4, &claim("big")).expect("must wait");
+        let mut big_polled_at = None;
+        for second in 1..=20 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            if big_polled_at.is_none() && budget.wait_for_calls("k", 4, &claim("big")).is_none() {
+                spend(&budget, "k", 4);
+                big_polled_at = Some(second);
+            }
+            let small = format!("small-{}", second % 3);
+            if budget.wait_for_calls("k", 1, &claim(&small)).is_none() {
+                spend(&budget, "k", 1);
+            }
+        }
+        // Without the queue, each token was taken by a small poller as soon as it came.
+        let at = big_polled_at.expect("the large poller polled");
+        assert!(
+            Duration::from_secs(at) <= wait_big + Duration::from_secs(1),
+            "polled after {at} s, told {wait_big:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_polls_take_only_what_the_queue_leaves() {
+        let budget = Budget::new(60);
+        spend(&budget, "k", 6);
+        let first = budget.wait_for_calls("k", 3, &claim("busy")).expect("wait");
+        tokio::time::advance(first).await;
+        let idle = Claim {
+            poller: "idle",
+            in_flight: false,
+        };
+        // The tokens that came are claimed by the queued poller, not by the idle one.
+        assert!(budget.wait_for_calls("k", 1, &idle).is_some());
+        assert!(budget.wait_for_calls("k", 3, &claim("busy")).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_round_serves_every_poll_in_flight_after_idle_discovery() {
+        let budget = Budget::new(60); // 1 call per second
+        fn demand(poller: &str, calls_in_flight: u32) -> Demand<'_> {
+            Demand {
+                poller,
+                calls_in_flight,
+                interval: Duration::from_secs(60),
+            }
+        }
+        // 10 idle watches listing once a minute take 1/6 of the budget.
+        for i in 0..10 {
+            let _ = budget.round("k", &demand(&format!("idle-{i}"), 0));
+        }
+        // 20 watches with 1 order in flight each: 2 calls a poll, 40 calls a round.
+        let mut round = Duration::ZERO;
+        for i in 0..20 {
+            round = budget.round("k", &demand(&format!("busy-{i}"), 2));
+        }
+        let want = 40.0 / (1.0 - 10.0 / 60.0);
+        assert!((round.as_secs_f64() - want).abs() < 0.01, "{round:?}");
+        // A watch whose orders finished no longer counts in the round.
+        let after = budget.round("k", &demand("busy-0", 0));
+        assert!(after < round, "{after:?}");
+        // Forgotten after a while without news (a deleted watch).
+        tokio::time::advance(DEMAND_TTL + Duration::from_secs(1)).await;
+        let alone = budget.round("k", &demand("busy-1", 2));
+        assert_eq!(alone, Duration::from_secs(2));
+        // Another account has its own round.
+        assert_eq!(budget.round("other", &demand("x", 0)), Duration::ZERO);
     }
 }

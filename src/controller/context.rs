@@ -65,6 +65,9 @@ pub struct Memory {
     pub describe_misses: HashMap<String, u32>,
     /// Wait advised by the cloud (rate-limit headers) before the next call.
     pub retry_after: Option<Duration>,
+    /// The account's round at the last poll: how often its call budget lets every watch with
+    /// orders in flight poll.
+    pub round: Duration,
 }
 
 pub struct Context {

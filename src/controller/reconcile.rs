@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::cloud::credentials::{Credentials, check_secret_type};
 use crate::cloud::error::{CloudError, ErrorKind};
+use crate::cloud::http::{Claim, Demand};
 pub use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::apply::{self, Applied};
 use crate::controller::context::{Context, Error, Memory};
@@ -140,6 +141,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     let previous_secret = memory.secret_version.replace(secret_version.clone());
     let polled = Poll {
         watch,
+        uid: &uid,
         ctx,
         ns: &ns,
         config: &config,
@@ -204,6 +206,7 @@ fn standing(memory: &Memory, in_flight: bool) -> Standing {
         failures: memory.failures,
         retry_after: memory.retry_after,
         credentials_rejected: memory.credentials_rejected,
+        round: memory.round,
     }
 }
 
@@ -289,6 +292,7 @@ enum PollError {
 /// One poll of one watch: what it reads and where it writes.
 struct Poll<'a> {
     watch: &'a ChangeOrderWatch,
+    uid: &'a str,
     ctx: &'a Context,
     ns: &'a str,
     config: &'a WatchConfig,
@@ -341,7 +345,14 @@ impl Poll<'_> {
         // The list plus a describe per order in flight: start only when the budget allows it.
         let in_flight = self.objects.iter().filter(|o| !plan::is_settled(o)).count();
         let calls = u32::try_from(in_flight).unwrap_or(u32::MAX).saturating_add(1);
-        if let Some(wait) = ctx.cloud.wait_before(&self.config.target, &credentials, calls) {
+        let claim = Claim {
+            poller: self.uid,
+            in_flight: in_flight > 0,
+        };
+        if let Some(wait) = ctx
+            .cloud
+            .wait_before(&self.config.target, &credentials, calls, &claim)
+        {
             return Err(PollError::Deferred(wait));
         }
         let misses = &memory.describe_misses;
@@ -366,6 +377,19 @@ impl Poll<'_> {
         memory.describe_misses = planned.misses.clone();
         let latest = newest_after(&planned, &existing);
         let applied = apply::apply(ctx, self.ns, planned, &existing, self.now).await?;
+        // What the next polls will cost decides how often the account's budget lets each
+        // watch with orders in flight poll (see `Budget::round`).
+        let in_flight = watch_status::counts(applied.phases.values().copied()).in_flight;
+        let demand = Demand {
+            poller: self.uid,
+            calls_in_flight: if in_flight > 0 {
+                u32::try_from(in_flight).unwrap_or(u32::MAX).saturating_add(1)
+            } else {
+                0
+            },
+            interval: self.config.interval,
+        };
+        memory.round = ctx.cloud.pace(&self.config.target, &credentials, &demand);
         Ok((fetched, applied, latest))
     }
 }

@@ -66,6 +66,9 @@ pub struct Standing {
     /// The last poll's credentials were rejected: retry slowly (a key fixed on the cloud side,
     /// or a proxy's passing 401, recovers without anyone touching the Secret), not hammer.
     pub credentials_rejected: bool,
+    /// While in flight, poll no more often than this: the account's call budget serves every
+    /// watch with orders in flight once per round, and polling sooner would only queue.
+    pub round: Duration,
 }
 
 impl Pace {
@@ -77,7 +80,7 @@ impl Pace {
             error_backoff(s.failures, self.fast, self.max_error_backoff)
                 .max(s.retry_after.unwrap_or_default())
         } else if s.in_flight {
-            self.fast
+            self.fast.max(s.round).min(self.interval.max(self.fast))
         } else {
             self.interval
         }
@@ -139,6 +142,30 @@ mod tests {
                     ..Standing::default()
                 },
                 s(40),
+            ),
+            // In flight on a busy account: every watch once per round, never slower than idle.
+            (
+                Standing {
+                    in_flight: true,
+                    round: s(40),
+                    ..Standing::default()
+                },
+                s(40),
+            ),
+            (
+                Standing {
+                    in_flight: true,
+                    round: s(90),
+                    ..Standing::default()
+                },
+                s(60),
+            ),
+            (
+                Standing {
+                    round: s(40),
+                    ..Standing::default()
+                },
+                s(60),
             ),
             // Rejected credentials: retried, slowly.
             (

@@ -1,22 +1,34 @@
 #!/usr/bin/env bash
-# Benchmark: many watches and orders against a local control plane and the simulator. Prints
-# figures (time to the first full sync, cloud calls and API writes per steady-state poll, the
-# controller's memory); it asserts nothing, and is not part of the test suite.
+# Benchmark: the operator at scale against a fresh local control plane and the simulator. It
+# prints one table and asserts nothing; it is not part of the test suite.
 #
-# Usage: tests/bench/scale.sh [APPS] [ORDERS_PER_APP]   (default 50 × 20)
+#   tests/bench/scale.sh [WATCHES] [ORDERS_PER_WATCH]   default 200 × 50 = 10,000 orders
+#   tests/bench/scale.sh 20 50                          a quick check (1,000 orders)
+#
+# In one run: a baseline (a plain kube client, tests/bench/baseline.rs, writing the same objects:
+# create, then status, with the operator's concurrency), then the operator's cold sync of the
+# same scenario from SAE watches with one order in flight each, then a quiet minute in which
+# nothing changes in the cloud. API requests are counted by the API server itself (/metrics).
+# Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-apps=${1:-50}
-per_app=${2:-20}
+watches=${1:-200}
+per_watch=${2:-50}
+concurrency=${BENCH_CONCURRENCY:-8}
+quiet=${BENCH_QUIET_SECONDS:-60}
 state=$(mktemp -d)
-sim_port=18180
-admin_port=18181
+want=$((watches * per_watch))
 
 bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
 export PATH="$bin_dir:$PATH"
-cargo build --release --quiet
-operator=${CARGO_TARGET_DIR:-target}/release/changeorder-operator
+cargo build --release --quiet --bin changeorder-operator --example bench-baseline
+target=${CARGO_TARGET_DIR:-target}/release
+operator=$target/changeorder-operator
+baseline=$target/examples/bench-baseline
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sim_port=$(free_port)
+admin_port=$(free_port)
 
 pids=()
 cleanup() {
@@ -27,30 +39,56 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A scenario of `apps` SAE apps; in each, one order in flight and the rest finished.
+# The simulator's scenario: per watch one SAE order in flight (2 batches, at the first), the
+# rest finished. baseline.rs builds the same objects.
 {
   echo "apps:"
-  for a in $(seq "$apps"); do
+  for a in $(seq "$watches"); do
     echo "  - provider: sae"
     echo "    appId: bench-$a"
     echo "    changeOrders:"
     echo "      - { id: bench-$a-live, createdAt: -1m, status: 1, batchCount: 2, currentBatch: 1 }"
-    for o in $(seq 2 "$per_app"); do
+    for o in $(seq 2 "$per_watch"); do
       echo "      - { id: bench-$a-$o, createdAt: -${o}h, status: 2 }"
     done
   done
 } >"$state/scenario.yaml"
 
+echo "starting a control plane" >&2
 eval "$(tests/tools/cluster.sh up "$state/cluster" --owner-pid $$ 2>/dev/null)"
 export KUBECONFIG
 "$operator" simulate --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
 pids+=($!)
 kubectl apply --server-side -f crds/ >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+kubectl create namespace baseline >/dev/null
 kubectl create namespace bench >/dev/null
+
+# Requests the API server served on the resources the operator uses, by verb: "VERB COUNT" lines.
+requests() {
+  kubectl get --raw /metrics | awk '
+    /^apiserver_request_total\{/ && /resource="(changeorders|changeorderwatches|events|secrets)"/ {
+      match($0, /verb="[A-Z]+"/); v = substr($0, RSTART + 6, RLENGTH - 7); n[v] += $NF }
+    END { for (v in n) print v, n[v] }' | sort
+}
+# Difference of two `requests` snapshots, as "VERB n, VERB n" (zero counts left out).
+delta() {
+  join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk '{ d = $3 - $2; if (d > 0) { printf "%s%s %d", sep, $1, d; sep = ", " } }
+    END { if (sep == "") printf "none" }'
+}
+writes() {
+  join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk '$1 ~ /^(POST|PUT|PATCH|DELETE|APPLY)$/ { s += $3 - $2 } END { print s + 0 }'
+}
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+echo "baseline: $want objects, create + status, $concurrency at a time" >&2
+read -r _ base_secs < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
+# Out of the way before the operator starts: same labels, and the cluster-wide cache would hold them.
+kubectl delete changeorders -n baseline --all --wait=true >/dev/null
+
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null
-for a in $(seq "$apps"); do
+for a in $(seq "$watches"); do
   cat <<EOF
 ---
 apiVersion: changeorder.io/v1alpha1
@@ -63,32 +101,54 @@ spec:
   credentialsSecretRef: {name: cloud}
   interval: 30s
   inFlightInterval: 10s
+  retention: {maxFinished: $per_watch}
 EOF
 done | kubectl apply -f - >/dev/null
 
-want=$((apps * per_app))
-start=$(date +%s.%N)
-"$operator" run --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 6000 >"$state/operator.log" 2>&1 &
+echo "operator: cold sync of $want orders from $watches watches" >&2
+requests >"$state/req0"
+"$baseline" wait bench "$want" >"$state/synced" &
+waiter=$!
+sleep 1 # the waiter's watch is open before the first write
+"$operator" run --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 60000 \
+  --concurrency "$concurrency" --allowed-endpoints "http://127.0.0.1:*" >"$state/operator.log" 2>&1 &
 op_pid=$!
 pids+=("$op_pid")
-until [ "$(kubectl get changeorders -n bench -o jsonpath='{range .items[?(@.status.phase)]}x{end}' | wc -c)" -ge "$want" ]; do
-  sleep 0.5
-done
-synced=$(echo "$(date +%s.%N) - $start" | bc)
+wait "$waiter" || { tail -20 "$state/operator.log"; exit 1; }
+op_secs=$(cat "$state/synced")
+sync_cpu=$(cpu_seconds "$op_pid")
+requests >"$state/req1"
 
-calls() { curl -s "127.0.0.1:$admin_port/metrics" | awk '/^changeorder_cloud_calls_total/ {s += $2} END {print s + 0}'; }
-versions() { kubectl get changeorders,changeorderwatches -n bench -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}' | sort; }
-sleep 15 # let the last status writes land
-calls_before=$(calls)
-versions >"$state/before"
-sleep 60
-calls_after=$(calls)
-versions >"$state/after"
-writes=$(comm -13 "$state/before" "$state/after" | wc -l)
-rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
+metric() { curl -s "127.0.0.1:$admin_port/metrics" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" { s += $2 } END { print s + 0 }'; }
+echo "quiet: settling 15 s, then $quiet s with nothing changing in the cloud" >&2
+sleep 15
+requests >"$state/req2"
+calls0=$(metric changeorder_cloud_calls_total)
+polls0=$(metric changeorder_polls_total)
+sleep "$quiet"
+requests >"$state/req3"
+calls1=$(metric changeorder_cloud_calls_total)
+polls1=$(metric changeorder_polls_total)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
-echo "watches: $apps, orders: $want ($apps in flight)"
-echo "first full sync: ${synced}s"
-echo "steady state, 60 s: $((calls_after - calls_before)) cloud calls (in-flight watches poll every 10 s: 1 list + 1 describe each), $writes objects written"
-echo "controller memory: RSS ${rss} KiB, peak ${hwm} KiB"
+base_rate=$(echo "scale=1; $want / $base_secs" | bc)
+op_rate=$(echo "scale=1; $want / $op_secs" | bc)
+ratio=$(echo "scale=2; $op_rate / $base_rate" | bc)
+polls=$((polls1 - polls0))
+per_poll=$( ((polls > 0)) && echo "scale=2; ($calls1 - $calls0) / $polls" | bc || echo "n/a")
+
+cat <<EOF
+
+| $watches SAE watches × $per_watch orders = $want orders ($watches in flight), $(nproc) cores | |
+|---|---|
+| cold sync, baseline kube client (create + status, $concurrency at a time) | $base_rate orders/s ($base_secs s) |
+| cold sync, operator | $op_rate orders/s ($op_secs s) |
+| operator ÷ baseline | ${ratio}× |
+| operator peak RSS (RSS after the quiet minute) | $((hwm / 1024)) MiB ($((rss / 1024)) MiB) |
+| operator CPU during the cold sync | ${sync_cpu} s |
+| API requests during the cold sync | $(delta "$state/req0" "$state/req1") |
+| API requests in a quiet ${quiet} s | $(delta "$state/req2" "$state/req3") |
+| of which writes | $(writes "$state/req2" "$state/req3") |
+| cloud calls per poll in the quiet ${quiet} s | $per_poll ($((calls1 - calls0)) calls, $polls polls) |
+EOF
