@@ -383,7 +383,7 @@ impl Poll<'_> {
         let demand = Demand {
             poller: self.uid,
             calls_in_flight: if in_flight > 0 {
-                u32::try_from(in_flight).unwrap_or(u32::MAX).saturating_add(1)
+                in_flight.saturating_add(1)
             } else {
                 0
             },
