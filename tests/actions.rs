@@ -99,7 +99,7 @@ async fn a_confirmed_batch_moves_on_and_shows_at_once() {
     let sim = start_sim(&scenario("")).await;
     access_key_secret(&ns, "cloud", sim::DEFAULT_ACCESS_KEY_SECRET).await;
     slow_watch(&ns, "rel", &sim, APP, &["Confirm"]).await;
-    let _op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(4))).await;
+    let op = Operator::start(ns.client(), ns.name(), enabled(Duration::from_secs(4))).await;
     let co = order_named(&ns, WAITING).await;
     assert_eq!(phase(&co).as_deref(), Some("AwaitingConfirmation"));
     let current = co.status.as_ref().and_then(|s| s.current_batch);
@@ -113,6 +113,11 @@ async fn a_confirmed_batch_moves_on_and_shows_at_once() {
         "{message}"
     );
     assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    let metrics = op.metrics.encode();
+    assert!(
+        metrics.contains(r#"changeorder_actions_total{action="Confirm",result="Confirmed"} 1"#),
+        "{metrics}"
+    );
     // The watch polls every 60 s while the order is in flight; the action's poll request shows
     // the running batch well within that.
     let shown = eventually(

@@ -104,6 +104,7 @@ pub enum ActionError {
 struct Ctx {
     client: Client,
     cloud: CloudClient,
+    metrics: crate::controller::metrics::Metrics,
     settings: Settings,
     recorder: Recorder,
 }
@@ -118,6 +119,7 @@ pub fn controller(
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         cloud: rt.cloud.clone(),
+        metrics: rt.metrics.clone(),
         settings: rt.settings.clone(),
         recorder: Recorder::new(
             client.clone(),
@@ -825,6 +827,9 @@ async fn finish(
     if wrote == Wrote::Superseded {
         // Decided on a state that is no longer current: look at the request again.
         return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    if v.phase.is_finished() {
+        ctx.metrics.action_finished(action.spec.action.as_str(), v.reason);
     }
     tracing::info!(
         namespace = ns,
