@@ -1,7 +1,10 @@
 //! `kubectl changeorder`: the kubectl plugin (binary `kubectl-changeorder`). `status` shows the
 //! watches and their latest orders, `wait` blocks until an order (or a watch's newest order)
-//! finishes, `refresh` asks the operator to poll now. The verdicts and the table are pure
-//! functions; the commands only read and patch objects through the API server.
+//! finishes, `refresh` asks the operator to poll now, `confirm`/`abort`/`rollback` create a
+//! ChangeOrderAction (see `act`). The verdicts and the table are pure functions; the commands
+//! only read, create and patch objects through the API server.
+
+mod act;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +18,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::conditions::find;
 use crate::controller::args::parse_duration;
 use crate::controller::watch_status::condition_type;
-use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION};
+use crate::crd::{ActionKind, ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION};
 
 /// Exit code when the order succeeded (and for the other commands' success).
 pub const EXIT_SUCCEEDED: u8 = 0;
@@ -77,6 +80,35 @@ pub enum Command {
         #[arg(long, default_value = "10m", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Confirm the next batch of an order waiting for manual confirmation (creates a
+    /// ChangeOrderAction). Needs `--enable-actions` on the operator and Confirm in the watch's
+    /// spec.actions.allowed.
+    #[command(after_help = "Example:\n  kubectl changeorder confirm orders-api-1074f3e2 --wait")]
+    Confirm {
+        /// The ChangeOrder's name.
+        order: String,
+        /// Act only if the order waits at this batch (default: the batch the ChangeOrder shows
+        /// now, so a stale confirmation cannot confirm a later batch).
+        #[arg(long)]
+        batch: Option<u32>,
+        #[command(flatten)]
+        wait: ActionWait,
+    },
+    /// Abort an order in flight (creates a ChangeOrderAction).
+    Abort {
+        /// The ChangeOrder's name.
+        order: String,
+        #[command(flatten)]
+        wait: ActionWait,
+    },
+    /// Abort an order in flight and roll the application back (SAE only; creates a
+    /// ChangeOrderAction with action AbortAndRollback).
+    Rollback {
+        /// The ChangeOrder's name.
+        order: String,
+        #[command(flatten)]
+        wait: ActionWait,
+    },
     /// Ask the operator to poll a watch now (sets the reconcile-request annotation).
     Refresh {
         /// The ChangeOrderWatch's name.
@@ -88,6 +120,17 @@ pub enum Command {
         #[arg(long, default_value = "2m", value_parser = parse_duration)]
         timeout: Duration,
     },
+}
+
+/// Waiting for a ChangeOrderAction's outcome.
+#[derive(clap::Args, Debug)]
+pub struct ActionWait {
+    /// Wait for the outcome: exit 0 succeeded, 1 failed or refused, 2 timeout, 3 error.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 impl Cli {
@@ -291,6 +334,42 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
                 print!("{}", status_table(&watches, all_namespaces, Timestamp::now()));
             }
             Ok(EXIT_SUCCEEDED)
+        }
+        Command::Confirm { order, batch, wait } => {
+            act::run(
+                client,
+                &namespace,
+                &order,
+                ActionKind::Confirm,
+                batch,
+                wait.wait,
+                wait.timeout,
+            )
+            .await
+        }
+        Command::Abort { order, wait } => {
+            act::run(
+                client,
+                &namespace,
+                &order,
+                ActionKind::Abort,
+                None,
+                wait.wait,
+                wait.timeout,
+            )
+            .await
+        }
+        Command::Rollback { order, wait } => {
+            act::run(
+                client,
+                &namespace,
+                &order,
+                ActionKind::AbortAndRollback,
+                None,
+                wait.wait,
+                wait.timeout,
+            )
+            .await
         }
         Command::Refresh { watch, wait, timeout } => {
             let api: Api<ChangeOrderWatch> = Api::namespaced(client, &namespace);

@@ -62,6 +62,11 @@ impl CloudClient {
         self.transport.config()
     }
 
+    /// The shared transport, for the write calls in [`super::actions`].
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     fn prepare(t: &Target, c: &Credentials) -> Result<reqwest::Url, CloudError> {
         c.check_for(t.provider)
             .map_err(|e| CloudError::new(ErrorKind::InvalidCredentials, e.to_string()))?;

@@ -247,6 +247,20 @@ impl Transport {
         creds: &Credentials,
         scheme: Scheme,
     ) -> Result<Value, CloudError> {
+        self.call_retrying(base, call, creds, scheme, CloudError::is_retryable)
+            .await
+    }
+
+    /// Make the call, retrying only the errors `retry` accepts (writes retry only what the
+    /// cloud surely refused before acting, such as throttling).
+    pub async fn call_retrying(
+        &self,
+        base: &Url,
+        call: &ApiCall,
+        creds: &Credentials,
+        scheme: Scheme,
+        retry: fn(&CloudError) -> bool,
+    ) -> Result<Value, CloudError> {
         let url = build_url(base, &call.path, &call.query)?;
         // Rate limits are per account (and per product host): one gate per credential and host.
         let gate_key = format!("{}|{}", host_header(&url), creds.fingerprint());
@@ -281,7 +295,7 @@ impl Transport {
                 Ok((_, value)) => return Ok(value),
                 Err(e) => e,
             };
-            if !err.is_retryable() || attempt >= max_attempts {
+            if !retry(&err) || attempt >= max_attempts {
                 return Err(err);
             }
             let wait = match err.retry_after {

@@ -109,6 +109,14 @@ pub struct RunArgs {
     /// OperatorIdentity`), comma-separated. Empty (the default): no namespace may.
     #[arg(long, env = "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES", value_delimiter = ',')]
     pub operator_identity_namespaces: Vec<String>,
+    /// Carry out ChangeOrderActions (confirm, abort, roll back orders in the cloud). Off by
+    /// default; each watch must also allow the action in spec.actions.allowed.
+    #[arg(long, env = "CHANGEORDER_ENABLE_ACTIONS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_actions: bool,
+
+    /// How long finished ChangeOrderActions are kept before the operator deletes them.
+    #[arg(long, env = "CHANGEORDER_ACTION_TTL", default_value = "24h", value_parser = parse_interval)]
+    pub action_ttl: Duration,
 
     #[command(flatten)]
     pub log: LogArgs,

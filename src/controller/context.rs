@@ -30,6 +30,8 @@ pub struct Settings {
     pub allowed_endpoints: EndpointPolicy,
     /// ServiceAccount (RRSA) and operator-identity credentials.
     pub keyless: KeylessSettings,
+    /// ChangeOrderActions: the operator-level switch and retention (`--enable-actions`).
+    pub actions: crate::controller::action::ActionSettings,
 }
 
 impl Settings {
@@ -42,6 +44,10 @@ impl Settings {
             status_heartbeat: args.status_heartbeat,
             allowed_endpoints: args.allowed_endpoints.clone(),
             keyless: KeylessSettings::from_args(args),
+            actions: crate::controller::action::ActionSettings {
+                enabled: args.enable_actions,
+                ttl: args.action_ttl,
+            },
         }
     }
 }

@@ -56,6 +56,12 @@ struct ProviderResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -134,6 +140,7 @@ struct Inner {
     watches: Family<ReadyLabels, Gauge>,
     leader: Gauge,
     order_write_failures: Family<ProviderResultLabels, Counter>,
+    actions: Family<ActionLabels, Counter>,
     watch_ready: Family<WatchLabels, Gauge>,
     watch_latest_phase: Family<WatchPhaseLabels, Gauge>,
     identity_calls: Family<StepResultLabels, Counter>,
@@ -195,6 +202,13 @@ impl Metrics {
             "order_write_failures",
             "ChangeOrders that could not be written while the rest of the poll went on, by cause",
             order_write_failures.clone(),
+        );
+        let actions = Family::<ActionLabels, Counter>::default();
+        registry.register(
+            "actions",
+            "Finished ChangeOrderActions by action and result (the status reason: Confirmed, \
+             Aborted, ActionsDisabled, GuardFailed, Forbidden, OutcomeUnknown, ...)",
+            actions.clone(),
         );
         let orders = Family::<PhaseLabels, Gauge>::default();
         registry.register("orders", "ChangeOrder objects by phase", orders.clone());
@@ -273,6 +287,7 @@ impl Metrics {
                 watches,
                 leader,
                 order_write_failures,
+                actions,
                 watch_ready,
                 watch_latest_phase,
                 watch_series: Mutex::default(),
@@ -333,6 +348,14 @@ impl Metrics {
                 provider: provider.as_str(),
                 result,
             })
+            .inc();
+    }
+
+    /// A ChangeOrderAction finished; `result` is its status reason (a closed set).
+    pub fn action_finished(&self, action: &'static str, result: &'static str) {
+        self.inner
+            .actions
+            .get_or_create(&ActionLabels { action, result })
             .inc();
     }
 

@@ -1,5 +1,6 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
+pub mod action;
 pub mod apply;
 pub mod args;
 pub mod budget;
@@ -63,6 +64,12 @@ pub async fn run_controllers(
     let mut synced = Vec::new();
     let mut runs = Vec::new();
     for scope in scopes {
+        runs.push(action::controller(
+            client.clone(),
+            &rt,
+            scope.clone(),
+            shutdown.clone(),
+        ));
         let (sync, run) = controller_for(client.clone(), &rt, scope, shutdown.clone());
         synced.push(sync);
         runs.push(run);

@@ -87,6 +87,7 @@ mod tests {
             status_heartbeat: Duration::from_secs(600),
             allowed_endpoints: Default::default(),
             keyless: Default::default(),
+            actions: Default::default(),
         }
     }
 

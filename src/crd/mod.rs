@@ -1,8 +1,10 @@
 //! Custom resource types. The YAML under `crds/` is generated from these (`changeorder-operator crds`).
 
+mod action;
 mod order;
 mod watch;
 
+pub use action::*;
 pub use order::*;
 pub use watch::*;
 
@@ -26,7 +28,11 @@ pub const RECONCILE_REQUEST_ANNOTATION: &str = "changeorder.io/reconcile-request
 /// All CRDs as one multi-document YAML stream, in a stable order.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
-    for crd in [ChangeOrderWatch::crd(), ChangeOrder::crd()] {
+    for crd in [
+        ChangeOrderWatch::crd(),
+        ChangeOrder::crd(),
+        ChangeOrderAction::crd(),
+    ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }

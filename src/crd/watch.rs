@@ -148,6 +148,21 @@ pub struct ChangeOrderWatchSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[+-]([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub time_zone: Option<String>,
+
+    /// Which ChangeOrderActions the operator may carry out on this watch's orders (it must also
+    /// run with --enable-actions). Unset allows none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<WatchActions>,
+}
+
+/// The per-watch opt-in for acting on orders from Kubernetes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchActions {
+    /// Actions allowed on this watch's orders: Confirm, Abort, AbortAndRollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub allowed: Vec<crate::crd::ActionKind>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]

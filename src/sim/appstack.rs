@@ -51,7 +51,7 @@ fn versions(w: &World, org: Option<&str>, app: &str, p: &Params) -> Handled {
     let records: Vec<Value> = w
         .views_of(ai)
         .iter()
-        .filter(|v| envs.is_empty() || env_names(v.order).iter().any(|e| envs.contains(e)))
+        .filter(|v| envs.is_empty() || env_names(&v.order).iter().any(|e| envs.contains(e)))
         .filter(|v| {
             states.is_empty()
                 || states
@@ -128,18 +128,18 @@ fn by_origin(w: &World, org: Option<&str>, p: &Params) -> Handled {
                 .as_ref()
                 .is_some_and(|o| o.origin_type.eq_ignore_ascii_case(origin_type) && o.id == origin_id)
         })
-        .filter(|v| env_name.is_none_or(|e| env_names(v.order).iter().any(|n| n == e)))
+        .filter(|v| env_name.is_none_or(|e| env_names(&v.order).iter().any(|n| n == e)))
         .collect();
     views.sort_by_key(|v| std::cmp::Reverse(v.snap.created));
     let orders: Vec<Value> = views.iter().map(|v| order(w, v)).collect();
     Handled::new(None, Reply::ok(Value::Array(orders)))
 }
 
-fn creator<'a>(v: &View<'a>) -> &'a str {
+fn creator<'v>(v: &'v View<'_>) -> &'v str {
     v.order.creator.as_deref().unwrap_or("5e706d5503283833284f41c1")
 }
 
-fn order_type<'a>(v: &View<'a>) -> &'a str {
+fn order_type<'v>(v: &'v View<'_>) -> &'v str {
     v.order.order_type.as_deref().unwrap_or("Deploy")
 }
 
@@ -175,11 +175,11 @@ fn state_json(s: &StatusValue) -> Value {
 /// One record of `ListChangeOrderVersions`: a version with its order summary.
 fn record(w: &World, v: &View<'_>) -> Value {
     let app = v.app.app_name.as_deref().unwrap_or_default();
-    let envs: Vec<Value> = env_names(v.order)
+    let envs: Vec<Value> = env_names(&v.order)
         .iter()
         .map(|e| json!({ "name": e, "displayName": e, "deployGroupName": format!("{e}-group"), "labelList": [] }))
         .collect();
-    let artifacts: serde_json::Map<String, Value> = env_names(v.order)
+    let artifacts: serde_json::Map<String, Value> = env_names(&v.order)
         .iter()
         .map(|e| {
             (
@@ -218,7 +218,7 @@ fn record(w: &World, v: &View<'_>) -> Value {
 
 /// `GetChangeOrder` and `ListChangeOrdersByOrigin` items: the order with one job per environment.
 fn order(w: &World, v: &View<'_>) -> Value {
-    let envs = env_names(v.order);
+    let envs = env_names(&v.order);
     let jobs: Vec<Value> = v
         .snap
         .batches

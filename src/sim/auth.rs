@@ -50,6 +50,14 @@ impl Credential {
     }
 }
 
+/// The AccessKey id an `Authorization` header names (V3 or ROA), without verifying anything.
+pub fn access_key_id(authorization: &str) -> Option<String> {
+    if let Some(v3) = sign::parse_v3_authorization(authorization) {
+        return Some(v3.access_key_id);
+    }
+    sign::parse_roa_authorization(authorization).map(|(id, _)| id)
+}
+
 /// A received request, as the verifier needs it.
 pub struct Incoming<'a> {
     pub method: &'a str,

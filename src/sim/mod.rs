@@ -2,6 +2,7 @@
 //! scenario file, verifying signatures like the real gateway. Used by `simulate`, by the demo
 //! and by tests (start it in-process with [`start`]).
 
+mod actions;
 mod appstack;
 mod auth;
 mod cmd;
@@ -298,6 +299,9 @@ async fn dispatch(
     }
 
     let params = with_form_body(query, &headers, &body);
+    if op.is_write() {
+        return dispatch_write(&sh, &op, &params, &headers, &host).await;
+    }
     let handled = match provider {
         Provider::Edas => edas::handle(&sh.world, &op, &params, &host),
         Provider::Sae => sae::handle(&sh.world, &op, &params),
@@ -395,6 +399,57 @@ fn keyless(
         "text/plain"
     };
     Some((answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response())
+}
+
+/// A write call (confirm, abort): refused for read-only keys; faults are decided before the
+/// write, so a throttled or failed call changes nothing (a late reply, `latency`, still acts
+/// first: the write happened even if the caller never hears of it).
+async fn dispatch_write(
+    sh: &Shared,
+    op: &routes::Op,
+    params: &Params,
+    headers: &HeaderMap,
+    host: &str,
+) -> Response {
+    let provider = op.provider();
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::access_key_id);
+    if key.is_some_and(|k| sh.world.scenario.read_only_access_keys.contains(&k)) {
+        let reply = gateway_error(
+            provider,
+            403,
+            "Forbidden.RAM",
+            "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+            host,
+        );
+        sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
+        return reply.into_response();
+    }
+    let decision = sh
+        .faults
+        .decide(provider, op.action(), actions::app_of(&sh.world, op, params));
+    if let Some((kind, dur)) = decision.error {
+        if let Some(delay) = decision.delay {
+            tokio::time::sleep(delay).await;
+        }
+        let r = match kind {
+            // A reply that cannot be read: the write is not made either.
+            FaultKind::MalformedJson => fault_reply(provider, FaultKind::InternalError, dur, host),
+            kind => fault_reply(provider, kind, dur, host),
+        };
+        sh.stats.record(provider.as_str(), op.action(), &r.outcome);
+        return r.into_response();
+    }
+    let Handled { reply, .. } = actions::handle(&sh.world, op, params, host);
+    // Counted when the write is made, before a late reply, so a caller killed while waiting
+    // still shows up in the stats.
+    sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
+    if let Some(delay) = decision.delay {
+        tokio::time::sleep(delay).await;
+    }
+    reply.into_response()
 }
 
 /// One request answered from the scenario without a server or authentication: the route, then

@@ -17,6 +17,12 @@ pub enum Op {
     SaeDescribe,
     SaeNamespaceList,
     SaePipeline,
+    /// Write calls (see `sim::actions`).
+    EdasContinuePipeline,
+    EdasAbort,
+    SaeConfirmBatch,
+    SaeAbort,
+    SaeAbortAndRollback,
     /// `org` is `None` on the region edition's paths.
     AppstackVersions {
         org: Option<String>,
@@ -35,8 +41,14 @@ pub enum Op {
 impl Op {
     pub fn provider(&self) -> Provider {
         match self {
-            Op::EdasListRecent | Op::EdasInfo => Provider::Edas,
-            Op::SaeList | Op::SaeDescribe | Op::SaeNamespaceList | Op::SaePipeline => Provider::Sae,
+            Op::EdasListRecent | Op::EdasInfo | Op::EdasContinuePipeline | Op::EdasAbort => Provider::Edas,
+            Op::SaeList
+            | Op::SaeDescribe
+            | Op::SaeNamespaceList
+            | Op::SaePipeline
+            | Op::SaeConfirmBatch
+            | Op::SaeAbort
+            | Op::SaeAbortAndRollback => Provider::Sae,
             Op::AppstackVersions { .. } | Op::AppstackGet { .. } | Op::AppstackByOrigin { .. } => {
                 Provider::Appstack
             }
@@ -52,10 +64,26 @@ impl Op {
             Op::SaeDescribe => "DescribeChangeOrder",
             Op::SaeNamespaceList => "ListNamespaceChangeOrders",
             Op::SaePipeline => "DescribePipeline",
+            Op::EdasContinuePipeline => "ContinuePipeline",
+            Op::EdasAbort | Op::SaeAbort => "AbortChangeOrder",
+            Op::SaeConfirmBatch => "ConfirmPipelineBatch",
+            Op::SaeAbortAndRollback => "AbortAndRollbackChangeOrder",
             Op::AppstackVersions { .. } => "ListChangeOrderVersions",
             Op::AppstackGet { .. } => "GetChangeOrder",
             Op::AppstackByOrigin { .. } => "ListChangeOrdersByOrigin",
         }
+    }
+
+    /// Whether the operation changes an order (and so needs a key with write permission).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::EdasContinuePipeline
+                | Op::EdasAbort
+                | Op::SaeConfirmBatch
+                | Op::SaeAbort
+                | Op::SaeAbortAndRollback
+        )
     }
 
     /// The product API version a signed request must carry in `x-acs-version`.
@@ -81,6 +109,8 @@ pub enum NoRoute {
 
 const EDAS_LIST: &str = "/pop/v5/changeorder/change_order_list";
 const EDAS_INFO: &str = "/pop/v5/changeorder/change_order_info";
+const EDAS_CONTINUE: &str = "/pop/v5/changeorder/pipeline_batch_confirm";
+const EDAS_ABORT: &str = "/pop/v5/changeorder/change_order_abort";
 const SAE_PREFIX: &str = "/pop/v1/sam/changeorder/";
 const APPSTACK_PREFIX: &str = "/oapi/v1/appstack/";
 
@@ -88,12 +118,17 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
     let op = match path {
         EDAS_LIST => Some((Method::POST, Op::EdasListRecent)),
         EDAS_INFO => Some((Method::POST, Op::EdasInfo)),
+        EDAS_CONTINUE => Some((Method::GET, Op::EdasContinuePipeline)),
+        EDAS_ABORT => Some((Method::PUT, Op::EdasAbort)),
         _ => match path.strip_prefix(SAE_PREFIX) {
             // Paths are case-sensitive: the namespace list really is lower-case `l`.
             Some("ListChangeOrders") => Some((Method::GET, Op::SaeList)),
             Some("DescribeChangeOrder") => Some((Method::GET, Op::SaeDescribe)),
             Some("listNamespaceChangeOrders") => Some((Method::GET, Op::SaeNamespaceList)),
             Some("DescribePipeline") => Some((Method::GET, Op::SaePipeline)),
+            Some("ConfirmPipelineBatch") => Some((Method::GET, Op::SaeConfirmBatch)),
+            Some("AbortChangeOrder") => Some((Method::PUT, Op::SaeAbort)),
+            Some("AbortAndRollbackChangeOrder") => Some((Method::PUT, Op::SaeAbortAndRollback)),
             _ => None,
         },
     };
@@ -267,5 +302,16 @@ mod tests {
             Err(NoRoute::AppstackMethod)
         );
         assert_eq!(route(&Method::GET, "/"), Err(NoRoute::Unknown));
+        assert_eq!(route(&Method::GET, EDAS_CONTINUE), Ok(Op::EdasContinuePipeline));
+        assert_eq!(route(&Method::PUT, EDAS_ABORT), Ok(Op::EdasAbort));
+        assert_eq!(route(&Method::GET, EDAS_ABORT), Err(NoRoute::Pop));
+        assert_eq!(
+            route(
+                &Method::PUT,
+                "/pop/v1/sam/changeorder/AbortAndRollbackChangeOrder"
+            ),
+            Ok(Op::SaeAbortAndRollback)
+        );
+        assert!(Op::SaeConfirmBatch.is_write() && !Op::SaeDescribe.is_write());
     }
 }

@@ -38,6 +38,10 @@ pub struct Scenario {
     /// Faults applied to every request (after authentication).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// AccessKey ids whose RAM policy is read-only: their write calls (confirm, abort) get
+    /// `403 Forbidden.RAM`, as with a real read-only policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_only_access_keys: Vec<String>,
     pub apps: Vec<App>,
 }
 
@@ -161,6 +165,31 @@ pub struct Order {
 }
 
 impl Order {
+    /// An order with only an id: a finished (status 2) single-batch order unless changed.
+    pub fn bare(id: impl Into<String>) -> Order {
+        Order {
+            id: id.into(),
+            order_type: None,
+            type_name: None,
+            name: None,
+            description: None,
+            creator: None,
+            created_at: None,
+            source: None,
+            batch_count: None,
+            batch_type: None,
+            env_names: Vec::new(),
+            version: None,
+            origin: None,
+            status: None,
+            sub_status: None,
+            current_batch: None,
+            message: None,
+            batch_states: None,
+            timeline: Vec::new(),
+        }
+    }
+
     /// The initial state as a change from nothing.
     pub fn initial(&self) -> StateChange {
         StateChange {
@@ -377,10 +406,15 @@ pub enum FaultKind {
 pub const ACTIONS: &[(Provider, &str)] = &[
     (Provider::Edas, "ListRecentChangeOrder"),
     (Provider::Edas, "GetChangeOrderInfo"),
+    (Provider::Edas, "ContinuePipeline"),
+    (Provider::Edas, "AbortChangeOrder"),
     (Provider::Sae, "ListChangeOrders"),
     (Provider::Sae, "DescribeChangeOrder"),
     (Provider::Sae, "ListNamespaceChangeOrders"),
     (Provider::Sae, "DescribePipeline"),
+    (Provider::Sae, "ConfirmPipelineBatch"),
+    (Provider::Sae, "AbortChangeOrder"),
+    (Provider::Sae, "AbortAndRollbackChangeOrder"),
     (Provider::Appstack, "ListChangeOrderVersions"),
     (Provider::Appstack, "GetChangeOrder"),
     (Provider::Appstack, "ListChangeOrdersByOrigin"),

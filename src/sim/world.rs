@@ -1,10 +1,14 @@
 //! The simulated cloud's data: the scenario's apps and orders, looked up the way each API names
 //! them, with every order evaluated at the current scenario time.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use jiff::{SignedDuration, Timestamp, tz::Offset};
 use sha2::{Digest, Sha256};
 
-use super::scenario::{App, Order, Scenario, ScenarioError};
+use super::scenario::{App, Order, Scenario, ScenarioError, Step};
 use super::state::{self, Clock, Snapshot};
 use crate::cloud::model::Provider;
 
@@ -16,6 +20,17 @@ pub struct World {
     pub clock: Clock,
     /// Zone of zone-less EDAS/SAE times.
     pub offset: Offset,
+    /// What write calls changed: the scenario itself stays as loaded.
+    edits: Mutex<Edits>,
+}
+
+/// Changes made by write calls (confirm, abort, rollback) on top of the scenario.
+#[derive(Default)]
+struct Edits {
+    /// Replacement timelines by (provider, order id).
+    timelines: HashMap<(Provider, String), Vec<Step>>,
+    /// Orders the simulator started itself (rollbacks), with their app's index.
+    added: Vec<(usize, Order)>,
 }
 
 /// One order as of now, with what the renderers need around it.
@@ -23,7 +38,8 @@ pub struct View<'a> {
     pub app_index: usize,
     pub app: &'a App,
     pub order_index: usize,
-    pub order: &'a Order,
+    /// The scenario's order, or a copy changed by a write call.
+    pub order: Cow<'a, Order>,
     pub snap: Snapshot,
 }
 
@@ -35,7 +51,107 @@ impl World {
             scenario,
             clock,
             offset,
+            edits: Mutex::default(),
         })
+    }
+
+    fn edits(&self) -> std::sync::MutexGuard<'_, Edits> {
+        // Plain data: a panic elsewhere leaves it usable.
+        self.edits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Change an order's course from now on: the steps already past stay, the rest of its
+    /// timeline is replaced by `steps`. Returns false when no such order exists.
+    pub fn intervene(&self, provider: Provider, id: &str, steps: Vec<Step>) -> bool {
+        let now = self.now();
+        let mut edits = self.edits();
+        let key = (provider, id.to_string());
+        let current: Vec<Step> = match edits.timelines.get(&key) {
+            Some(t) => t.clone(),
+            None => match self.scenario_or_added(&edits, provider, id) {
+                Some(o) => o.timeline,
+                None => return false,
+            },
+        };
+        let mut timeline: Vec<Step> = current.into_iter().filter(|s| s.after.0 <= now).collect();
+        timeline.extend(steps);
+        if let Some((_, o)) = edits.added.iter_mut().find(|(ai, o)| {
+            o.id == id
+                && self
+                    .scenario
+                    .apps
+                    .get(*ai)
+                    .is_some_and(|a| a.provider == provider)
+        }) {
+            o.timeline = timeline;
+        } else {
+            edits.timelines.insert(key, timeline);
+        }
+        true
+    }
+
+    /// Start a new order (a rollback) in an app; false when the id is taken.
+    pub fn add_order(&self, app_index: usize, order: Order) -> bool {
+        let Some(app) = self.scenario.apps.get(app_index) else {
+            return false;
+        };
+        let mut edits = self.edits();
+        if self.scenario_or_added(&edits, app.provider, &order.id).is_some() {
+            return false;
+        }
+        edits.added.push((app_index, order));
+        true
+    }
+
+    fn scenario_or_added(&self, edits: &Edits, provider: Provider, id: &str) -> Option<Order> {
+        self.scenario
+            .apps
+            .iter()
+            .filter(|a| a.provider == provider)
+            .flat_map(|a| a.change_orders.iter())
+            .chain(
+                edits
+                    .added
+                    .iter()
+                    .filter(|(ai, _)| {
+                        self.scenario
+                            .apps
+                            .get(*ai)
+                            .is_some_and(|a| a.provider == provider)
+                    })
+                    .map(|(_, o)| o),
+            )
+            .find(|o| o.id == id)
+            .cloned()
+    }
+
+    /// An app's orders with the write calls' changes applied: (index, order).
+    fn orders_of<'a>(&self, app_index: usize, app: &'a App, edits: &Edits) -> Vec<(usize, Cow<'a, Order>)> {
+        let mut out: Vec<(usize, Cow<'a, Order>)> = app
+            .change_orders
+            .iter()
+            .enumerate()
+            .map(
+                |(i, o)| match edits.timelines.get(&(app.provider, o.id.clone())) {
+                    Some(t) => {
+                        let mut o = o.clone();
+                        o.timeline = t.clone();
+                        (i, Cow::Owned(o))
+                    }
+                    None => (i, Cow::Borrowed(o)),
+                },
+            )
+            .collect();
+        let base = app.change_orders.len();
+        out.extend(
+            edits
+                .added
+                .iter()
+                .filter(|(ai, _)| *ai == app_index)
+                .enumerate()
+                .map(|(k, (_, o))| (base + k, Cow::Owned(o.clone()))),
+        );
+        out
     }
 
     pub fn now(&self) -> SignedDuration {
@@ -91,10 +207,9 @@ impl World {
             return Vec::new();
         };
         let now = self.now();
-        let mut views: Vec<View<'_>> = app
-            .change_orders
-            .iter()
-            .enumerate()
+        let orders = self.orders_of(app_index, app, &self.edits());
+        let mut views: Vec<View<'_>> = orders
+            .into_iter()
             .filter_map(|(i, order)| self.view_at(app_index, app, i, order, now))
             .collect();
         // Newest first, as tools in the wild expect; ties keep file order.
@@ -105,13 +220,17 @@ impl World {
     /// One order by id (EDAS/SAE `ChangeOrderId`, AppStack `sn`), if it exists now.
     pub fn order(&self, provider: Provider, id: &str) -> Option<View<'_>> {
         let now = self.now();
+        let edits = self.edits();
         self.scenario
             .apps
             .iter()
             .enumerate()
             .filter(|(_, a)| a.provider == provider)
             .find_map(|(ai, app)| {
-                let (oi, order) = app.change_orders.iter().enumerate().find(|(_, o)| o.id == id)?;
+                let (oi, order) = self
+                    .orders_of(ai, app, &edits)
+                    .into_iter()
+                    .find(|(_, o)| o.id == id)?;
                 self.view_at(ai, app, oi, order, now)
             })
     }
@@ -122,6 +241,20 @@ impl World {
             .apps
             .iter()
             .position(|a| a.provider == provider && a.change_orders.iter().any(|o| o.id == id))
+            .or_else(|| {
+                self.edits()
+                    .added
+                    .iter()
+                    .find(|(ai, o)| {
+                        o.id == id
+                            && self
+                                .scenario
+                                .apps
+                                .get(*ai)
+                                .is_some_and(|a| a.provider == provider)
+                    })
+                    .map(|(ai, _)| *ai)
+            })
     }
 
     fn view_at<'a>(
@@ -129,11 +262,11 @@ impl World {
         app_index: usize,
         app: &'a App,
         order_index: usize,
-        order: &'a Order,
+        order: Cow<'a, Order>,
         now: SignedDuration,
     ) -> Option<View<'a>> {
-        let created = state::created_offset(order, order_index, &self.clock);
-        let snap = state::snapshot(app.provider, order, created, now)?;
+        let created = state::created_offset(&order, order_index, &self.clock);
+        let snap = state::snapshot(app.provider, &order, created, now)?;
         Some(View {
             app_index,
             app,
@@ -246,7 +379,7 @@ mod tests {
         .expect("scenario");
         let w = World::new(s).expect("world");
         let (i, _) = w.app_by_id(Provider::Sae, "a").expect("app");
-        let ids: Vec<&str> = w.views_of(i).iter().map(|v| v.order.id.as_str()).collect();
+        let ids: Vec<String> = w.views_of(i).iter().map(|v| v.order.id.clone()).collect();
         assert_eq!(ids, ["o2", "o1"], "newest first; future orders hidden");
         assert!(w.order(Provider::Sae, "later").is_none());
         assert_eq!(w.app_of_order(Provider::Sae, "later"), Some(0));

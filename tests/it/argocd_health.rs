@@ -132,3 +132,26 @@ fn argocd_cm_snippet_embeds_the_tested_poll_now_action() {
     // The action sets the annotation the operator reads.
     assert!(read("watch-poll-now.lua").contains(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION));
 }
+
+/// The ChangeOrder actions in argocd-cm.yaml carry exactly the tested scripts.
+#[test]
+fn argocd_cm_snippet_embeds_the_tested_order_actions() {
+    let dir = root().join("examples/argocd");
+    let cm: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("argocd-cm.yaml")).unwrap()).unwrap();
+    let text = cm["data"]["resource.customizations.actions.changeorder.io_ChangeOrder"]
+        .as_str()
+        .expect("actions key");
+    let actions: serde_yaml::Value = serde_yaml::from_str(text).expect("actions YAML");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    assert_eq!(
+        actions["discovery.lua"].as_str(),
+        Some(read("order-actions-discovery.lua").as_str())
+    );
+    let definitions = actions["definitions"].as_sequence().expect("definitions");
+    let names: Vec<&str> = definitions.iter().filter_map(|d| d["name"].as_str()).collect();
+    assert_eq!(names, ["confirm", "abort"]);
+    for (d, file) in definitions.iter().zip(["order-confirm.lua", "order-abort.lua"]) {
+        assert_eq!(d["action.lua"].as_str(), Some(read(file).as_str()), "{file}");
+    }
+}

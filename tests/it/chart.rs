@@ -248,6 +248,14 @@ const SERVED: &[&[&str]] = &[
     &["patch", "changeorders.changeorder.io"],
     &["delete", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io", "--subresource=status"],
+    &["get", "changeorderactions.changeorder.io"],
+    &["watch", "changeorderactions.changeorder.io"],
+    &["delete", "changeorderactions.changeorder.io"],
+    &[
+        "update",
+        "changeorderactions.changeorder.io",
+        "--subresource=status",
+    ],
     &["get", "secrets"],
     &["list", "secrets"],
     &["watch", "secrets"],
@@ -268,6 +276,8 @@ const NEVER: &[&[&str]] = &[
     ],
     &["update", "changeorders.changeorder.io"],
     &["update", "changeorders.changeorder.io", "--subresource=status"],
+    // Requests come from people; the operator only carries them out.
+    &["create", "changeorderactions.changeorder.io"],
     &["create", "secrets"],
     &["update", "secrets"],
     &["delete", "secrets"],

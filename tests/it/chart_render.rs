@@ -249,6 +249,16 @@ fn assert_served_rules(role: &Value) {
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         ("changeorder.io", "changeorders/status", &["patch"]),
+        (
+            "changeorder.io",
+            "changeorderactions",
+            &["get", "list", "watch", "patch", "delete"],
+        ),
+        (
+            "changeorder.io",
+            "changeorderactions/status",
+            &["update", "patch"],
+        ),
         ("", "secrets", &["get", "list", "watch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
     ];
@@ -296,12 +306,91 @@ fn cluster_wide_rbac_by_default() {
         .expect("CRD reader ClusterRole");
     assert_eq!(
         crds["rules"][0]["resourceNames"],
-        serde_yaml::from_str::<Value>("[changeorderwatches.changeorder.io, changeorders.changeorder.io]")
-            .unwrap()
+        serde_yaml::from_str::<Value>(
+            "[changeorderwatches.changeorder.io, changeorders.changeorder.io, changeorderactions.changeorder.io]"
+        )
+        .unwrap()
     );
     assert_eq!(
         verbs_for(crds, "apiextensions.k8s.io", "customresourcedefinitions"),
         set(&["get"])
+    );
+}
+
+/// Actions off by default: no user role, no watch patch, the env says false. On: the operator
+/// may request polls, and the user ClusterRole exists, aggregated by its own label only.
+#[test]
+fn actions_are_off_by_default_and_their_user_role_is_never_in_edit() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ENABLE_ACTIONS").as_deref(),
+        Some("false")
+    );
+    assert_eq!(env_value(&objs, "CHANGEORDER_ACTION_TTL").as_deref(), Some("24h"));
+    let names: Vec<String> = of_kind(&objs, "ClusterRole")
+        .iter()
+        .map(|r| str_of(&r["metadata"]["name"]).to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("-actions")), "{names:?}");
+
+    let objs = render(&helm, &["--set", "actions.enabled=true,actions.ttl=1h"]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ENABLE_ACTIONS").as_deref(),
+        Some("true")
+    );
+    assert_eq!(env_value(&objs, "CHANGEORDER_ACTION_TTL").as_deref(), Some("1h"));
+    let roles = of_kind(&objs, "ClusterRole");
+    let main = roles
+        .iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
+        .expect("operator ClusterRole");
+    assert_eq!(
+        verbs_for(main, "changeorder.io", "changeorderwatches"),
+        set(&["get", "list", "watch", "patch"])
+    );
+    let parent = roles
+        .iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator-actions"))
+        .expect("actions ClusterRole");
+    assert_eq!(
+        parent["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["changeorder.io/aggregate-to-actions"]
+            .as_str(),
+        Some("true")
+    );
+    let child = roles
+        .iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator-actions-requests"))
+        .expect("actions rules");
+    assert!(verbs_for(child, "changeorder.io", "changeorderactions").contains("create"));
+    for r in [parent, child] {
+        let labels = &r["metadata"]["labels"];
+        for builtin in ["view", "edit", "admin"] {
+            assert!(
+                labels[format!("rbac.authorization.k8s.io/aggregate-to-{builtin}").as_str()].is_null(),
+                "not folded into {builtin}"
+            );
+        }
+    }
+    // Nothing else grants creating requests.
+    for r in &roles {
+        if str_of(&r["metadata"]["name"]).ends_with("-actions-requests") {
+            continue;
+        }
+        if r["rules"].as_sequence().is_none() {
+            continue;
+        }
+        assert!(
+            !verbs_for(r, "changeorder.io", "changeorderactions").contains("create"),
+            "{}",
+            str_of(&r["metadata"]["name"])
+        );
+    }
+    let objs = render(&helm, &["--set", "actions.enabled=true,actions.userRole=false"]);
+    assert!(
+        of_kind(&objs, "ClusterRole")
+            .iter()
+            .all(|r| !str_of(&r["metadata"]["name"]).ends_with("-actions"))
     );
 }
 

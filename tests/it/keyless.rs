@@ -9,7 +9,6 @@
 use crate::support;
 
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use changeorder_operator::cloud::chain::ChainConfig;

@@ -16,6 +16,7 @@ mod sim_support;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod actions;
 mod argocd_health;
 mod chart;
 mod chart_crds;
@@ -28,11 +29,11 @@ mod cloud_sim;
 mod cloud_sts;
 mod cluster_smoke;
 mod controller;
-mod keyless;
 mod crds;
 mod dashboard;
 mod faults;
 mod image;
+mod keyless;
 mod leader_election;
 mod operator_process;
 mod outage;

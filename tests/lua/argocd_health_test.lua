@@ -243,5 +243,38 @@ action_case("poll-now is offered, and disabled while the watch is suspended", fu
   local off = check(dir .. "/watch-actions-discovery.lua", watch(polled(), { suspend = true }))
   assert(off["poll-now"].disabled == true, "disabled when suspended")
 end)
+-- The ChangeOrder actions "confirm" and "abort": each creates one ChangeOrderAction.
+local function waiting_order()
+  return order("AwaitingConfirmation", {
+    cond("Ready", "False", "ManualBatchConfirmation"), cond("AwaitingInput", "True", "ManualBatchConfirmation") },
+    { currentBatch = 2 })
+end
+action_case("confirm creates a ChangeOrderAction guarded by the batch shown", function()
+  local out = check(dir .. "/order-confirm.lua", waiting_order())
+  assert(#out == 1 and out[1].operation == "create", "one create")
+  local r = out[1].resource
+  assert(r.kind == "ChangeOrderAction" and r.apiVersion == "changeorder.io/v1alpha1", "kind")
+  assert(r.metadata.namespace == "demo", "same namespace")
+  assert(r.metadata.name:match("^edas%-1234%-confirm%-%d+$"), "name " .. tostring(r.metadata.name))
+  assert(r.spec.changeOrder == "edas-1234" and r.spec.action == "Confirm", "spec")
+  assert(r.spec.expectedBatch == 2, "guarded by the current batch")
+end)
+action_case("abort creates an Abort request without a batch guard", function()
+  local out = check(dir .. "/order-abort.lua", waiting_order())
+  local r = out[1].resource
+  assert(out[1].operation == "create" and r.spec.action == "Abort", "abort")
+  assert(r.spec.expectedBatch == nil, "no guard")
+  assert(r.metadata.name:match("^edas%-1234%-abort%-%d+$"), "name " .. tostring(r.metadata.name))
+end)
+action_case("confirm is offered only while awaiting confirmation, abort while in flight", function()
+  local waiting = check(dir .. "/order-actions-discovery.lua", waiting_order())
+  assert(waiting.confirm.disabled == false and waiting.abort.disabled == false, "both offered")
+  local running = check(dir .. "/order-actions-discovery.lua", order("Running", {}))
+  assert(running.confirm.disabled == true and running.abort.disabled == false, "abort only")
+  local done = check(dir .. "/order-actions-discovery.lua", order("Succeeded", {}))
+  assert(done.confirm.disabled == true and done.abort.disabled == true, "neither")
+  local none = check(dir .. "/order-actions-discovery.lua", order(nil))
+  assert(none.confirm.disabled == true and none.abort.disabled == true, "no status: neither")
+end)
 print(string.format("%d passed, %d failed", passed, failed))
 os.exit(failed == 0 and 0 or 1)

@@ -46,7 +46,10 @@ pub fn init() -> &'static Buffer {
         let shown = tracing_subscriber::fmt::layer()
             .with_test_writer()
             .with_filter(tracing_subscriber::EnvFilter::from_default_env());
-        let _ = tracing_subscriber::registry().with(captured).with(shown).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(captured)
+            .with(shown)
+            .try_init();
         buf
     })
 }

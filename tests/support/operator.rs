@@ -102,6 +102,7 @@ pub fn fast_settings() -> Settings {
         // The simulator listens on 127.0.0.1.
         allowed_endpoints: EndpointPolicy::parse("http://127.0.0.1:*").expect("valid policy"),
         keyless: Default::default(),
+        actions: Default::default(),
     }
 }
 

@@ -88,6 +88,22 @@ Secrets are read with get; Events go through events.k8s.io (create, then patch f
 - apiGroups: ["changeorder.io"]
   resources: ["changeorders/status"]
   verbs: ["patch"]
+# ChangeOrderActions are always read, so that with actions disabled each request is refused with a
+# status saying so; the operator ties a finished one to its order (patch) and deletes it after
+# actions.ttl. Its status is written with update (the claim before a cloud call must fail on a
+# conflict) and patch.
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderactions"]
+  verbs: ["get", "list", "watch", "patch", "delete"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderactions/status"]
+  verbs: ["update", "patch"]
+{{- if .Values.actions.enabled }}
+# After acting, the operator asks the order's watch to poll at once (an annotation).
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatches"]
+  verbs: ["patch"]
+{{- end }}
 # Credentials referenced by watches (list and watch return metadata only to the operator, which
 # caches names and versions; get reads one Secret when a watch polls with it).
 - apiGroups: [""]
