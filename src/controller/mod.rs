@@ -112,10 +112,21 @@ pub fn secret_metadata_reflector(
 }
 
 /// Drops what reconciling never reads from a cached ChangeOrder: managed fields (often the
-/// largest part of a small object) and annotations (`kubectl apply` copies whole objects there).
+/// largest part of a small object), annotations (`kubectl apply` copies whole objects there)
+/// and the identity fields nothing looks up in the cache. The watcher takes its resume point
+/// from the event before this runs, and the store's key is namespace and name; writes and
+/// Events use the API server's reply, never the cached copy. Every byte counts here: the cache
+/// holds every order of every watch (see tests/bench/scale.sh).
 pub fn strip_order_metadata(order: &mut ChangeOrder) {
-    order.metadata.managed_fields = None;
-    order.metadata.annotations = None;
+    let m = &mut order.metadata;
+    m.managed_fields = None;
+    m.annotations = None;
+    m.uid = None;
+    m.resource_version = None;
+    m.creation_timestamp = None;
+    m.finalizers = None;
+    m.generate_name = None;
+    m.self_link = None;
 }
 
 /// Keeps of a Secret's metadata only its identity and version.
@@ -284,15 +295,21 @@ mod tests {
                 "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
                 "managedFields": [{"manager": "changeorder-operator", "operation": "Apply"}],
                 "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "w", "uid": "u", "controller": true}],
-                "generation": 2, "resourceVersion": "7"},
+                "generation": 2, "resourceVersion": "7", "uid": "0b5e0c3a-6f0e-4a4e-9d5c-2f1b7c0e8a11",
+                "creationTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["x"],
+                "deletionTimestamp": "2026-01-02T00:00:00Z"},
             "spec": {"provider": "sae", "changeOrderId": "1"}
         }))
         .expect("order");
         let before = o.clone();
         strip_order_metadata(&mut o);
         assert!(o.metadata.managed_fields.is_none() && o.metadata.annotations.is_none());
+        assert!(o.metadata.uid.is_none() && o.metadata.resource_version.is_none());
+        assert!(o.metadata.creation_timestamp.is_none() && o.metadata.finalizers.is_none());
         assert_eq!(o.metadata.labels, before.metadata.labels);
         assert_eq!(o.metadata.owner_references, before.metadata.owner_references);
+        assert_eq!(o.metadata.deletion_timestamp, before.metadata.deletion_timestamp);
+        assert_eq!(o.name_any(), before.name_any());
         assert_eq!(
             (o.metadata.generation, o.spec.clone()),
             (before.metadata.generation, before.spec)

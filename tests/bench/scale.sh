@@ -9,7 +9,8 @@
 # create, then status, with the operator's concurrency), then the operator's cold sync of the
 # same scenario from SAE watches with one order in flight each, then a quiet minute in which
 # nothing changes in the cloud. API requests are counted by the API server itself (/metrics).
-# Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60).
+# Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60),
+# BENCH_BASELINE=0 skips the baseline (for memory runs: it leaves the operator's figures alone).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -81,10 +82,14 @@ writes() {
 }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 
-echo "baseline: $want objects, create + status, $concurrency at a time" >&2
-read -r _ base_secs < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
-# Out of the way before the operator starts: same labels, and the cluster-wide cache would hold them.
-kubectl delete changeorders -n baseline --all --wait=true >/dev/null
+[ "${BENCH_BASELINE:-1}" = 0 ] || echo "baseline: $want objects, create + status, $concurrency at a time" >&2
+if [ "${BENCH_BASELINE:-1}" = 0 ]; then
+  base_secs=
+else
+  read -r _ base_secs < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
+  # Out of the way before the operator starts: same labels, and the cluster-wide cache would hold them.
+  kubectl delete changeorders -n baseline --all --wait=true >/dev/null
+fi
 
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null
@@ -132,9 +137,13 @@ polls1=$(metric changeorder_polls_total)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
-base_rate=$(echo "scale=1; $want / $base_secs" | bc)
 op_rate=$(echo "scale=1; $want / $op_secs" | bc)
-ratio=$(echo "scale=2; $op_rate / $base_rate" | bc)
+if [ -n "$base_secs" ]; then
+  base_rate="$(echo "scale=1; $want / $base_secs" | bc) orders/s ($base_secs s)"
+  ratio="$(echo "scale=2; $op_rate / ($want / $base_secs)" | bc)×"
+else
+  base_rate="not run (BENCH_BASELINE=0)" ratio="n/a"
+fi
 polls=$((polls1 - polls0))
 per_poll=$( ((polls > 0)) && echo "scale=2; ($calls1 - $calls0) / $polls" | bc || echo "n/a")
 
@@ -142,9 +151,9 @@ cat <<EOF
 
 | $watches SAE watches × $per_watch orders = $want orders ($watches in flight), $(nproc) cores | |
 |---|---|
-| cold sync, baseline kube client (create + status, $concurrency at a time) | $base_rate orders/s ($base_secs s) |
+| cold sync, baseline kube client (create + status, $concurrency at a time) | $base_rate |
 | cold sync, operator | $op_rate orders/s ($op_secs s) |
-| operator ÷ baseline | ${ratio}× |
+| operator ÷ baseline | ${ratio} |
 | operator peak RSS (RSS after the quiet minute) | $((hwm / 1024)) MiB ($((rss / 1024)) MiB) |
 | operator CPU during the cold sync | ${sync_cpu} s |
 | API requests during the cold sync | $(delta "$state/req0" "$state/req1") |
