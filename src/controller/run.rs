@@ -259,6 +259,7 @@ async fn run_as_candidate(
     // while we still renew the Lease. On losing the Lease they are dropped at once instead: every
     // write in flight is cancelled, a third of the lease duration before a standby may take over
     // (see `leader`), and none can start after.
+    let stopping = shutdown.clone();
     let lost = tokio::select! {
         _ = run_controllers(client, runtime, shutdown, move || ready.set_ready(true)) => false,
         _ = leadership_lost_future(&leadership) => true,
@@ -266,10 +267,22 @@ async fn run_as_candidate(
     tracing::info!("controllers stopped");
     metrics.set_leader(false);
     if lost {
-        return Err(RunError::LostLeadership);
+        return lost_leadership(stopping.now_or_never().is_some());
     }
     leadership.release().await;
     Ok(())
+}
+
+/// A Lease lost while the process was already stopping (a slow API server can fail the last
+/// renewals during the shutdown grace period) ends a requested stop, not a failure: exit 0.
+/// Lost otherwise, the process exits with an error so a fresh one stands for election.
+fn lost_leadership(shutting_down: bool) -> Result<(), RunError> {
+    if shutting_down {
+        tracing::info!("the Lease was lost while shutting down");
+        Ok(())
+    } else {
+        Err(RunError::LostLeadership)
+    }
 }
 
 fn leadership_lost_future(
@@ -278,5 +291,16 @@ fn leadership_lost_future(
     let mut state = leadership.subscribe();
     async move {
         let _ = state.wait_for(|s| *s != ElectionState::Leading).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_lost_during_a_requested_stop_is_a_clean_exit() {
+        assert!(lost_leadership(true).is_ok());
+        assert!(matches!(lost_leadership(false), Err(RunError::LostLeadership)));
     }
 }
