@@ -17,26 +17,8 @@ quota=60           # calls per minute per account (SAE)
 interval=60        # each watch's interval, seconds: its discovery list
 warmup=90          # seconds of scenario time before the first change
 window=360         # seconds of scenario time with changes
-state=$(mktemp -d)
 
-bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
-export PATH="$bin_dir:$PATH"
-cargo build --release --quiet --bin changeorder-operator --example bench-baseline
-target=${CARGO_TARGET_DIR:-target}/release
-operator=$target/changeorder-operator
-recorder=$target/examples/bench-baseline
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sim_port=$(free_port)
-admin_port=$(free_port)
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  tests/tools/cluster.sh down "$state/cluster" >/dev/null 2>&1 || true
-  rm -rf "$state"
-}
-trap cleanup EXIT
+. tests/bench/common.sh
 
 # The scenario, and beside it the change times (scenario seconds) the lags are measured from.
 python3 - "$state" "$watches" "$warmup" "$window" "$speedup" <<'EOF'
@@ -89,7 +71,7 @@ spec:
 EOF
 done | kubectl apply -f - >/dev/null
 
-"$recorder" lag bench "$state/seen" &
+"$baseline" lag bench "$state/seen" &
 pids+=($!)
 sleep 1
 sim_start=$(date +%s.%N)

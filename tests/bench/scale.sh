@@ -18,27 +18,9 @@ watches=${1:-200}
 per_watch=${2:-50}
 concurrency=${BENCH_CONCURRENCY:-8}
 quiet=${BENCH_QUIET_SECONDS:-60}
-state=$(mktemp -d)
 want=$((watches * per_watch))
 
-bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
-export PATH="$bin_dir:$PATH"
-cargo build --release --quiet --bin changeorder-operator --example bench-baseline
-target=${CARGO_TARGET_DIR:-target}/release
-operator=$target/changeorder-operator
-baseline=$target/examples/bench-baseline
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-sim_port=$(free_port)
-admin_port=$(free_port)
-
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  tests/tools/cluster.sh down "$state/cluster" >/dev/null 2>&1 || true
-  rm -rf "$state"
-}
-trap cleanup EXIT
+. tests/bench/common.sh
 
 # The simulator's scenario: per watch one SAE order in flight (2 batches, at the first), the
 # rest finished. baseline.rs builds the same objects.

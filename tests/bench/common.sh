@@ -1,0 +1,21 @@
+# Sourced by the benchmark scripts: release binaries, free ports, and cleanup of everything a
+# script starts (add pids to `pids`; the control plane lives in "$state/cluster").
+state=$(mktemp -d)
+bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
+export PATH="$bin_dir:$PATH"
+cargo build --release --quiet --bin changeorder-operator --example bench-baseline
+target=${CARGO_TARGET_DIR:-target}/release
+operator=$target/changeorder-operator
+baseline=$target/examples/bench-baseline
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+sim_port=$(free_port)
+admin_port=$(free_port)
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  tests/tools/cluster.sh down "$state/cluster" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
