@@ -14,9 +14,10 @@ use crate::cloud::client::CloudClient;
 use crate::cloud::credentials::Credentials;
 use crate::cloud::model::Provider;
 use crate::cloud::policy::EndpointPolicy;
+use crate::controller::cache::OrderCache;
 use crate::controller::identity::{Identities, KeylessSettings};
 use crate::controller::metrics::Metrics;
-use crate::crd::{ChangeOrder, ChangeOrderWatch};
+use crate::crd::ChangeOrderWatch;
 
 /// Operator-wide defaults, from the `run` flags.
 #[derive(Clone, Debug)]
@@ -77,7 +78,7 @@ pub struct Memory {
 pub struct Context {
     pub client: kube::Client,
     pub cloud: CloudClient,
-    pub orders: Store<ChangeOrder>,
+    pub orders: Arc<OrderCache>,
     pub watches: Store<ChangeOrderWatch>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub settings: Settings,
@@ -97,7 +98,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         cloud: CloudClient,
-        orders: Store<ChangeOrder>,
+        orders: Arc<OrderCache>,
         watches: Store<ChangeOrderWatch>,
         secrets: Store<PartialObjectMeta<Secret>>,
         settings: Settings,

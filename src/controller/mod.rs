@@ -4,6 +4,7 @@ pub mod action;
 pub mod apply;
 pub mod args;
 pub mod budget;
+pub mod cache;
 pub mod context;
 pub mod fetch;
 pub mod identity;
@@ -18,6 +19,7 @@ pub mod spec;
 pub mod watch_status;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -33,6 +35,7 @@ pub use args::RunArgs;
 pub use context::{Context, Settings};
 
 use crate::cloud::client::CloudClient;
+use crate::controller::cache::OrderCache;
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, labels};
 
@@ -159,19 +162,18 @@ fn controller_for(
 ) -> (Boxed, Boxed) {
     let ns = ns.as_deref();
     let managed = format!("{}=changeorder-operator", labels::MANAGED_BY);
-    let (orders, orders_writer) = reflector::store::<ChangeOrder>();
-    let order_events = reflector::reflector(
-        orders_writer,
-        watcher(
-            scoped::<ChangeOrder>(client.clone(), ns),
-            watcher::Config::default().labels(&managed),
-        )
-        .modify(strip_order_metadata),
+    let orders = Arc::new(OrderCache::default());
+    let order_cache = orders.clone();
+    let order_events = watcher(
+        scoped::<ChangeOrder>(client.clone(), ns),
+        watcher::Config::default().labels(&managed),
     )
+    .modify(strip_order_metadata)
     .default_backoff()
-    .for_each(|e| {
-        if let Err(e) = e {
-            tracing::warn!(error = %e, "ChangeOrder watch error");
+    .for_each(move |e| {
+        match e {
+            Ok(event) => order_cache.apply(event),
+            Err(e) => tracing::warn!(error = %e, "ChangeOrder watch error"),
         }
         futures::future::ready(())
     });
@@ -274,7 +276,7 @@ fn controller_for(
         }
     };
     let sync = async move {
-        let _ = orders.wait_until_ready().await;
+        orders.ready().await;
         let _ = secrets.wait_until_ready().await;
         let _ = synced_tx.send(true);
         // The watch store is not awaited here: the controller already waits on it, and a

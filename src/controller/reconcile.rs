@@ -28,7 +28,7 @@ use crate::controller::report::{self, update_gauges};
 use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
 use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
-use crate::crd::{ChangeOrder, ChangeOrderWatch, LatestOrder, RECONCILE_REQUEST_ANNOTATION, labels};
+use crate::crd::{ChangeOrder, ChangeOrderWatch, LatestOrder, RECONCILE_REQUEST_ANNOTATION};
 use crate::mapping::label_value;
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -258,13 +258,7 @@ fn due(
 
 /// ChangeOrders of one watch, from the cache.
 fn orders_of(ctx: &Context, ns: &str, watch_name: &str) -> Vec<Arc<ChangeOrder>> {
-    let label = label_value(watch_name);
-    ctx.orders
-        .state()
-        .into_iter()
-        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
-        .filter(|o| o.labels().get(labels::WATCH) == Some(&label))
-        .collect()
+    ctx.orders.of_watch(ns, &label_value(watch_name))
 }
 
 /// What a poll came to.

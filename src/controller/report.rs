@@ -1,7 +1,6 @@
 //! What the controller tells people: Events on phase transitions and watch errors, and the
 //! metrics derived from orders.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -124,12 +123,7 @@ fn truncate(mut s: String, max: usize) -> String {
 /// Orders by phase, watches by readiness and each watch's own gauges, from the caches; forget
 /// deleted watches (their memory and their per-watch series).
 pub fn update_gauges(ctx: &Context) {
-    let mut counts: HashMap<Phase, u64> = HashMap::new();
-    for o in ctx.orders.state() {
-        if let Some(p) = o.status.as_ref().and_then(|s| s.phase) {
-            *counts.entry(p).or_default() += 1;
-        }
-    }
+    let counts = ctx.orders.phase_counts();
     let (mut ready, mut not_ready) = (0, 0);
     let mut live = std::collections::HashSet::new();
     let mut states = Vec::new();

@@ -3,7 +3,7 @@
 //! `write NS WATCHES ORDERS_PER_WATCH WORKERS`: the baseline. A plain `kube` client writes the
 //! ChangeOrder objects the operator would write for the same scenario (same names, labels, spec
 //! and status, built by the operator's own mapping), each created and then given its status,
-//! `WORKERS` at a time. Prints `orders SECONDS`.
+//! `WORKERS` at a time. Prints `orders SECONDS CPU_SECONDS` (CPU: this process's own).
 //!
 //! `wait NS COUNT`: follows the ChangeOrders of NS with one watch (no repeated lists, so the
 //! measurement does not load the API server) and prints the seconds until COUNT of them have a
@@ -39,7 +39,7 @@ async fn main() -> Res<()> {
         "write" => {
             let (ns, watches, per, workers) = (arg(1)?, arg(2)?.parse()?, arg(3)?.parse()?, arg(4)?.parse()?);
             let (n, secs) = write(client, ns, watches, per, workers).await?;
-            println!("{n} {secs:.3}");
+            println!("{n} {secs:.3} {:.1}", own_cpu_seconds()?);
         }
         "wait" => println!("{:.3}", wait(client, arg(1)?, arg(2)?.parse()?).await?),
         "lag" => lag(client, arg(1)?, arg(2)?).await?,
@@ -118,6 +118,18 @@ async fn write(client: Client, ns: &str, watches: usize, per: usize, workers: us
     .try_collect::<Vec<()>>()
     .await?;
     Ok((n, started.elapsed().as_secs_f64()))
+}
+
+/// User + system CPU of this process, from /proc (Linux: fields 14 and 15 of `stat`, in ticks
+/// of 1/100 s, the value of `CLK_TCK` on every Linux architecture Rust supports here).
+fn own_cpu_seconds() -> Res<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces; the fields after it cannot.
+    let rest = stat.rsplit_once(')').ok_or("unreadable /proc/self/stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Res<f64> { Ok(fields.get(i).ok_or("short /proc/self/stat")?.parse::<f64>()?) };
+    // After the name: state is index 0, so utime (field 14) is index 11 and stime index 12.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
 }
 
 async fn wait(client: Client, ns: &str, count: usize) -> Res<f64> {

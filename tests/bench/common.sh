@@ -3,8 +3,10 @@
 state=$(mktemp -d)
 bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
 export PATH="$bin_dir:$PATH"
-cargo build --release --quiet --bin changeorder-operator --example bench-baseline
-target=${CARGO_TARGET_DIR:-target}/release
+# BENCH_PROFILE=profiling keeps symbols, for perf and callgrind.
+profile=${BENCH_PROFILE:-release}
+cargo build --profile "$profile" --quiet --bin changeorder-operator --example bench-baseline
+target=${CARGO_TARGET_DIR:-target}/$profile
 operator=$target/changeorder-operator
 baseline=$target/examples/bench-baseline
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -10,7 +10,9 @@
 # same scenario from SAE watches with one order in flight each, then a quiet minute in which
 # nothing changes in the cloud. API requests are counted by the API server itself (/metrics).
 # Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60),
-# BENCH_BASELINE=0 skips the baseline (for memory runs: it leaves the operator's figures alone).
+# BENCH_BASELINE=0 skips the baseline (for memory runs: it leaves the operator's figures alone),
+# BENCH_WRAP runs the operator under a tool (`heaptrack -o FILE`; the process figures are then
+# the tool's), BENCH_PROFILE=profiling builds with symbols.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -63,13 +65,23 @@ writes() {
   join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk '$1 ~ /^(POST|PUT|PATCH|DELETE|APPLY)$/ { s += $3 - $2 } END { print s + 0 }'
 }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# CPU seconds the API server and etcd have used so far: what a write costs on the server side.
+server_cpu() {
+  local total=0 name
+  for name in kube-apiserver etcd; do
+    total=$(echo "$total + $(cpu_seconds "$(<"$state/cluster/pids/$name.pid")")" | bc)
+  done
+  echo "$total"
+}
 
 [ "${BENCH_BASELINE:-1}" = 0 ] || echo "baseline: $want objects, create + status, $concurrency at a time" >&2
+server0=$(server_cpu)
 if [ "${BENCH_BASELINE:-1}" = 0 ]; then
-  base_secs=
+  base_secs= base_cpu=
 else
-  read -r _ base_secs < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
+  read -r _ base_secs base_cpu < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
 fi
+server1=$(server_cpu)
 
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null
@@ -92,18 +104,20 @@ done | kubectl apply -f - >/dev/null
 
 echo "operator: cold sync of $want orders from $watches watches" >&2
 requests >"$state/req0"
+server2=$(server_cpu)
 "$baseline" wait bench "$want" >"$state/synced" &
 waiter=$!
 sleep 1 # the waiter's watch is open before the first write
 # Serving only its namespace: the baseline's objects stay (deleting 10,000 takes the API server
 # minutes) and carry the same labels, so a cluster-wide cache would hold them too.
-"$operator" run --namespaces bench --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 60000 \
+${BENCH_WRAP:-} "$operator" run --namespaces bench --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 60000 \
   --concurrency "$concurrency" --allowed-endpoints "http://127.0.0.1:*" >"$state/operator.log" 2>&1 &
 op_pid=$!
 pids+=("$op_pid")
 wait "$waiter" || { tail -20 "$state/operator.log"; exit 1; }
 op_secs=$(cat "$state/synced")
 sync_cpu=$(cpu_seconds "$op_pid")
+server3=$(server_cpu)
 requests >"$state/req1"
 
 metric() { curl -s "127.0.0.1:$admin_port/metrics" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" { s += $2 } END { print s + 0 }'; }
@@ -137,7 +151,8 @@ cat <<EOF
 | cold sync, operator | $op_rate orders/s ($op_secs s) |
 | operator ÷ baseline | ${ratio} |
 | operator peak RSS (RSS after the quiet minute) | $((hwm / 1024)) MiB ($((rss / 1024)) MiB) |
-| operator CPU during the cold sync | ${sync_cpu} s |
+| client CPU during the cold sync: baseline, operator | ${base_cpu:-n/a} s, ${sync_cpu} s |
+| API server + etcd CPU during the cold sync: baseline, operator | $(echo "$server1 - $server0" | bc) s, $(echo "$server3 - $server2" | bc) s |
 | API requests during the cold sync | $(delta "$state/req0" "$state/req1") |
 | API requests in a quiet ${quiet} s | $(delta "$state/req2" "$state/req3") |
 | of which writes | $(writes "$state/req2" "$state/req3") |
