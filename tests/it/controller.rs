@@ -802,10 +802,14 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
         "budget isolation: the other account's watch polled {polls} times in 16 s (interval 2 s) \
          while ten watches shared {busy_calls} calls of a 60/min budget"
     );
-    // 8 at best; under load a poll itself takes a while.
-    assert!(polls >= 5, "{polls} polls in 16 s at a 2 s interval");
+    // 8 at best; under load (CI runs the suite in parallel) a poll itself takes a while, but a
+    // watch stuck behind the busy ones would poll once or twice.
+    assert!(polls >= 4, "{polls} polls in 16 s at a 2 s interval");
+    // The bucket refills at one a second and holds at most a burst of 6: when the busy pollers
+    // are slow to come back (a loaded machine), the window can open on a refilled bucket, plus
+    // one call granted just before the window that reaches the simulator inside it.
     assert!(
-        busy_calls <= 16,
+        busy_calls <= 16 + 6 + 1,
         "the busy account kept to its budget: {busy_calls} calls"
     );
 }
