@@ -1,5 +1,4 @@
-// `deny`, not `forbid`: the one exception is `heap`, an audited call into the C allocator.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 //! changeorder-operator: EDAS, SAE and Yunxiao AppStack change orders as Kubernetes resources.
 
 pub mod admin;
@@ -8,7 +7,6 @@ pub mod cloud;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
-pub mod heap;
 pub mod mapping;
 pub mod plugin;
 pub mod probe;

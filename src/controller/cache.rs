@@ -15,7 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
+use crate::controller::plan;
 use crate::crd::{ChangeOrder, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
+use crate::mapping::CONDITION_READY;
 
 /// A watch's orders are found under (namespace, value of the watch label).
 type WatchKey = (String, String);
@@ -98,6 +100,47 @@ impl kube::Resource for LeanOrder {
     }
 }
 
+/// Drops from a final order (finished or gone: `plan::is_final`) what only judging and writing
+/// it would read, since neither happens again: most of a watch's orders are final, so this is
+/// most of the cache. Kept: its identity, creation time and phase for retention and the
+/// counts, its reason and finish time, the Ready condition (the watch reports the newest
+/// order's message) and the condition that changed last (when it settled, for retention).
+/// The labels were read for the index before this; the owners are only compared for writes.
+pub fn compact_final(order: &mut ChangeOrder) {
+    let m = &mut order.metadata;
+    m.labels = None;
+    m.owner_references = None;
+    let spec = &mut order.spec;
+    spec.app_id = None;
+    spec.organization_id = None;
+    spec.app_name = None;
+    spec.order_type = None;
+    spec.type_code = None;
+    spec.description = None;
+    spec.creator = None;
+    spec.batch_type = None;
+    spec.env_names = Vec::new();
+    let Some(status) = order.status.as_mut() else {
+        return;
+    };
+    status.provider_status = None;
+    status.batches = Vec::new();
+    let conditions = std::mem::take(&mut status.conditions);
+    let last_changed = conditions
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, c)| c.last_transition_time.0)
+        .map(|(i, _)| i);
+    status.conditions = conditions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| c.type_ == CONDITION_READY || Some(*i) == last_changed)
+        .map(|(_, c)| c)
+        .collect();
+    // The collect above may reuse the old buffer, capacity and all.
+    status.conditions.shrink_to_fit();
+}
+
 #[derive(Default)]
 struct Index {
     by_watch: HashMap<WatchKey, HashMap<String, Arc<ChangeOrder>>>,
@@ -115,6 +158,10 @@ impl Index {
         let home = (ns, name.clone());
         if self.home.get(&home).is_some_and(|old| *old != key) {
             self.remove(&home);
+        }
+        let mut order = order;
+        if plan::is_final(&order) {
+            compact_final(&mut order);
         }
         self.count(Some(&order), 1);
         let previous = self

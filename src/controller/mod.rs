@@ -235,10 +235,6 @@ fn controller_for(
         loop {
             tick.tick().await;
             report::update_gauges(&gauges_ctx);
-            // Polls free most of what they allocate (replies, JSON of writes and watch events)
-            // between long-lived cached objects; without this the resident size would stay at
-            // its high-water mark.
-            crate::heap::release_free_memory();
         }
     };
 

@@ -73,6 +73,13 @@ fn is_stored_gone(obj: &ChangeOrder) -> bool {
     obj.status.as_ref().and_then(|s| s.reason.as_deref()) == Some(REASON_ORDER_NOT_FOUND)
 }
 
+/// Stored finished or gone: never described, judged or written again (only retention and the
+/// watch's report read it), which is what lets the cache keep less of it
+/// (`cache::compact_final`).
+pub fn is_final(obj: &ChangeOrder) -> bool {
+    is_stored_terminal(obj) || is_stored_gone(obj)
+}
+
 /// Finished, unknown or gone: not in flight, so retention may count it and it does not keep
 /// the watch on the fast interval.
 pub fn is_settled(obj: &ChangeOrder) -> bool {
@@ -97,7 +104,7 @@ pub fn to_describe(
             continue;
         }
         let want = match existing.get(order.id.as_str()) {
-            Some(obj) => !is_stored_terminal(obj) && !is_stored_gone(obj),
+            Some(obj) => !is_final(obj),
             None => !classify(order.provider, &order.status).0.is_terminal(),
         };
         if want && tries_left(&order.id) {
@@ -106,7 +113,7 @@ pub fn to_describe(
     }
     let mut dropped: Vec<&str> = existing
         .iter()
-        .filter(|(id, obj)| !seen.contains(**id) && !is_stored_terminal(obj) && !is_stored_gone(obj))
+        .filter(|(id, obj)| !seen.contains(**id) && !is_final(obj))
         .map(|(id, _)| *id)
         .filter(|id| tries_left(id))
         .collect();
@@ -249,8 +256,10 @@ pub fn judge(
 ) -> Verdict {
     let tries_left = misses < MAX_DESCRIBE_TRIES;
     match (listed, detail, stored) {
-        // Stored finished (or gone) and not described: it stays as it is.
-        (_, None, Some(obj)) if is_stored_terminal(obj) || is_stored_gone(obj) => Verdict::Keep,
+        // Stored finished (or gone): it stays as it is. It is never described; were a detail
+        // at hand anyway, the cache's copy of a final order is compacted and must not be the
+        // base of a write.
+        (_, _, Some(obj)) if is_final(obj) => Verdict::Keep,
         (Some(l), Some(Detail::Found(d)), _) => Verdict::Write(Box::new(merge(l, (**d).clone()))),
         (None, Some(Detail::Found(d)), Some(obj)) => {
             Verdict::Write(Box::new(merge(&as_listed(obj), (**d).clone())))
@@ -941,5 +950,119 @@ mod tests {
         let obj = desired_object(&watch(), &app, &listed, None, ts("2026-01-01T00:00:00Z"));
         let back = as_listed(&obj);
         assert_eq!(back, listed);
+    }
+
+    /// The cache keeps less of a final order (`cache::compact_final`): whatever the cloud says,
+    /// a poll plans, prunes and reports exactly as it would from the full object, so nothing
+    /// can be written from the compacted copy.
+    #[test]
+    fn a_final_order_compacted_by_the_cache_plans_and_reports_as_the_full_one() {
+        let at = "2026-01-01T00:00:00Z";
+        let running = stored_from(&detailed("done", 1, "deploying"), at);
+        let existing: Existing<'_> = [("done", &running)].into_iter().collect();
+        let finishing = run(
+            vec![order("done", 2, Some("2026-01-01T00:05:00Z"))],
+            vec![(
+                "done",
+                Detail::Found(Box::new(detailed("done", 2, "all batches done"))),
+            )],
+            &existing,
+            &policy(10),
+            "2026-01-01T00:05:00Z",
+        );
+        let mut done = running.clone();
+        done.status = Some(status(&finishing, "done"));
+        let gone_at = "2026-01-01T00:10:00Z";
+        let went = run(
+            Vec::new(),
+            vec![("done", Detail::NotFound)],
+            &existing,
+            &policy(10),
+            gone_at,
+        );
+        let mut gone = stored_from(&detailed("gone", 1, "deploying"), at);
+        gone.status = Some(status(&went, "done"));
+        let old = stored("old", 3, Some("2025-12-01T00:00:00Z"));
+        let live = stored_from(&detailed("live", 1, "deploying"), at);
+
+        let full = [done, gone, old, live];
+        let compacted: Vec<ChangeOrder> = full
+            .iter()
+            .cloned()
+            .map(|mut o| {
+                if is_final(&o) {
+                    crate::controller::cache::compact_final(&mut o);
+                }
+                o
+            })
+            .collect();
+        let by_id = |objs: &[ChangeOrder]| -> Vec<(String, ChangeOrder)> {
+            objs.iter()
+                .map(|o| (o.spec.change_order_id.clone(), o.clone()))
+                .collect()
+        };
+        let (full_objs, compact_objs) = (by_id(&full), by_id(&compacted));
+        assert!(
+            compact_objs[0]
+                .1
+                .status
+                .as_ref()
+                .is_some_and(|s| s.batches.is_empty())
+        );
+        assert!(
+            compact_objs[0].1.metadata.labels.is_none(),
+            "the final orders were compacted"
+        );
+        assert_eq!(
+            compact_objs[3].1, full_objs[3].1,
+            "an order in flight is kept whole"
+        );
+
+        // The cloud now says anything at all about the final orders, in the list and in a
+        // describe; at moments before and after retention may prune them.
+        let listed = || {
+            vec![
+                order("done", 1, None),
+                order("gone", 2, Some("2026-01-02T00:00:00Z")),
+                order("old", 3, Some("2025-12-01T00:00:00Z")),
+                order("live", 8, None),
+            ]
+        };
+        let details = || {
+            vec![
+                ("done", Detail::Found(Box::new(detailed("done", 1, "again")))),
+                ("gone", Detail::Found(Box::new(detailed("gone", 1, "back")))),
+                ("live", Detail::Found(Box::new(detailed("live", 8, "waiting")))),
+            ]
+        };
+        for now in ["2026-01-01T00:10:30Z", "2026-02-01T00:00:00Z"] {
+            for retention in [policy(10), policy(1), policy(0)] {
+                let full_existing: Existing<'_> = full_objs.iter().map(|(id, o)| (id.as_str(), o)).collect();
+                let compact_existing: Existing<'_> =
+                    compact_objs.iter().map(|(id, o)| (id.as_str(), o)).collect();
+                for with_details in [false, true] {
+                    let d = || if with_details { details() } else { Vec::new() };
+                    let a = run(listed(), d(), &full_existing, &retention, now);
+                    let b = run(listed(), d(), &compact_existing, &retention, now);
+                    assert_eq!(ids(&a), vec!["live"], "only the order in flight is written");
+                    assert_eq!(
+                        (&a.desired, &a.prune, &a.misses),
+                        (&b.desired, &b.prune, &b.misses)
+                    );
+                }
+                assert_eq!(
+                    to_describe(&listed(), &full_existing, &HashMap::new()),
+                    to_describe(&listed(), &compact_existing, &HashMap::new())
+                );
+            }
+        }
+        let latest = |objs: &[ChangeOrder]| crate::controller::watch_status::latest_order(objs);
+        assert_eq!(latest(&full), latest(&compacted));
+        assert_eq!(latest(&full[..1]), latest(&compacted[..1]));
+        assert!(
+            latest(&compacted[..1])
+                .and_then(|l| l.message)
+                .is_some_and(|m| m.contains("all batches done"))
+        );
     }
 }
