@@ -3,7 +3,8 @@
 //! `write NS WATCHES ORDERS_PER_WATCH WORKERS`: the baseline. A plain `kube` client writes the
 //! ChangeOrder objects the operator would write for the same scenario (same names, labels, spec
 //! and status, built by the operator's own mapping), each created and then given its status,
-//! `WORKERS` at a time. Prints `orders SECONDS CPU_SECONDS` (CPU: this process's own).
+//! `WORKERS` at a time (with `BENCH_BASELINE_APPLY=1`: server-side applied, object then status,
+//! as the operator writes). Prints `orders SECONDS CPU_SECONDS` (CPU: this process's own).
 //!
 //! `wait NS COUNT`: follows the ChangeOrders of NS with one watch (no repeated lists, so the
 //! measurement does not load the API server) and prints the seconds until COUNT of them have a
@@ -20,7 +21,7 @@ use changeorder_operator::cloud::model::{AppRef, Batch, CloudOrder, Provider, Ra
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch, ChangeOrderWatchSpec};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{Timestamp, ToSpan};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
@@ -101,12 +102,24 @@ async fn write(client: Client, ns: &str, watches: usize, per: usize, workers: us
         all.extend(objects(ns, w, per, now)?);
     }
     let api: Api<ChangeOrder> = Api::namespaced(client, ns);
+    let apply = std::env::var("BENCH_BASELINE_APPLY").is_ok_and(|v| v == "1");
     let started = Instant::now();
     let n = all.len();
     futures::stream::iter(all.into_iter().map(|mut obj| {
         let api = api.clone();
         async move {
             let status = obj.status.take();
+            if apply {
+                // The operator's way: server-side apply of the object, then of its status.
+                let params = PatchParams::apply("bench-baseline").force();
+                let name = obj.name_any();
+                api.patch(&name, &params, &Patch::Apply(&obj)).await?;
+                let status = serde_json::json!({
+                    "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrder", "status": status,
+                });
+                api.patch_status(&name, &params, &Patch::Apply(&status)).await?;
+                return Res::Ok(());
+            }
             let mut created = api.create(&PostParams::default(), &obj).await?;
             created.status = status;
             api.replace_status(&created.name_any(), &PostParams::default(), &created)

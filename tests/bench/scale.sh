@@ -11,6 +11,8 @@
 # nothing changes in the cloud. API requests are counted by the API server itself (/metrics).
 # Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60),
 # BENCH_BASELINE=0 skips the baseline (for memory runs: it leaves the operator's figures alone),
+# BENCH_BASELINE_APPLY=1 makes the baseline write with server-side apply, as the operator does
+# (what that costs the API server, apart from the operator's own work),
 # BENCH_WRAP runs the operator under a tool (`heaptrack -o FILE`; the process figures are then
 # the tool's), BENCH_PROFILE=profiling builds with symbols.
 set -euo pipefail
@@ -74,7 +76,10 @@ server_cpu() {
   echo "$total"
 }
 
-[ "${BENCH_BASELINE:-1}" = 0 ] || echo "baseline: $want objects, create + status, $concurrency at a time" >&2
+base_how="create + status"
+[ "${BENCH_BASELINE_APPLY:-0}" = 1 ] && base_how="apply + status apply"
+export BENCH_BASELINE_APPLY
+[ "${BENCH_BASELINE:-1}" = 0 ] || echo "baseline: $want objects, $base_how, $concurrency at a time" >&2
 server0=$(server_cpu)
 if [ "${BENCH_BASELINE:-1}" = 0 ]; then
   base_secs= base_cpu=
@@ -130,6 +135,7 @@ sleep "$quiet"
 requests >"$state/req3"
 calls1=$(metric changeorder_cloud_calls_total)
 polls1=$(metric changeorder_polls_total)
+kill -0 "$op_pid" 2>/dev/null || { echo "the operator exited:" >&2; tail -20 "$state/operator.log" >&2; exit 1; }
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
@@ -147,7 +153,7 @@ cat <<EOF
 
 | $watches SAE watches × $per_watch orders = $want orders ($watches in flight), $(nproc) cores | |
 |---|---|
-| cold sync, baseline kube client (create + status, $concurrency at a time) | $base_rate |
+| cold sync, baseline kube client ($base_how, $concurrency at a time) | $base_rate |
 | cold sync, operator | $op_rate orders/s ($op_secs s) |
 | operator ÷ baseline | ${ratio} |
 | operator peak RSS (RSS after the quiet minute) | $((hwm / 1024)) MiB ($((rss / 1024)) MiB) |
