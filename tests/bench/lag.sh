@@ -118,6 +118,7 @@ print(f"| lag p99 | {pct(lags, 99):.1f} s ({pct(lags, 99)/(0.99*round_min):.2f}Ã
 print(f"| lag max | {lags[-1] if lags else float('nan'):.1f} s |")
 worst = max(per_watch.items(), key=lambda kv: max(kv[1])) if per_watch else ("-", [float("nan")])
 print(f"| worst watch (max lag) | {worst[0]}: {max(worst[1]):.1f} s; watches with changes seen: {len(per_watch)} of {watches} |")
+print(f"| changes shown more than one minimum round after they happened | {sum(l > round_min for l in lags)} of {len(lags)} |")
 print(f"| changes never shown | {missed} |")
 print(f"| cloud calls per minute | {calls / total * 60 / speedup:.1f} (quota {int(quota)}) |")
 EOF
