@@ -317,6 +317,18 @@ mod tests {
         let ids: Vec<String> = w.views_of(ai).iter().map(|v| v.order.id.clone()).collect();
         assert!(ids.contains(&new_id), "{ids:?}");
         assert_eq!(status(&w, Provider::Sae, &new_id).0, StatusValue::Code(1));
+        // Looked up by id, the added order is the one the app's list shows.
+        assert_eq!(w.app_of_order(Provider::Sae, &new_id), Some(ai));
+        let listed = w
+            .views_of(ai)
+            .into_iter()
+            .find(|v| v.order.id == new_id)
+            .expect("listed");
+        let by_id = w.order(Provider::Sae, &new_id).expect("by id");
+        assert_eq!(
+            (listed.order_index, listed.snap.created),
+            (by_id.order_index, by_id.snap.created)
+        );
         let missing = handle(&w, &Op::EdasAbort, &params(&[]), "h");
         assert_eq!(missing.reply.outcome, "InvalidParameter.NotEmpty");
     }

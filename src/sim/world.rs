@@ -22,6 +22,11 @@ pub struct World {
     pub offset: Offset,
     /// What write calls changed: the scenario itself stays as loaded.
     edits: Mutex<Edits>,
+    /// Where each scenario order is, by (provider, id): (app index, order index). A describe
+    /// looks its order up here rather than walking every app (linear in the whole scenario).
+    orders_by_id: HashMap<(Provider, String), (usize, usize)>,
+    /// EDAS/SAE apps by (provider, app id).
+    apps_by_id: HashMap<(Provider, String), usize>,
 }
 
 /// Changes made by write calls (confirm, abort, rollback) on top of the scenario.
@@ -47,11 +52,26 @@ impl World {
     pub fn new(scenario: Scenario) -> Result<World, ScenarioError> {
         let offset = scenario.offset()?;
         let clock = Clock::new(scenario.time_scale);
+        // The first occurrence wins, as the scans these maps replace found it.
+        let mut orders_by_id = HashMap::new();
+        let mut apps_by_id = HashMap::new();
+        for (ai, app) in scenario.apps.iter().enumerate() {
+            if let Some(id) = &app.app_id {
+                apps_by_id.entry((app.provider, id.clone())).or_insert(ai);
+            }
+            for (oi, order) in app.change_orders.iter().enumerate() {
+                orders_by_id
+                    .entry((app.provider, order.id.clone()))
+                    .or_insert((ai, oi));
+            }
+        }
         Ok(World {
             scenario,
             clock,
             offset,
             edits: Mutex::default(),
+            orders_by_id,
+            apps_by_id,
         })
     }
 
@@ -104,25 +124,40 @@ impl World {
     }
 
     fn scenario_or_added(&self, edits: &Edits, provider: Provider, id: &str) -> Option<Order> {
-        self.scenario
-            .apps
+        self.locate(edits, provider, id).map(|(_, _, o)| o.into_owned())
+    }
+
+    /// An order by (provider, id), scenario first, then those added by write calls: its app
+    /// index, its index among the app's orders (see `orders_of`) and the order with its edited
+    /// timeline. Whether it exists yet at the current time is not checked.
+    fn locate(&self, edits: &Edits, provider: Provider, id: &str) -> Option<(usize, usize, Cow<'_, Order>)> {
+        let key = (provider, id.to_string());
+        if let Some(&(ai, oi)) = self.orders_by_id.get(&key) {
+            let order = self.scenario.apps.get(ai)?.change_orders.get(oi)?;
+            return Some(match edits.timelines.get(&key) {
+                Some(t) => {
+                    let mut o = order.clone();
+                    o.timeline = t.clone();
+                    (ai, oi, Cow::Owned(o))
+                }
+                None => (ai, oi, Cow::Borrowed(order)),
+            });
+        }
+        let (ai, order) = edits.added.iter().find(|(ai, o)| {
+            o.id == id
+                && self
+                    .scenario
+                    .apps
+                    .get(*ai)
+                    .is_some_and(|a| a.provider == provider)
+        })?;
+        let app = self.scenario.apps.get(*ai)?;
+        let k = edits
+            .added
             .iter()
-            .filter(|a| a.provider == provider)
-            .flat_map(|a| a.change_orders.iter())
-            .chain(
-                edits
-                    .added
-                    .iter()
-                    .filter(|(ai, _)| {
-                        self.scenario
-                            .apps
-                            .get(*ai)
-                            .is_some_and(|a| a.provider == provider)
-                    })
-                    .map(|(_, o)| o),
-            )
-            .find(|o| o.id == id)
-            .cloned()
+            .filter(|(other, _)| other == ai)
+            .position(|(_, o)| o.id == id)?;
+        Some((*ai, app.change_orders.len() + k, Cow::Owned(order.clone())))
     }
 
     /// An app's orders with the write calls' changes applied: (index, order).
@@ -177,11 +212,8 @@ impl World {
 
     /// EDAS/SAE app by id.
     pub fn app_by_id(&self, provider: Provider, app_id: &str) -> Option<(usize, &App)> {
-        self.scenario
-            .apps
-            .iter()
-            .enumerate()
-            .find(|(_, a)| a.provider == provider && a.app_id.as_deref() == Some(app_id))
+        let ai = *self.apps_by_id.get(&(provider, app_id.to_string()))?;
+        Some((ai, self.scenario.apps.get(ai)?))
     }
 
     /// AppStack app by organization (absent on the region edition) and name.
@@ -221,40 +253,14 @@ impl World {
     pub fn order(&self, provider: Provider, id: &str) -> Option<View<'_>> {
         let now = self.now();
         let edits = self.edits();
-        self.scenario
-            .apps
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.provider == provider)
-            .find_map(|(ai, app)| {
-                let (oi, order) = self
-                    .orders_of(ai, app, &edits)
-                    .into_iter()
-                    .find(|(_, o)| o.id == id)?;
-                self.view_at(ai, app, oi, order, now)
-            })
+        let (ai, oi, order) = self.locate(&edits, provider, id)?;
+        let app = self.scenario.apps.get(ai)?;
+        self.view_at(ai, app, oi, order, now)
     }
 
     /// The app an order id belongs to, even if the order does not exist yet (for fault rules).
     pub fn app_of_order(&self, provider: Provider, id: &str) -> Option<usize> {
-        self.scenario
-            .apps
-            .iter()
-            .position(|a| a.provider == provider && a.change_orders.iter().any(|o| o.id == id))
-            .or_else(|| {
-                self.edits()
-                    .added
-                    .iter()
-                    .find(|(ai, o)| {
-                        o.id == id
-                            && self
-                                .scenario
-                                .apps
-                                .get(*ai)
-                                .is_some_and(|a| a.provider == provider)
-                    })
-                    .map(|(ai, _)| *ai)
-            })
+        self.locate(&self.edits(), provider, id).map(|(ai, _, _)| ai)
     }
 
     fn view_at<'a>(
