@@ -15,7 +15,7 @@ use crate::cloud::client::merge;
 use crate::cloud::model::{CloudOrder, Provider};
 use crate::cloud::sts::{OidcConfig, OidcProvider};
 use crate::cloud::{ClientConfig, CloudClient, Credentials, Target};
-use crate::controller::fetch::{Detail, fetch};
+use crate::controller::fetch::{Detail, Listing, fetch};
 use crate::controller::identity::{Identities, KeylessSettings, Source};
 use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrderWatch;
@@ -151,9 +151,16 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
     };
     let client = CloudClient::try_new(cfg).map_err(|e| e.to_string())?;
     let max = if args.list_only { 0 } else { args.max_describe };
-    let fetched = fetch(&client, &target, &creds, |listed| choose(listed, max), &|| false)
-        .await
-        .map_err(|e| e.to_string())?;
+    let fetched = fetch(
+        &client,
+        &target,
+        &creds,
+        Listing::Cloud,
+        |listed| choose(listed, max),
+        &|| false,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     if let Some(e) = fetched.first_failure() {
         return Err(e.to_string());
     }

@@ -129,9 +129,9 @@ pub struct Claim<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Demand<'a> {
     pub poller: &'a str,
-    /// Calls of one poll while orders are in flight (the list plus a describe each); 0 when none are.
-    pub calls_in_flight: u32,
-    /// How often it polls when nothing is in flight (its interval).
+    /// Describes of one poll: one per order in flight (0: none in flight).
+    pub describes: u32,
+    /// How often it lists the app's orders (its interval), in flight or not.
     pub interval: Duration,
 }
 

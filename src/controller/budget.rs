@@ -17,6 +17,11 @@ const CLAIM_GRACE: Duration = Duration::from_secs(30);
 /// A poller's recorded demand is forgotten this long after it last reported (a deleted watch).
 const DEMAND_TTL: Duration = Duration::from_secs(600);
 
+/// Share of the budget the round plans to use. A queue fed at its full rate grows without
+/// bound at the first hiccup (a slow reply, a forced poll), and every poll it delays is an
+/// observation late; a little slack keeps the queue short.
+const PLANNED_USE: f64 = 0.95;
+
 /// Token buckets keyed by a credential fingerprint (never the secret itself), with the queue of
 /// pollers waiting for calls and what each poller needs per round.
 #[derive(Clone)]
@@ -42,7 +47,7 @@ struct Queued {
 }
 
 struct Recorded {
-    calls_in_flight: u32,
+    describes: u32,
     interval: Duration,
     seen: Instant,
 }
@@ -152,8 +157,8 @@ impl Budget {
     }
 
     /// Record `demand` and return the account's round: the time in which the budget serves one
-    /// poll of every poller with orders in flight, after the polls of the idle pollers at their
-    /// intervals. Polling those orders more often than this only queues.
+    /// describe of every order in flight, after every poller's list at its interval. Polling
+    /// those orders more often than this only queues.
     pub fn round(&self, key: &str, demand: &Demand<'_>) -> Duration {
         let now = Instant::now();
         let rate = self.rate_per_sec();
@@ -162,7 +167,7 @@ impl Budget {
         account.demand.insert(
             demand.poller.to_string(),
             Recorded {
-                calls_in_flight: demand.calls_in_flight,
+                describes: demand.describes,
                 interval: demand.interval,
                 seen: now,
             },
@@ -170,16 +175,16 @@ impl Budget {
         account
             .demand
             .retain(|_, d| now.saturating_duration_since(d.seen) < DEMAND_TTL);
-        let (mut per_round, mut idle_rate) = (0.0, 0.0);
+        let (mut per_round, mut list_rate) = (0.0, 0.0);
         for d in account.demand.values() {
-            if d.calls_in_flight > 0 {
-                per_round += f64::from(d.calls_in_flight);
-            } else if !d.interval.is_zero() {
-                idle_rate += 1.0 / d.interval.as_secs_f64();
+            per_round += f64::from(d.describes);
+            if !d.interval.is_zero() {
+                list_rate += 1.0 / d.interval.as_secs_f64();
             }
         }
-        // Idle pollers never take more than half: discovery waits before orders in flight do.
-        let spare = (rate - idle_rate).max(rate / 2.0);
+        // Lists never take more than half: discovery waits before orders in flight do.
+        let rate = rate * PLANNED_USE;
+        let spare = (rate - list_rate).max(rate / 2.0);
         Duration::from_secs_f64(per_round / spare)
     }
 
@@ -321,33 +326,42 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_round_serves_every_poll_in_flight_after_idle_discovery() {
+    async fn the_round_serves_every_order_in_flight_after_every_watchs_list() {
         let budget = Budget::new(60); // 1 call per second
-        fn demand(poller: &str, calls_in_flight: u32) -> Demand<'_> {
+        fn demand(poller: &str, describes: u32) -> Demand<'_> {
             Demand {
                 poller,
-                calls_in_flight,
-                interval: Duration::from_secs(60),
+                describes,
+                interval: Duration::from_secs(120),
             }
         }
-        // 10 idle watches listing once a minute take 1/6 of the budget.
+        // 10 idle watches listing every 2 minutes.
         for i in 0..10 {
             let _ = budget.round("k", &demand(&format!("idle-{i}"), 0));
         }
-        // 20 watches with 1 order in flight each: 2 calls a poll, 40 calls a round.
+        // 20 watches with 1 order in flight each: 20 describes a round, and their lists.
         let mut round = Duration::ZERO;
         for i in 0..20 {
-            round = budget.round("k", &demand(&format!("busy-{i}"), 2));
+            round = budget.round("k", &demand(&format!("busy-{i}"), 1));
         }
-        let want = 40.0 / (1.0 - 10.0 / 60.0);
+        // 30 lists every 2 minutes take a quarter call a second; the describes get the rest.
+        let want = 20.0 / (PLANNED_USE - 30.0 / 120.0);
         assert!((round.as_secs_f64() - want).abs() < 0.01, "{round:?}");
         // A watch whose orders finished no longer counts in the round.
         let after = budget.round("k", &demand("busy-0", 0));
         assert!(after < round, "{after:?}");
+        // Lists never take more than half of the planned calls.
+        for i in 0..100 {
+            let _ = budget.round("k", &demand(&format!("more-idle-{i}"), 0));
+        }
+        let crowded = budget.round("k", &demand("busy-0", 1));
+        let want = 20.0 / (PLANNED_USE / 2.0);
+        assert!((crowded.as_secs_f64() - want).abs() < 0.01, "{crowded:?}");
         // Forgotten after a while without news (a deleted watch).
         tokio::time::advance(DEMAND_TTL + Duration::from_secs(1)).await;
         let alone = budget.round("k", &demand("busy-1", 2));
-        assert_eq!(alone, Duration::from_secs(2));
+        let want = 2.0 / (PLANNED_USE - 1.0 / 120.0);
+        assert!((alone.as_secs_f64() - want).abs() < 0.01, "{alone:?}");
         // Another account has its own round.
         assert_eq!(budget.round("other", &demand("x", 0)), Duration::ZERO);
     }

@@ -58,6 +58,8 @@ impl Settings {
 #[derive(Clone, Default)]
 pub struct Memory {
     pub last_poll: Option<Instant>,
+    /// When a poll last listed the app's orders (discovery); polls in between only describe.
+    pub last_list: Option<Instant>,
     pub failures: u32,
     /// The last poll failed on credentials; wait for the Secret or the spec to change.
     pub credentials_rejected: bool,

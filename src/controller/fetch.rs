@@ -76,18 +76,31 @@ pub fn dedup(listed: Vec<CloudOrder>) -> Vec<CloudOrder> {
     out
 }
 
-/// List, then describe the ids `choose` picks from the list. A failed list fails the fetch; a
-/// failed describe is one order's answer. Once `stopping` turns true, describes not yet started
-/// are skipped.
+/// Where a fetch gets the orders it describes from.
+pub enum Listing {
+    /// Ask the cloud for the list (discovery).
+    Cloud,
+    /// Describe-only: these orders, as already known, stand in for the list. Between two
+    /// discovery lists this is all a poll of orders in flight needs, one call per order.
+    Known(Vec<CloudOrder>),
+}
+
+/// List (or take the known orders), then describe the ids `choose` picks from them. A failed
+/// list fails the fetch; a failed describe is one order's answer. Once `stopping` turns true,
+/// describes not yet started are skipped.
 pub async fn fetch(
     cloud: &CloudClient,
     target: &Target,
     credentials: &Credentials,
+    listing: Listing,
     choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
     stopping: &(dyn Fn() -> bool + Sync),
 ) -> Result<Fetched, CloudError> {
     let all = async {
-        let listed = dedup(cloud.list(target, credentials).await?);
+        let listed = match listing {
+            Listing::Cloud => dedup(cloud.list(target, credentials).await?),
+            Listing::Known(orders) => dedup(orders),
+        };
         let wanted = choose(&listed);
         let details: HashMap<String, Detail> = futures::stream::iter(wanted)
             .map(|id| async move {

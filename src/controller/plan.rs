@@ -122,6 +122,25 @@ pub fn to_describe(
     out
 }
 
+/// The stored orders that are not final, in the list's terms and by id: what a describe-only
+/// poll describes in place of a list (see `fetch::Listing::Known`). No list gives a current
+/// batch, so none is carried over: a describe that names none (EDAS's, once every batch is
+/// done) must not be filled with the stored, older one.
+pub fn known_open(existing: &Existing<'_>) -> Vec<CloudOrder> {
+    let mut open: Vec<&ChangeOrder> = existing.values().copied().filter(|o| !is_final(o)).collect();
+    open.sort_by(|a, b| a.spec.change_order_id.cmp(&b.spec.change_order_id));
+    open.into_iter().map(describe_base).collect()
+}
+
+/// What a describe of a stored order is merged into when no list shows the order: the stored
+/// object in the list's terms, without the current batch.
+fn describe_base(obj: &ChangeOrder) -> CloudOrder {
+    CloudOrder {
+        current_batch: None,
+        ..as_listed(obj)
+    }
+}
+
 /// What a stored object says about its order, in the list's terms: the base a describe is
 /// merged into when the order no longer appears in the list.
 pub fn as_listed(obj: &ChangeOrder) -> CloudOrder {
@@ -262,7 +281,7 @@ pub fn judge(
         (_, _, Some(obj)) if is_final(obj) => Verdict::Keep,
         (Some(l), Some(Detail::Found(d)), _) => Verdict::Write(Box::new(merge(l, (**d).clone()))),
         (None, Some(Detail::Found(d)), Some(obj)) => {
-            Verdict::Write(Box::new(merge(&as_listed(obj), (**d).clone())))
+            Verdict::Write(Box::new(merge(&describe_base(obj), (**d).clone())))
         }
         (None, Some(Detail::NotFound), Some(obj)) => {
             let mut order = keep_stored_detail(as_listed(obj), obj);
@@ -593,6 +612,82 @@ mod tests {
             )
             .with_code("Throttling.User"),
         )
+    }
+
+    /// Between discovery lists a poll describes only the open orders, with what is stored in
+    /// place of the list: it writes what a list-based poll writes, writes nothing for an order
+    /// that did not change, and takes a "not found" as unconfirmed (no list says it is gone).
+    #[test]
+    fn a_describe_only_poll_plans_as_a_listed_one() {
+        let at = "2026-01-01T00:00:00Z";
+        let done = stored("done", 2, Some("2026-01-01T01:00:00Z"));
+        let mut waiting = detailed("moving", 8, "waiting");
+        waiting.current_batch = Some(1);
+        let moving = stored_from(&waiting, at);
+        let still = stored_from(&detailed("still", 1, "running"), at);
+        let vanished = stored_from(&detailed("vanished", 1, "running"), at);
+        let existing: Existing<'_> = [
+            ("done", &done),
+            ("moving", &moving),
+            ("still", &still),
+            ("vanished", &vanished),
+        ]
+        .into_iter()
+        .collect();
+        let known = known_open(&existing);
+        let known_ids: Vec<&str> = known.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(
+            known_ids,
+            ["moving", "still", "vanished"],
+            "final orders are not described"
+        );
+        assert_eq!(
+            to_describe(&known, &existing, &HashMap::new()),
+            ["moving", "still", "vanished"]
+        );
+        let now = "2026-01-01T00:05:00Z";
+        // Finished: no unfinished batch, so the detail names no current batch (as EDAS's does).
+        let mut finished = detailed("moving", 2, "done");
+        finished.current_batch = None;
+        let details = || {
+            vec![
+                ("moving", Detail::Found(Box::new(finished.clone()))),
+                ("still", Detail::Found(Box::new(detailed("still", 1, "running")))),
+                ("vanished", Detail::NotFound),
+            ]
+        };
+        let described = run(known.clone(), details(), &existing, &policy(10), now);
+        let listed = vec![
+            order("done", 2, None),
+            order("moving", 2, None),
+            order("still", 1, None),
+        ];
+        let with_list = run(listed, details(), &existing, &policy(10), now);
+        let stored_of = |id: &str| existing.get(id).copied();
+        let changed = |p: &Plan| -> Vec<String> {
+            p.desired
+                .iter()
+                .filter(|o| needs_status_write(o, stored_of(&o.spec.change_order_id)))
+                .map(|o| o.spec.change_order_id.clone())
+                .collect()
+        };
+        // The finished order is written, complete, by both; the unchanged one by neither.
+        assert_eq!(status(&described, "moving"), status(&with_list, "moving"));
+        assert_eq!(status(&described, "moving").phase, Some(Phase::Succeeded));
+        assert_eq!(
+            status(&described, "moving").current_batch,
+            Some(2),
+            "not the stored batch"
+        );
+        assert!(
+            !changed(&described).contains(&"still".to_string()),
+            "{:?}",
+            changed(&described)
+        );
+        // Off the list and not found, it is gone; not found without a list proves nothing yet.
+        assert!(changed(&with_list).contains(&"vanished".to_string()));
+        assert_eq!(changed(&described), ["moving"]);
+        assert!(described.prune.is_empty() && described.misses.is_empty());
     }
 
     #[test]

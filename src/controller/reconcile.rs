@@ -123,7 +123,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     let in_flight = objects.iter().any(|o| !plan::is_settled(o));
     let secret_version = secret_version(ctx, &ns, watch);
     let period = pace.period(standing(&memory, in_flight));
-    match due(
+    let forced = match due(
         watch,
         &mut memory,
         period,
@@ -131,12 +131,19 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         request.as_deref(),
         now,
     ) {
-        Decision::Wait(d) => {
+        (Decision::Wait(d), _) => {
             ctx.remember(&uid, memory);
             return Ok(Action::requeue(d));
         }
-        Decision::PollNow => {}
-    }
+        (Decision::PollNow, forced) => forced,
+    };
+    let discover = schedule::lists(&schedule::ListFacts {
+        in_flight,
+        forced,
+        failures: memory.failures,
+        since_last_list: memory.last_list.map(|t| t.elapsed()),
+        interval: config.interval,
+    });
 
     let previous_poll = memory.last_poll.replace(Instant::now());
     let previous_secret = memory.secret_version.replace(secret_version.clone());
@@ -147,6 +154,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         ns: &ns,
         config: &config,
         objects: &objects,
+        discover,
         now,
     }
     .run(secret_version, &mut memory)
@@ -190,7 +198,12 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     ctx.remember(&uid, memory);
     write_watch_status(watch, ctx, outcome, latest, request, now).await?;
     update_gauges(ctx);
-    Ok(Action::requeue(schedule::jitter(next, rand::random())))
+    let next = if in_flight {
+        schedule::jitter_in_flight(next, rand::random())
+    } else {
+        schedule::jitter(next, rand::random())
+    };
+    Ok(Action::requeue(next))
 }
 
 fn endpoint_allowed(config: &WatchConfig, ctx: &Context) -> Result<(), String> {
@@ -219,8 +232,10 @@ fn secret_version(ctx: &Context, ns: &str, watch: &ChangeOrderWatch) -> Option<S
         .map(|s| s.metadata.resource_version.clone().unwrap_or_default())
 }
 
-/// Whether a poll is due now. A process that has not polled this watch yet assumes the last
-/// poll was when the status says (spread over one period, so a restart does not poll all at once).
+/// Whether a poll is due now, and whether it is forced (the spec, a refresh request or the
+/// Secret changed) rather than due by time. A process that has not polled this watch yet
+/// assumes the last poll was when the status says (spread over one period, so a restart does
+/// not poll all at once).
 fn due(
     watch: &ChangeOrderWatch,
     memory: &mut Memory,
@@ -228,7 +243,7 @@ fn due(
     secret_version: &Option<String>,
     request: Option<&str>,
     now: Timestamp,
-) -> Decision {
+) -> (Decision, bool) {
     let status = watch.status.as_ref();
     let since_last_poll = match memory.last_poll {
         Some(t) => t.elapsed(),
@@ -241,7 +256,7 @@ fn due(
             assumed
         }
     };
-    let decision = schedule::decide(&Facts {
+    let facts = Facts {
         generation_changed: status.and_then(|s| s.observed_generation) != watch.metadata.generation,
         refresh_requested: request.is_some()
             && request != status.and_then(|s| s.last_handled_reconcile_at.as_deref()),
@@ -251,9 +266,10 @@ fn due(
             .is_some_and(|v| v != secret_version),
         since_last_poll,
         period,
-    });
+    };
+    let decision = schedule::decide(&facts);
     tracing::debug!(watch = %watch.name_any(), ?decision, "scheduled");
-    decision
+    (decision, facts.forced())
 }
 
 /// ChangeOrders of one watch, from the cache.
@@ -297,6 +313,8 @@ struct Poll<'a> {
     config: &'a WatchConfig,
     /// The watch's ChangeOrders, from the cache.
     objects: &'a [Arc<ChangeOrder>],
+    /// List the app's orders (discovery); otherwise describe only the orders in flight.
+    discover: bool,
     now: Timestamp,
 }
 
@@ -345,24 +363,38 @@ impl Poll<'_> {
         let (ctx, watch) = (self.ctx, self.watch);
         let credentials = credentials(ctx, self.ns, self.config, secret_version, memory).await?;
         let existing = plan::existing_by_id(self.objects, &watch.name_any());
-        // The list plus a describe per order in flight: start only when the budget allows it.
         let in_flight = self.objects.iter().filter(|o| !plan::is_settled(o)).count();
-        let calls = u32::try_from(in_flight).unwrap_or(u32::MAX).saturating_add(1);
+        let misses = &memory.describe_misses;
+        // Between discovery lists, the orders still open stand in for the list; a poll that
+        // would describe nothing lists instead.
+        let known = plan::known_open(&existing);
+        let describes = plan::to_describe(&known, &existing, misses).len();
+        let (listing, calls) = if self.discover || describes == 0 {
+            (fetch::Listing::Cloud, in_flight.saturating_add(1))
+        } else {
+            (fetch::Listing::Known(known), describes)
+        };
+        // Start only when the account's budget allows every call of the poll.
         let claim = Claim {
             poller: self.uid,
             in_flight: in_flight > 0,
         };
+        let calls = u32::try_from(calls).unwrap_or(u32::MAX);
         if let Some(wait) = ctx
             .cloud
             .wait_before(&self.config.target, &credentials, calls, &claim)
         {
             return Err(PollError::Deferred(wait));
         }
+        if matches!(listing, fetch::Listing::Cloud) {
+            memory.last_list = Some(Instant::now());
+        }
         let misses = &memory.describe_misses;
         let fetched = fetch::fetch(
             &ctx.cloud,
             &self.config.target,
             &credentials,
+            listing,
             |listed| plan::to_describe(listed, &existing, misses),
             &|| ctx.is_stopping(),
         )
@@ -385,11 +417,7 @@ impl Poll<'_> {
         let in_flight = watch_status::counts(applied.phases.values().copied()).in_flight;
         let demand = Demand {
             poller: self.uid,
-            calls_in_flight: if in_flight > 0 {
-                in_flight.saturating_add(1)
-            } else {
-                0
-            },
+            describes: in_flight,
             interval: self.config.interval,
         };
         memory.round = ctx.cloud.pace(&self.config.target, &credentials, &demand);

@@ -35,6 +35,37 @@ pub fn assumed_since_last_poll(recorded: Option<Duration>, period: Duration, spr
     }
 }
 
+impl Facts {
+    /// A poll asked for by a change rather than by the clock.
+    pub fn forced(&self) -> bool {
+        self.generation_changed || self.refresh_requested || self.secret_changed
+    }
+}
+
+/// What decides whether a poll lists the app's orders or only describes those in flight.
+#[derive(Clone, Debug, Default)]
+pub struct ListFacts {
+    pub in_flight: bool,
+    /// The poll was forced (spec, refresh request, Secret): it reads everything again.
+    pub forced: bool,
+    /// Failed polls in a row: after a failure the next poll lists.
+    pub failures: u32,
+    /// Since the last list by this process (`None`: none yet).
+    pub since_last_list: Option<Duration>,
+    pub interval: Duration,
+}
+
+/// Whether a poll lists. New orders are discovered at the watch's interval; between lists, a
+/// poll of orders in flight describes only those, one call each, so the account's budget goes
+/// to the orders that change. A list is due a tenth early, as idle polls are (see [`jitter`]).
+pub fn lists(f: &ListFacts) -> bool {
+    !f.in_flight
+        || f.forced
+        || f.failures > 0
+        || f.since_last_list
+            .is_none_or(|since| since >= f.interval.mul_f64(0.9))
+}
+
 pub fn decide(f: &Facts) -> Decision {
     if f.generation_changed || f.refresh_requested || f.secret_changed {
         return Decision::PollNow;
@@ -96,6 +127,12 @@ pub fn error_backoff(failures: u32, base: Duration, cap: Duration) -> Duration {
 /// Spread a wait by ±10% so watches created together drift apart.
 pub fn jitter(d: Duration, unit: f64) -> Duration {
     d.mul_f64(0.9 + 0.2 * unit.clamp(0.0, 1.0))
+}
+
+/// Spread a poll of orders in flight by ±2%: the budget's queue already spaces such polls,
+/// and every tenth longer between them is a tenth longer before a change is seen.
+pub fn jitter_in_flight(d: Duration, unit: f64) -> Duration {
+    d.mul_f64(0.98 + 0.04 * unit.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
@@ -180,6 +217,61 @@ mod tests {
         for (standing, want) in rows {
             assert_eq!(pace.period(standing), want, "{standing:?}");
         }
+    }
+
+    #[test]
+    fn polls_in_flight_list_at_the_interval_and_otherwise_only_describe() {
+        let s = Duration::from_secs;
+        let base = ListFacts {
+            in_flight: true,
+            since_last_list: Some(s(30)),
+            interval: s(60),
+            ..ListFacts::default()
+        };
+        let rows = [
+            (base.clone(), false),
+            // Due a tenth early, as a jittered idle poll may come.
+            (
+                ListFacts {
+                    since_last_list: Some(s(54)),
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ListFacts {
+                    since_last_list: None,
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ListFacts {
+                    in_flight: false,
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ListFacts {
+                    forced: true,
+                    ..base.clone()
+                },
+                true,
+            ),
+            (
+                ListFacts {
+                    failures: 1,
+                    ..base.clone()
+                },
+                true,
+            ),
+        ];
+        for (facts, want) in rows {
+            assert_eq!(lists(&facts), want, "{facts:?}");
+        }
+        assert_eq!(jitter_in_flight(s(100), 0.0), s(98));
+        assert_eq!(jitter_in_flight(s(100), 1.0), s(102));
     }
 
     #[test]

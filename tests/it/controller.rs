@@ -373,6 +373,74 @@ async fn settled_orders_cause_no_writes_and_no_describes() {
     eprintln!("steady state: {polls} polls, 0 writes, 0 describes, 1 list call per poll");
 }
 
+const DISCOVERY: &str = r#"
+apps:
+  - provider: sae
+    appId: app-discovery
+    changeOrders:
+      - { id: d-running, createdAt: -1m, status: 1, batchCount: 3, currentBatch: 1,
+          timeline: [ { after: 10s, status: 1, currentBatch: 2 } ] }
+      - { id: d-done, createdAt: -2h, status: 2 }
+      - { id: d-later, createdAt: 12s, status: 1 }
+"#;
+
+/// While an order is in flight, the polls between two lists only describe it: the account's
+/// calls go to what changes, and new orders are still found at the watch's interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_between_lists_describe_only_the_orders_in_flight() {
+    let ns = namespace("discovery").await;
+    let sim = start_sim(DISCOVERY).await;
+    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "app",
+        serde_json::json!({
+            "provider": "sae", "endpoint": sim.url(), "appId": "app-discovery",
+            "credentialsSecretRef": {"name": "cloud"},
+            "interval": "8s",
+        }),
+    )
+    .await;
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    eventually("the running order is written", SETTLE, || async {
+        order(&ns, "d-running")
+            .await?
+            .status?
+            .current_batch
+            .filter(|b| *b == 1)
+    })
+    .await;
+    let (lists, describes) = (
+        op.calls.count("ListChangeOrders"),
+        op.calls.count("DescribeChangeOrder"),
+    );
+    // The cloud moves the order to batch 2 about 10 s in: a describe-only poll shows it.
+    eventually("batch 2 shown", SETTLE, || async {
+        order(&ns, "d-running")
+            .await?
+            .status?
+            .current_batch
+            .filter(|b| *b == 2)
+    })
+    .await;
+    // The order that appears 12 s in is found by a list, within an interval or so.
+    eventually("the new order is discovered", Duration::from_secs(30), || async {
+        order(&ns, "d-later").await
+    })
+    .await;
+    let lists = op.calls.count("ListChangeOrders") - lists;
+    let describes = op.calls.count("DescribeChangeOrder") - describes;
+    eprintln!("in flight: {lists} lists, {describes} describes");
+    assert!(lists >= 1, "discovery went on ({lists} lists)");
+    // A poll of one order in flight every second (the operator's in-flight default here), a
+    // list every 8 s: several describes a list.
+    // Listing on every poll would make the two counts equal.
+    assert!(describes >= 3 * lists, "{describes} describes for {lists} lists");
+    // The finished order was never described.
+    let done = order(&ns, "d-done").await.expect("d-done");
+    assert_eq!(phase(&done).as_deref(), Some("Succeeded"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_secret_is_retried_slowly_and_recovers() {
     let ns = namespace("creds").await;

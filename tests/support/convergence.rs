@@ -10,7 +10,7 @@ use changeorder_operator::cloud::Target;
 use changeorder_operator::cloud::client::{CloudClient, merge};
 use changeorder_operator::cloud::credentials::Credentials;
 use changeorder_operator::cloud::http::ClientConfig;
-use changeorder_operator::controller::fetch::{Detail, fetch};
+use changeorder_operator::controller::fetch::{Detail, Listing, fetch};
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
 use changeorder_operator::mapping;
 use changeorder_operator::sim::{self, RunningSim};
@@ -65,6 +65,7 @@ pub async fn cloud_truth(sim: &RunningSim, watch: &ChangeOrderWatch) -> BTreeMap
             &client,
             &target,
             &creds,
+            Listing::Cloud,
             |l| l.iter().map(|o| o.id.clone()).collect(),
             &|| false,
         )
