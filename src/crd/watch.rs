@@ -122,12 +122,15 @@ pub struct ChangeOrderWatchSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<CredentialsSource>,
 
-    /// How often to poll when no order is in flight (Go duration, default 1m).
+    /// How often to list the app's orders, which finds new ones; with no order in flight, how
+    /// often to poll (Go duration, default 1m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub interval: Option<String>,
 
-    /// How often to poll while any order is in flight (Go duration, default 15s).
+    /// How often to poll while any order is in flight (Go duration, default 15s). Between two
+    /// lists such a poll describes only the orders in flight, one call each; on an account
+    /// whose call budget cannot serve every watch this often, the budget sets the pace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub in_flight_interval: Option<String>,
