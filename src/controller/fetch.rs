@@ -10,6 +10,7 @@ use crate::cloud::client::{CloudClient, Target};
 use crate::cloud::credentials::Credentials;
 use crate::cloud::error::{CloudError, ErrorKind};
 use crate::cloud::model::CloudOrder;
+use crate::mapping::classify;
 
 /// Describes of one poll run at most this many at a time (each call still takes from the budget).
 const DESCRIBE_CONCURRENCY: usize = 4;
@@ -36,6 +37,8 @@ pub enum Detail {
 pub struct Fetched {
     /// The list, each order once (the first occurrence wins), in the cloud's order.
     pub listed: Vec<CloudOrder>,
+    /// `listed` is the cloud's list (not the known orders of a describe-only fetch).
+    pub from_cloud: bool,
     /// Answers of the describes that were wanted, by order id.
     pub details: HashMap<String, Detail>,
 }
@@ -54,6 +57,10 @@ impl Fetched {
         failed.sort_by_key(|(id, _)| *id);
         failed.first().map(|(_, e)| *e)
     }
+}
+
+fn finished(detail: &Detail) -> bool {
+    matches!(detail, Detail::Found(o) if classify(o.provider, &o.status).0.is_terminal())
 }
 
 /// Keep the first occurrence of each id, in order, at most `MAX_LISTED_ORDERS`; linear in the
@@ -97,9 +104,9 @@ pub async fn fetch(
     stopping: &(dyn Fn() -> bool + Sync),
 ) -> Result<Fetched, CloudError> {
     let all = async {
-        let listed = match listing {
-            Listing::Cloud => dedup(cloud.list(target, credentials).await?),
-            Listing::Known(orders) => dedup(orders),
+        let (listed, from_cloud) = match listing {
+            Listing::Cloud => (dedup(cloud.list(target, credentials).await?), true),
+            Listing::Known(orders) => (dedup(orders), false),
         };
         let wanted = choose(&listed);
         let details: HashMap<String, Detail> = futures::stream::iter(wanted)
@@ -117,7 +124,22 @@ pub async fn fetch(
             .buffer_unordered(DESCRIBE_CONCURRENCY)
             .collect()
             .await;
-        Ok(Fetched { listed, details })
+        let mut fetched = Fetched {
+            listed,
+            from_cloud,
+            details,
+        };
+        // An order a describe-only fetch found finished is written once, for good: with the
+        // list's view of it too (its own finish time, for one), as a listing poll writes it.
+        // Without the list (it failed) the known view stands, as for an order off the list.
+        if !from_cloud
+            && fetched.details.values().any(finished)
+            && let Ok(listed) = cloud.list(target, credentials).await
+        {
+            fetched.listed = dedup(listed);
+            fetched.from_cloud = true;
+        }
+        Ok(fetched)
     };
     tokio::time::timeout(POLL_TIMEOUT, all).await.unwrap_or_else(|_| {
         Err(CloudError::new(

@@ -567,6 +567,7 @@ mod tests {
     ) -> Plan {
         let fetched = Fetched {
             listed,
+            from_cloud: true,
             details: details.into_iter().map(|(id, d)| (id.to_string(), d)).collect(),
         };
         plan(Input {

@@ -386,9 +386,7 @@ impl Poll<'_> {
         {
             return Err(PollError::Deferred(wait));
         }
-        if matches!(listing, fetch::Listing::Cloud) {
-            memory.last_list = Some(Instant::now());
-        }
+        let started = Instant::now();
         let misses = &memory.describe_misses;
         let fetched = fetch::fetch(
             &ctx.cloud,
@@ -399,6 +397,9 @@ impl Poll<'_> {
             &|| ctx.is_stopping(),
         )
         .await?;
+        if fetched.from_cloud {
+            memory.last_list = Some(started);
+        }
         let planned = plan::plan(plan::Input {
             watch,
             app: &self.config.target.app,

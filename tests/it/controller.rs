@@ -382,10 +382,16 @@ apps:
           timeline: [ { after: 10s, status: 1, currentBatch: 2 } ] }
       - { id: d-done, createdAt: -2h, status: 2 }
       - { id: d-later, createdAt: 12s, status: 1 }
+      # Its one batch is done at 4 s, the order only at 14 s: the list's FinishTime says 14 s,
+      # while a describe alone (no FinishTime in it) dates the end by the batch, 4 s.
+      - { id: d-ends, createdAt: -1m, status: 1, batchCount: 1,
+          timeline: [ { after: 4s, batchStates: [2] }, { after: 14s, status: 2 } ] }
 "#;
 
 /// While an order is in flight, the polls between two lists only describe it: the account's
-/// calls go to what changes, and new orders are still found at the watch's interval.
+/// calls go to what changes, and new orders are still found at the watch's interval. An order
+/// such a poll finds finished is written with the list's view of it too, as a listing poll
+/// writes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_between_lists_describe_only_the_orders_in_flight() {
     let ns = namespace("discovery").await;
@@ -397,7 +403,7 @@ async fn polls_between_lists_describe_only_the_orders_in_flight() {
         serde_json::json!({
             "provider": "sae", "endpoint": sim.url(), "appId": "app-discovery",
             "credentialsSecretRef": {"name": "cloud"},
-            "interval": "8s",
+            "interval": "20s",
         }),
     )
     .await;
@@ -424,16 +430,31 @@ async fn polls_between_lists_describe_only_the_orders_in_flight() {
     })
     .await;
     // The order that appears 12 s in is found by a list, within an interval or so.
-    eventually("the new order is discovered", Duration::from_secs(30), || async {
+    eventually("the new order is discovered", Duration::from_secs(40), || async {
         order(&ns, "d-later").await
     })
     .await;
+    // d-ends finished at 14 s, between the lists at about 0 and 18 s: its finish time is the
+    // list's, not its batch's end.
+    let ends = eventually("d-ends finished", SETTLE, || async {
+        let o = order(&ns, "d-ends").await?;
+        (phase(&o).as_deref() == Some("Succeeded")).then_some(o)
+    })
+    .await;
+    let status = ends.status.expect("status");
+    let finished = status.finish_time.expect("finish time").0;
+    let batch_end = status.batches[0].end_time.as_ref().expect("batch end").0;
+    let gap = finished.duration_since(batch_end).as_secs();
+    assert!(
+        (8..=12).contains(&gap),
+        "finish time {finished} is the list's, 10 s after the batch's end {batch_end}"
+    );
     let lists = op.calls.count("ListChangeOrders") - lists;
     let describes = op.calls.count("DescribeChangeOrder") - describes;
     eprintln!("in flight: {lists} lists, {describes} describes");
     assert!(lists >= 1, "discovery went on ({lists} lists)");
-    // A poll of one order in flight every second (the operator's in-flight default here), a
-    // list every 8 s: several describes a list.
+    // A poll of the orders in flight every second (the operator's in-flight default here), a
+    // list every 20 s: several describes a list.
     // Listing on every poll would make the two counts equal.
     assert!(describes >= 3 * lists, "{describes} describes for {lists} lists");
     // The finished order was never described.
