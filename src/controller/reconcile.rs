@@ -24,7 +24,7 @@ use crate::controller::context::{Context, Error, Memory};
 use crate::controller::fetch;
 use crate::controller::identity::{IdentityError, Source};
 use crate::controller::plan;
-use crate::controller::report::{self, update_gauges};
+use crate::controller::report;
 use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
 use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
@@ -197,7 +197,6 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
     write_watch_status(watch, ctx, outcome, latest, request, now).await?;
-    update_gauges(ctx);
     let next = if in_flight {
         schedule::jitter_in_flight(next, rand::random())
     } else {

@@ -20,9 +20,6 @@ pub const MAX_SKEW: SignedDuration = SignedDuration::from_mins(15);
 /// Nonces are remembered a little longer than a timestamp stays acceptable (both directions).
 const NONCE_TTL: Duration = Duration::from_secs(31 * 60);
 
-/// Prune the nonce table when it grows past this many entries.
-const NONCE_PRUNE_AT: usize = 4096;
-
 /// One AccessKey the simulator accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Credential {
@@ -108,7 +105,7 @@ pub struct Verifier {
     /// Temporary credentials issued by the simulated STS and metadata service: id → (key, expiry).
     issued: Mutex<HashMap<String, (Credential, Timestamp)>>,
     /// (AccessKey id, nonce) → when first seen.
-    nonces: Mutex<HashMap<(String, String), Instant>>,
+    nonces: Mutex<Nonces>,
 }
 
 impl Verifier {
@@ -116,7 +113,7 @@ impl Verifier {
         Verifier {
             credentials,
             issued: Mutex::new(HashMap::new()),
-            nonces: Mutex::new(HashMap::new()),
+            nonces: Mutex::default(),
         }
     }
 
@@ -266,22 +263,41 @@ impl Verifier {
 
     /// Record a nonce; refuse one seen before (a replayed or badly generated request).
     fn remember_nonce(&self, key_id: &str, nonce: &str) -> Result<(), Rejection> {
-        let mut seen = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= NONCE_PRUNE_AT {
-            seen.retain(|_, at| at.elapsed() < NONCE_TTL);
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.remember((key_id.to_string(), nonce.to_string()), Instant::now())
+    }
+}
+
+/// Nonces seen within `NONCE_TTL`, with the order they came in, so that forgetting the
+/// expired ones costs only those (a sweep of all of them on each request, once there were
+/// many, made a busy simulator's every request scan minutes of nonces).
+#[derive(Default)]
+struct Nonces {
+    seen: HashMap<(String, String), Instant>,
+    by_age: std::collections::VecDeque<(Instant, (String, String))>,
+}
+
+impl Nonces {
+    fn remember(&mut self, key: (String, String), now: Instant) -> Result<(), Rejection> {
+        while let Some((at, _)) = self.by_age.front()
+            && now.saturating_duration_since(*at) >= NONCE_TTL
+        {
+            if let Some((at, old)) = self.by_age.pop_front()
+                && self.seen.get(&old) == Some(&at)
+            {
+                self.seen.remove(&old);
+            }
         }
-        let key = (key_id.to_string(), nonce.to_string());
-        match seen.get(&key) {
-            Some(at) if at.elapsed() < NONCE_TTL => Err(reject(
+        if self.seen.contains_key(&key) {
+            return Err(reject(
                 400,
                 "SignatureNonceUsed",
                 "Specified signature nonce was used already.",
-            )),
-            _ => {
-                seen.insert(key, Instant::now());
-                Ok(())
-            }
+            ));
         }
+        self.seen.insert(key.clone(), now);
+        self.by_age.push_back((now, key));
+        Ok(())
     }
 }
 
@@ -417,6 +433,23 @@ fn check_skew(sent: Timestamp, now: Timestamp) -> Result<(), Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nonces_are_refused_again_until_they_expire_and_then_forgotten() {
+        let mut nonces = Nonces::default();
+        let t0 = Instant::now();
+        let key = |n: &str| ("id".to_string(), n.to_string());
+        assert!(nonces.remember(key("a"), t0).is_ok());
+        assert!(nonces.remember(key("b"), t0 + Duration::from_secs(60)).is_ok());
+        let replay = nonces.remember(key("a"), t0 + Duration::from_secs(120));
+        assert_eq!(replay.err().map(|r| r.code), Some("SignatureNonceUsed"));
+        // Past the TTL, "a" is forgotten (and may come again); "b" is not yet.
+        let later = t0 + NONCE_TTL + Duration::from_secs(1);
+        assert!(nonces.remember(key("c"), later).is_ok());
+        assert_eq!(nonces.seen.len(), 2);
+        assert!(nonces.remember(key("a"), later).is_ok());
+        assert!(nonces.remember(key("b"), later).is_err());
+    }
     use axum::http::{HeaderName, HeaderValue};
 
     fn now() -> Timestamp {
