@@ -149,7 +149,11 @@ async fn wait(client: Client, ns: &str, count: usize) -> Res<f64> {
     let started = Instant::now();
     let api: Api<ChangeOrder> = Api::namespaced(client, ns);
     let mut done = HashSet::new();
-    let mut events = watcher(api, watcher::Config::default()).applied_objects().boxed();
+    // Retried: a busy API server may reset the first watch request.
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     while let Some(o) = events.try_next().await? {
         if o.status.as_ref().and_then(|s| s.phase).is_some() {
             done.insert(o.name_any());
@@ -165,7 +169,11 @@ async fn lag(client: Client, ns: &str, file: &str) -> Res<()> {
     let api: Api<ChangeOrder> = Api::namespaced(client, ns);
     let mut out = std::fs::OpenOptions::new().create(true).append(true).open(file)?;
     let mut seen = std::collections::HashMap::new();
-    let mut events = watcher(api, watcher::Config::default()).applied_objects().boxed();
+    // Retried: a busy API server may reset the first watch request.
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .boxed();
     while let Some(o) = events.try_next().await? {
         let Some(s) = o.status.as_ref() else { continue };
         let key = (s.phase, s.current_batch);
