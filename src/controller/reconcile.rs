@@ -386,7 +386,6 @@ impl Poll<'_> {
             return Err(PollError::Deferred(wait));
         }
         let started = Instant::now();
-        let misses = &memory.describe_misses;
         let fetched = fetch::fetch(
             &ctx.cloud,
             &self.config.target,

@@ -85,27 +85,22 @@ impl World {
     pub fn intervene(&self, provider: Provider, id: &str, steps: Vec<Step>) -> bool {
         let now = self.now();
         let mut edits = self.edits();
-        let key = (provider, id.to_string());
-        let current: Vec<Step> = match edits.timelines.get(&key) {
-            Some(t) => t.clone(),
-            None => match self.scenario_or_added(&edits, provider, id) {
-                Some(o) => o.timeline,
-                None => return false,
-            },
+        // `locate` gives the timeline with any earlier intervention applied.
+        let Some((_, _, order)) = self.locate(&edits, provider, id) else {
+            return false;
         };
-        let mut timeline: Vec<Step> = current.into_iter().filter(|s| s.after.0 <= now).collect();
+        let mut timeline: Vec<Step> = order
+            .timeline
+            .iter()
+            .filter(|s| s.after.0 <= now)
+            .cloned()
+            .collect();
         timeline.extend(steps);
-        if let Some((_, o)) = edits.added.iter_mut().find(|(ai, o)| {
-            o.id == id
-                && self
-                    .scenario
-                    .apps
-                    .get(*ai)
-                    .is_some_and(|a| a.provider == provider)
-        }) {
-            o.timeline = timeline;
-        } else {
-            edits.timelines.insert(key, timeline);
+        match self.added_position(&edits, provider, id) {
+            Some(i) => edits.added[i].1.timeline = timeline,
+            None => {
+                edits.timelines.insert((provider, id.to_string()), timeline);
+            }
         }
         true
     }
@@ -143,14 +138,7 @@ impl World {
                 None => (ai, oi, Cow::Borrowed(order)),
             });
         }
-        let (ai, order) = edits.added.iter().find(|(ai, o)| {
-            o.id == id
-                && self
-                    .scenario
-                    .apps
-                    .get(*ai)
-                    .is_some_and(|a| a.provider == provider)
-        })?;
+        let (ai, order) = edits.added.get(self.added_position(edits, provider, id)?)?;
         let app = self.scenario.apps.get(*ai)?;
         let k = edits
             .added
@@ -158,6 +146,18 @@ impl World {
             .filter(|(other, _)| other == ai)
             .position(|(_, o)| o.id == id)?;
         Some((*ai, app.change_orders.len() + k, Cow::Owned(order.clone())))
+    }
+
+    /// Where an order started by a write call is in `edits.added`.
+    fn added_position(&self, edits: &Edits, provider: Provider, id: &str) -> Option<usize> {
+        edits.added.iter().position(|(ai, o)| {
+            o.id == id
+                && self
+                    .scenario
+                    .apps
+                    .get(*ai)
+                    .is_some_and(|a| a.provider == provider)
+        })
     }
 
     /// An app's orders with the write calls' changes applied: (index, order).
