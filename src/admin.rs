@@ -164,7 +164,7 @@ mod tests {
     #[tokio::test]
     async fn metrics_are_openmetrics_text() {
         let metrics = Metrics::new();
-        metrics.poll(crate::cloud::model::Provider::Sae, "ok");
+        metrics.poll(changeorder_cloud::model::Provider::Sae, "ok");
         let s = start(metrics, Readiness::new()).await;
         let r = get(s.addr, "/metrics").await;
         assert_eq!(r.status(), 200);

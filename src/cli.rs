@@ -23,8 +23,6 @@ pub enum Command {
     Crds,
     /// Poll the cloud once for a ChangeOrderWatch and print the ChangeOrders it would write.
     Probe(crate::probe::ProbeArgs),
-    /// Serve the bundled EDAS/SAE/AppStack cloud simulator.
-    Simulate(crate::sim::SimulateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +40,5 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Simulate(args) => crate::sim::run_cli(args),
     }
 }

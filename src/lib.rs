@@ -3,12 +3,9 @@
 
 pub mod admin;
 pub mod cli;
-pub mod cloud;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod mapping;
-pub mod plugin;
 pub mod probe;
-pub mod sim;
 pub mod telemetry;

@@ -8,42 +8,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{condition, tri};
 
-use crate::cloud::model::{AppRef, CloudOrder, Provider, RawStatus};
 use crate::crd::{BatchStatus, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
+use changeorder_cloud::model::{AppRef, CloudOrder, Provider, RawStatus};
 
-/// Phase and condition reason for a provider's raw status value.
-pub fn classify(provider: Provider, status: &RawStatus) -> (Phase, &'static str) {
-    use Phase::*;
-    match (provider, status) {
-        (Provider::Edas | Provider::Sae, RawStatus::Code(code)) => match (provider, code) {
-            (_, 0) => (Pending, "Preparing"),
-            (_, 1) => (Running, "Executing"),
-            (_, 2) => (Succeeded, "Succeeded"),
-            (_, 3) => (Failed, "Failed"),
-            (_, 6) => (Cancelled, "Terminated"),
-            (Provider::Edas, 7) => (Failed, "PartiallySucceeded"),
-            (_, 8) => (AwaitingConfirmation, "ManualBatchConfirmation"),
-            (_, 9) => (Running, "WaitingForNextBatch"),
-            (_, 10) => (Failed, "SystemError"),
-            (Provider::Sae, 11) => (AwaitingApproval, "PendingApproval"),
-            (Provider::Sae, 12) => (Pending, "Approved"),
-            _ => (Unknown, "UnknownStatus"),
-        },
-        (Provider::Appstack, RawStatus::Text(state)) => match state.trim().to_ascii_uppercase().as_str() {
-            "INIT" => (Pending, "Init"),
-            "PREPARING" => (Pending, "Preparing"),
-            "RUNNING" => (Running, "Running"),
-            "STOPPING" => (Running, "Stopping"),
-            "SUSPENDING" => (Running, "Suspending"),
-            "SUSPENDED" => (Paused, "Suspended"),
-            "SUCCESS" => (Succeeded, "Succeeded"),
-            "FAILED" => (Failed, "Failed"),
-            "CANCELED" => (Cancelled, "Canceled"),
-            _ => (Unknown, "UnknownStatus"),
-        },
-        _ => (Unknown, "UnknownStatus"),
-    }
-}
+pub use changeorder_cloud::status::classify;
 
 pub const CONDITION_READY: &str = "Ready";
 pub const CONDITION_RECONCILING: &str = "Reconciling";
@@ -770,7 +738,7 @@ mod tests {
         order.creator = Some("dev@example.com".into());
         order.batch_count = Some(3);
         order.current_batch = Some(2);
-        order.batches = vec![crate::cloud::model::Batch {
+        order.batches = vec![changeorder_cloud::model::Batch {
             name: "Batch 1".into(),
             state: "2".into(),
             start_time: Some(ts("2026-01-01T00:00:00Z")),

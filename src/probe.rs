@@ -10,15 +10,15 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use serde_yaml::Value;
 
-use crate::cloud::chain::{ChainConfig, OperatorChain};
-use crate::cloud::client::merge;
-use crate::cloud::model::{CloudOrder, Provider};
-use crate::cloud::sts::{OidcConfig, OidcProvider};
-use crate::cloud::{ClientConfig, CloudClient, Credentials, Target};
 use crate::controller::fetch::{Detail, Listing, fetch};
 use crate::controller::identity::{Identities, KeylessSettings, Source};
 use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrderWatch;
+use changeorder_cloud::chain::{ChainConfig, OperatorChain};
+use changeorder_cloud::client::merge;
+use changeorder_cloud::model::{CloudOrder, Provider};
+use changeorder_cloud::sts::{OidcConfig, OidcProvider};
+use changeorder_cloud::{ClientConfig, CloudClient, Credentials};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProbeArgs {
@@ -69,7 +69,7 @@ pub struct ProbeArgs {
     pub sts_endpoint: Option<String>,
 
     /// ECS metadata service, for `spec.credentials.source: OperatorIdentity` on an ECS node.
-    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = crate::cloud::imds::DEFAULT_METADATA_ENDPOINT)]
+    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = changeorder_cloud::imds::DEFAULT_METADATA_ENDPOINT)]
     pub ecs_metadata_endpoint: String,
 }
 
@@ -117,7 +117,7 @@ fn one_line(s: &str) -> String {
 pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let watch = read_watch(&args.file)?;
     let file = args.file.display();
-    let target = Target::from_spec(&watch.spec).map_err(|m| format!("{file}: {m}"))?;
+    let target = watch.spec.target().map_err(|m| format!("{file}: {m}"))?;
     let cfg = ClientConfig {
         request_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         read_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
@@ -133,7 +133,7 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
             let chain = OperatorChain::new(chain, &cfg).map_err(|e| e.to_string())?;
             let what = chain.config().describe();
             chain
-                .credentials(crate::cloud::sts::REFRESH_MARGIN)
+                .credentials(changeorder_cloud::sts::REFRESH_MARGIN)
                 .await
                 .map_err(|e| format!("{what}: {e}"))?
         }
@@ -214,7 +214,7 @@ async fn service_account_credentials(
     let sts_endpoint = args
         .sts_endpoint
         .clone()
-        .unwrap_or_else(|| crate::cloud::chain::sts_endpoint_from_env(env));
+        .unwrap_or_else(|| changeorder_cloud::chain::sts_endpoint_from_env(env));
     let identities = Identities::new(KeylessSettings {
         sts_endpoint,
         ..KeylessSettings::default()
@@ -441,7 +441,7 @@ mod tests {
             kubeconfig: None,
             namespace: None,
             sts_endpoint: None,
-            ecs_metadata_endpoint: crate::cloud::imds::DEFAULT_METADATA_ENDPOINT.into(),
+            ecs_metadata_endpoint: changeorder_cloud::imds::DEFAULT_METADATA_ENDPOINT.into(),
         };
         let e = run(&args, |_| None).await.unwrap_err();
         assert_eq!(

@@ -2,7 +2,7 @@
 //! target uses every check.
 #![allow(dead_code)]
 
-use changeorder_operator::cloud::model::{CloudOrder, Provider};
+use changeorder_cloud::model::{CloudOrder, Provider};
 use changeorder_operator::mapping;
 
 /// A fixed "now", so a failing input reproduces exactly.
@@ -77,7 +77,7 @@ pub fn check_detail(o: &CloudOrder, provider: Provider, requested: &str) {
     }
     let mut listed = CloudOrder::new(provider, o.id.clone(), o.status.clone());
     listed.creator = Some("from-the-list".into());
-    let merged = changeorder_operator::cloud::common::merge(&listed, o.clone());
+    let merged = changeorder_cloud::common::merge(&listed, o.clone());
     assert_eq!(merged.id, o.id);
     assert!(merged.detailed);
     assert_eq!(merged.batches, o.batches);

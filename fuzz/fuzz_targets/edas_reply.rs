@@ -4,9 +4,9 @@
 
 mod common;
 
-use changeorder_operator::cloud::edas::{parse_detail, parse_list};
-use changeorder_operator::cloud::model::Provider;
-use changeorder_operator::cloud::time::default_offset;
+use changeorder_cloud::edas::{parse_detail, parse_list};
+use changeorder_cloud::model::Provider;
+use changeorder_cloud::time::default_offset;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

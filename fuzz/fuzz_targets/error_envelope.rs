@@ -2,10 +2,10 @@
 //! `classify_reply`, the function every call's reply goes through.
 #![no_main]
 
-use changeorder_operator::cloud::ErrorKind;
-use changeorder_operator::cloud::error::RAW_EXCERPT_CHARS;
-use changeorder_operator::cloud::http::classify_reply;
-use changeorder_operator::cloud::model::Provider;
+use changeorder_cloud::ErrorKind;
+use changeorder_cloud::error::RAW_EXCERPT_CHARS;
+use changeorder_cloud::http::classify_reply;
+use changeorder_cloud::model::Provider;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(ok_status, "HTTP {status} accepted");
             assert!(v.is_object(), "a non-object accepted");
             // STS's AssumeRoleWithOIDC reply goes through the same envelope.
-            if let Ok((_, expires)) = changeorder_operator::cloud::sts::parse_assumed(&v) {
+            if let Ok((_, expires)) = changeorder_cloud::sts::parse_assumed(&v) {
                 let _ = expires.saturating_add(jiff::SignedDuration::from_secs(300));
             }
         }

@@ -1,7 +1,7 @@
 //! The rate-limit headers (`x-ratelimit-user-api: Limit:1,Remain:0,TimeLeft:1500,...`).
 #![no_main]
 
-use changeorder_operator::cloud::error::{MAX_RATELIMIT_WAIT, parse_ratelimit};
+use changeorder_cloud::error::{MAX_RATELIMIT_WAIT, parse_ratelimit};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

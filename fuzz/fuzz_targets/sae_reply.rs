@@ -4,9 +4,9 @@
 
 mod common;
 
-use changeorder_operator::cloud::model::Provider;
-use changeorder_operator::cloud::sae::{is_last_page, parse_detail, parse_list_page};
-use changeorder_operator::cloud::time::default_offset;
+use changeorder_cloud::model::Provider;
+use changeorder_cloud::sae::{is_last_page, parse_detail, parse_list_page};
+use changeorder_cloud::time::default_offset;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

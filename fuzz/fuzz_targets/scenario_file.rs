@@ -5,12 +5,12 @@
 
 mod common;
 
-use changeorder_operator::cloud::model::{CloudOrder, Provider};
-use changeorder_operator::cloud::sign::{encode_query, percent_encode};
-use changeorder_operator::cloud::{appstack, edas, sae};
-use changeorder_operator::sim::scenario::App;
-use changeorder_operator::sim::state::batch_count;
-use changeorder_operator::sim::{Scenario, World, answer};
+use changeorder_cloud::model::{CloudOrder, Provider};
+use changeorder_cloud::sign::{encode_query, percent_encode};
+use changeorder_cloud::{appstack, edas, sae};
+use changeorder_sim::scenario::App;
+use changeorder_sim::state::batch_count;
+use changeorder_sim::{Scenario, World, answer};
 use libfuzzer_sys::fuzz_target;
 
 fn query(pairs: &[(&str, &str)]) -> String {

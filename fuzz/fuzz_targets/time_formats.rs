@@ -2,8 +2,8 @@
 //! formats read back by the client.
 #![no_main]
 
-use changeorder_operator::cloud::time::{parse_offset, parse_time, parse_time_str};
-use changeorder_operator::sim::state::{epoch_ms, iso, zoneless};
+use changeorder_cloud::time::{parse_offset, parse_time, parse_time_str};
+use changeorder_sim::state::{epoch_ms, iso, zoneless};
 use jiff::tz::Offset;
 use libfuzzer_sys::fuzz_target;
 

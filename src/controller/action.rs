@@ -40,11 +40,6 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use crate::cloud::actions::{Write, outcome_unknown};
-use crate::cloud::client::{CloudClient, Target};
-use crate::cloud::credentials::{Credentials, check_secret_type};
-use crate::cloud::error::{CloudError, ErrorKind};
-use crate::cloud::model::{CloudOrder, Provider};
 use crate::controller::context::Settings;
 use crate::controller::identity::{Identities, IdentityError, Source};
 use crate::controller::spec::WatchConfig;
@@ -54,6 +49,11 @@ use crate::crd::{
     ObservedOrder, Phase, RECONCILE_REQUEST_ANNOTATION,
 };
 use crate::mapping;
+use changeorder_cloud::actions::{Write, outcome_unknown};
+use changeorder_cloud::client::{CloudClient, Target};
+use changeorder_cloud::credentials::{Credentials, check_secret_type};
+use changeorder_cloud::error::{CloudError, ErrorKind};
+use changeorder_cloud::model::{CloudOrder, Provider};
 
 /// The operator-level switch and retention of finished requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -984,7 +984,7 @@ async fn retain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::model::{Batch, RawStatus};
+    use changeorder_cloud::model::{Batch, RawStatus};
 
     fn order(status: i64, batch: u32) -> CloudOrder {
         let mut o = CloudOrder::new(Provider::Sae, "o", RawStatus::Code(status));

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::cloud::policy::EndpointPolicy;
+use changeorder_cloud::policy::EndpointPolicy;
+pub use changeorder_cloud::time::{DurationError, parse_duration};
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -88,7 +89,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "CHANGEORDER_ALLOWED_ENDPOINTS",
-        default_value = crate::cloud::policy::DEFAULT_ALLOWED_ENDPOINTS,
+        default_value = changeorder_cloud::policy::DEFAULT_ALLOWED_ENDPOINTS,
         value_parser = EndpointPolicy::parse
     )]
     pub allowed_endpoints: EndpointPolicy,
@@ -102,7 +103,7 @@ pub struct RunArgs {
 
     /// ECS instance metadata service, for the node's RAM role as the operator's own identity.
     /// Must fall under --allowed-endpoints (the default policy does not include it).
-    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = crate::cloud::imds::DEFAULT_METADATA_ENDPOINT)]
+    #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = changeorder_cloud::imds::DEFAULT_METADATA_ENDPOINT)]
     pub ecs_metadata_endpoint: String,
 
     /// Namespaces whose watches may use the operator's own identity (`spec.credentials.source:
@@ -146,62 +147,38 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// standby taking over, and the Lease itself counts whole seconds.
 pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(3);
 
-fn at_least(s: &str, min: Duration, min_text: &str) -> Result<Duration, String> {
+/// A flag's value that is not a duration the operator accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error(transparent)]
+    NotADuration(#[from] DurationError),
+    #[error("must be at least {min}, got {text:?}")]
+    TooShort { min: &'static str, text: String },
+}
+
+fn at_least(s: &str, min: Duration, min_text: &'static str) -> Result<Duration, FlagError> {
     let d = parse_duration(s)?;
     if d < min {
-        return Err(format!("must be at least {min_text}, got {s:?}"));
+        return Err(FlagError::TooShort {
+            min: min_text,
+            text: s.to_string(),
+        });
     }
     Ok(d)
 }
 
 /// A duration of at least [`MIN_INTERVAL`].
-pub fn parse_interval(s: &str) -> Result<Duration, String> {
+pub fn parse_interval(s: &str) -> Result<Duration, FlagError> {
     at_least(s, MIN_INTERVAL, "1s")
 }
 
 /// A lease duration of at least [`MIN_LEASE_DURATION`].
-pub fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_lease_duration(s: &str) -> Result<Duration, FlagError> {
     at_least(
         s,
         MIN_LEASE_DURATION,
         "3s (a third of it is the leader's safety margin)",
     )
-}
-
-/// Go-style durations (`90s`, `1m30s`, `250ms`, `2h`), the format the CRD uses too.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration {s:?}: use a number with a unit, e.g. 30s, 5m, 1h30m, 250ms");
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if num_len == 0 {
-            return Err(err());
-        }
-        let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    Duration::try_from_secs_f64(total).map_err(|_| err())
 }
 
 #[cfg(test)]
@@ -221,7 +198,7 @@ mod tests {
             assert_eq!(parse_duration(s), Ok(Duration::from_secs_f64(secs)), "{s}");
         }
         for bad in ["", "5", "m", "5x", "-1s", "1s2", "s5"] {
-            let e = parse_duration(bad).expect_err(bad);
+            let e = parse_duration(bad).expect_err(bad).to_string();
             assert!(e.contains("invalid duration"), "{e}");
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::cloud::http::{Claim, Demand};
+use changeorder_cloud::http::{Claim, Demand};
 
 /// A queued claim not taken up this long after it was due is dropped (its poller went away or
 /// is held up): it no longer holds back the pollers queued after it.
@@ -196,11 +196,11 @@ impl Budget {
     }
 }
 
-impl crate::cloud::http::CallBudget for Budget {
+impl changeorder_cloud::http::CallBudget for Budget {
     fn admit<'a>(
         &'a self,
-        _provider: crate::cloud::model::Provider,
-        creds: &'a crate::cloud::credentials::Credentials,
+        _provider: changeorder_cloud::model::Provider,
+        creds: &'a changeorder_cloud::credentials::Credentials,
         host: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(async move { self.take(&key_for(creds, host)).await })
@@ -208,8 +208,8 @@ impl crate::cloud::http::CallBudget for Budget {
 
     fn wait_for<'a>(
         &'a self,
-        _provider: crate::cloud::model::Provider,
-        creds: &'a crate::cloud::credentials::Credentials,
+        _provider: changeorder_cloud::model::Provider,
+        creds: &'a changeorder_cloud::credentials::Credentials,
         host: &'a str,
         calls: u32,
         claim: &Claim<'a>,
@@ -219,8 +219,8 @@ impl crate::cloud::http::CallBudget for Budget {
 
     fn pace<'a>(
         &'a self,
-        _provider: crate::cloud::model::Provider,
-        creds: &'a crate::cloud::credentials::Credentials,
+        _provider: changeorder_cloud::model::Provider,
+        creds: &'a changeorder_cloud::credentials::Credentials,
         host: &'a str,
         demand: &Demand<'a>,
     ) -> Duration {
@@ -230,7 +230,7 @@ impl crate::cloud::http::CallBudget for Budget {
 
 /// The budget key: the credential's identity (its hash covers the secret) and the endpoint's
 /// host, so neither a borrowed AccessKey id nor a tenant's own endpoint drains another's.
-pub fn key_for(credentials: &crate::cloud::credentials::Credentials, host: &str) -> String {
+pub fn key_for(credentials: &changeorder_cloud::credentials::Credentials, host: &str) -> String {
     format!("{}@{host}", credentials.fingerprint())
 }
 

@@ -10,14 +10,14 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::time::Instant;
 
-use crate::cloud::client::CloudClient;
-use crate::cloud::credentials::Credentials;
-use crate::cloud::model::Provider;
-use crate::cloud::policy::EndpointPolicy;
 use crate::controller::cache::OrderCache;
 use crate::controller::identity::{Identities, KeylessSettings};
 use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrderWatch;
+use changeorder_cloud::client::CloudClient;
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::model::Provider;
+use changeorder_cloud::policy::EndpointPolicy;
 
 /// Operator-wide defaults, from the `run` flags.
 #[derive(Clone, Debug)]

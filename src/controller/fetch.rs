@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 
-use crate::cloud::client::{CloudClient, Target};
-use crate::cloud::credentials::Credentials;
-use crate::cloud::error::{CloudError, ErrorKind};
-use crate::cloud::model::CloudOrder;
 use crate::mapping::classify;
+use changeorder_cloud::client::{CloudClient, Target};
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::error::{CloudError, ErrorKind};
+use changeorder_cloud::model::CloudOrder;
 
 /// Describes of one poll run at most this many at a time (each call still takes from the budget).
 const DESCRIBE_CONCURRENCY: usize = 4;
@@ -155,7 +155,7 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::model::{Provider, RawStatus};
+    use changeorder_cloud::model::{Provider, RawStatus};
 
     #[test]
     fn dedup_keeps_first_and_order_and_is_linear() {

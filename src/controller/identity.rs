@@ -17,14 +17,14 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 
-use crate::cloud::chain::{ChainConfig, OperatorChain};
-use crate::cloud::credentials::Credentials;
-use crate::cloud::error::CloudError;
-use crate::cloud::http::ClientConfig;
-use crate::cloud::policy::EndpointPolicy;
-use crate::cloud::sts::{AssumeRequest, REFRESH_MARGIN, StsClient, fresh};
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrderWatchSpec, CredentialSourceKind, ServiceAccountRef};
+use changeorder_cloud::chain::{ChainConfig, OperatorChain};
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::error::CloudError;
+use changeorder_cloud::http::ClientConfig;
+use changeorder_cloud::policy::EndpointPolicy;
+use changeorder_cloud::sts::{AssumeRequest, REFRESH_MARGIN, StsClient, fresh};
 
 /// ServiceAccount annotations read when the watch does not name the role / provider itself.
 pub const ROLE_ARN_ANNOTATION: &str = "changeorder.io/role-arn";
@@ -69,7 +69,7 @@ impl KeylessSettings {
                     format!("https://{e}")
                 }
             })
-            .unwrap_or_else(|| crate::cloud::chain::sts_endpoint_from_env(var));
+            .unwrap_or_else(|| changeorder_cloud::chain::sts_endpoint_from_env(var));
         KeylessSettings {
             operator_identity: ChainConfig::from_env_with(
                 var,
@@ -121,7 +121,7 @@ pub fn source_of(spec: &ChangeOrderWatchSpec) -> Result<Source, String> {
     }
     let keyless = !matches!(
         spec.provider,
-        crate::cloud::model::Provider::Edas | crate::cloud::model::Provider::Sae
+        changeorder_cloud::model::Provider::Edas | changeorder_cloud::model::Provider::Sae
     );
     if let Some(r) = &spec.credentials_secret_ref {
         return Ok(Source::Secret(r.name.clone()));
@@ -475,7 +475,7 @@ mod tests {
         both.extend(sa.as_object().unwrap().clone());
         assert!(source_of(&spec(serde_json::Value::Object(both))).is_err());
         let mut appstack = spec(sa);
-        appstack.provider = crate::cloud::model::Provider::Appstack;
+        appstack.provider = changeorder_cloud::model::Provider::Appstack;
         assert!(source_of(&appstack).unwrap_err().contains("appstack"));
     }
 

@@ -18,8 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::cloud::model::Provider;
 use crate::crd::Phase;
+use changeorder_cloud::model::Provider;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "changeorder";

@@ -34,10 +34,10 @@ use kube::{Client, ResourceExt};
 pub use args::RunArgs;
 pub use context::{Context, Settings};
 
-use crate::cloud::client::CloudClient;
 use crate::controller::cache::{LeanOrder, OrderCache};
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, labels};
+use changeorder_cloud::client::CloudClient;
 
 /// Everything one controller instance needs besides the Kubernetes client.
 #[derive(Clone)]

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::cloud::common::merge;
-use crate::cloud::model::{AppRef, Batch, CloudOrder, RawStatus};
 use crate::controller::fetch::{Detail, Fetched};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, Phase};
 use crate::mapping::{self, CONDITION_READY, REASON_ORDER_NOT_FOUND, classify, desired_object, object_name};
+use changeorder_cloud::common::merge;
+use changeorder_cloud::model::{AppRef, Batch, CloudOrder, RawStatus};
 
 /// Polls in a row an order may go undescribed (failures, skips) or unknown before the operator
 /// stops asking and writes what it has.
@@ -147,7 +147,9 @@ pub fn as_listed(obj: &ChangeOrder) -> CloudOrder {
     let status = obj.status.as_ref();
     let raw = match status.and_then(|s| s.provider_status.as_deref()) {
         Some(v) => match v.parse::<i64>() {
-            Ok(code) if obj.spec.provider != crate::cloud::model::Provider::Appstack => RawStatus::Code(code),
+            Ok(code) if obj.spec.provider != changeorder_cloud::model::Provider::Appstack => {
+                RawStatus::Code(code)
+            }
             _ => RawStatus::Text(v.to_string()),
         },
         None => RawStatus::Missing,
@@ -475,9 +477,9 @@ pub fn needs_status_write(desired: &ChangeOrder, stored: Option<&ChangeOrder>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::error::CloudError;
-    use crate::cloud::model::{Provider, RawStatus};
     use crate::crd::ChangeOrderWatchSpec;
+    use changeorder_cloud::error::CloudError;
+    use changeorder_cloud::model::{Provider, RawStatus};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
@@ -608,7 +610,7 @@ mod tests {
     fn throttled() -> Detail {
         Detail::Failed(
             CloudError::new(
-                crate::cloud::error::ErrorKind::Throttled,
+                changeorder_cloud::error::ErrorKind::Throttled,
                 "Request was denied due to user flow control.",
             )
             .with_code("Throttling.User"),

@@ -15,9 +15,6 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tokio::time::Instant;
 
-use crate::cloud::credentials::{Credentials, check_secret_type};
-use crate::cloud::error::{CloudError, ErrorKind};
-use crate::cloud::http::{Claim, Demand};
 pub use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::apply::{self, Applied};
 use crate::controller::context::{Context, Error, Memory};
@@ -30,6 +27,9 @@ use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, LatestOrder, RECONCILE_REQUEST_ANNOTATION};
 use crate::mapping::label_value;
+use changeorder_cloud::credentials::{Credentials, check_secret_type};
+use changeorder_cloud::error::{CloudError, ErrorKind};
+use changeorder_cloud::http::{Claim, Demand};
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();

@@ -13,13 +13,13 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::admin::{self, Readiness};
-use crate::cloud::client::CloudClient;
-use crate::cloud::http::{CallOutcome, ClientConfig};
 use crate::controller::budget::Budget;
 use crate::controller::leader::{ElectionConfig, ElectionState, LeaderElection, default_identity};
 use crate::controller::metrics::Metrics;
 use crate::controller::{RunArgs, Runtime, Settings, run_controllers};
 use crate::crd::ChangeOrderWatch;
+use changeorder_cloud::client::CloudClient;
+use changeorder_cloud::http::{CallOutcome, ClientConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use crate::cloud::client::Target;
 use crate::controller::args::parse_duration;
 use crate::controller::context::Settings;
 use crate::controller::plan::Retention;
 use crate::crd::ChangeOrderWatchSpec;
+use changeorder_cloud::client::Target;
 
 /// A watch's spec, validated and with the operator's defaults filled in.
 #[derive(Clone, Debug)]
@@ -23,7 +23,7 @@ pub struct WatchConfig {
 
 impl WatchConfig {
     pub fn from_spec(spec: &ChangeOrderWatchSpec, settings: &Settings) -> Result<Self, String> {
-        let target = Target::from_spec(spec)?;
+        let target = spec.target().map_err(|e| e.to_string())?;
         let source = crate::controller::identity::source_of(spec)?;
         let interval = duration_field(
             "spec.interval",

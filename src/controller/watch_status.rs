@@ -18,9 +18,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::cloud::error::ErrorKind;
 use crate::conditions::{condition, find, tri};
 use crate::crd::{ChangeOrder, ChangeOrderWatchStatus, LatestOrder, OrderCounts, Phase};
+use changeorder_cloud::error::ErrorKind;
 
 /// Condition types of a watch.
 pub mod condition_type {

@@ -2,7 +2,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::model::Provider;
+use changeorder_cloud::model::Provider;
 
 /// One cloud change order, as the cloud reports it. Written by the controller only.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -75,73 +75,7 @@ pub struct ChangeOrderSpec {
     pub env_names: Vec<String>,
 }
 
-/// Where an order stands. See the contract for the mapping from provider values.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, schemars::JsonSchema)]
-pub enum Phase {
-    Pending,
-    Running,
-    AwaitingConfirmation,
-    AwaitingApproval,
-    Paused,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Unknown,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 9] = [
-        Phase::Pending,
-        Phase::Running,
-        Phase::AwaitingConfirmation,
-        Phase::AwaitingApproval,
-        Phase::Paused,
-        Phase::Succeeded,
-        Phase::Failed,
-        Phase::Cancelled,
-        Phase::Unknown,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::AwaitingConfirmation => "AwaitingConfirmation",
-            Phase::AwaitingApproval => "AwaitingApproval",
-            Phase::Paused => "Paused",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-            Phase::Cancelled => "Cancelled",
-            Phase::Unknown => "Unknown",
-        }
-    }
-
-    /// Finished for good: the cloud will not change it again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Cancelled)
-    }
-
-    /// Still moving, so worth polling often. `Unknown` is not: a status outside the table
-    /// (or an order the cloud no longer has) would otherwise keep a watch on the fast
-    /// interval forever; it counts as finished for scheduling and retention.
-    pub fn is_in_flight(self) -> bool {
-        !self.is_terminal() && self != Phase::Unknown
-    }
-
-    /// A person has to act (confirm a batch, approve, resume).
-    pub fn awaits_input(self) -> bool {
-        matches!(
-            self,
-            Phase::AwaitingConfirmation | Phase::AwaitingApproval | Phase::Paused
-        )
-    }
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use changeorder_cloud::status::Phase;
 
 /// Where the order stands, as the cloud last reported it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]

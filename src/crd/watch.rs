@@ -2,8 +2,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use crate::cloud::model::Provider;
 use crate::crd::Phase;
+use changeorder_cloud::model::Provider;
 
 /// What to poll: one application of one release system.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -236,6 +236,36 @@ pub struct Retention {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub max_age: Option<String>,
+}
+
+impl ChangeOrderWatchSpec {
+    /// The fields that say what to poll, as the cloud layer reads them.
+    pub fn target_spec(&self) -> changeorder_cloud::target::TargetSpec {
+        use changeorder_cloud::sign::Scheme;
+        changeorder_cloud::target::TargetSpec {
+            provider: self.provider,
+            region: self.region.clone(),
+            endpoint: self.endpoint.clone(),
+            app_id: self.app_id.clone(),
+            organization_id: self.organization_id.clone(),
+            app_name: self.app_name.clone(),
+            env_names: self.env_names.clone(),
+            states: self
+                .states
+                .as_ref()
+                .map(|states| states.iter().map(|s| s.as_str().to_string()).collect()),
+            signature: self.signature_version.map(|v| match v {
+                SignatureVersion::V3 => Scheme::V3,
+                SignatureVersion::Roa => Scheme::Roa,
+            }),
+            time_zone: self.time_zone.clone(),
+        }
+    }
+
+    /// What to poll, validated; the error names the field.
+    pub fn target(&self) -> Result<changeorder_cloud::Target, changeorder_cloud::target::TargetError> {
+        changeorder_cloud::Target::from_spec(&self.target_spec())
+    }
 }
 
 /// How EDAS and SAE requests are signed.

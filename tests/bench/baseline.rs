@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::time::Instant;
 
-use changeorder_operator::cloud::model::{AppRef, Batch, CloudOrder, Provider, RawStatus};
+use changeorder_cloud::model::{AppRef, Batch, CloudOrder, Provider, RawStatus};
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch, ChangeOrderWatchSpec};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{Timestamp, ToSpan};

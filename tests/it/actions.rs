@@ -6,16 +6,16 @@ use crate::support;
 
 use std::time::Duration;
 
-use changeorder_operator::cloud::actions::Write;
-use changeorder_operator::cloud::client::{CloudClient, Target};
-use changeorder_operator::cloud::credentials::Credentials;
-use changeorder_operator::cloud::error::ErrorKind;
-use changeorder_operator::cloud::http::{ClientConfig, RetryPolicy};
-use changeorder_operator::cloud::model::RawStatus;
+use changeorder_cloud::actions::Write;
+use changeorder_cloud::client::{CloudClient, Target};
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::error::ErrorKind;
+use changeorder_cloud::http::{ClientConfig, RetryPolicy};
+use changeorder_cloud::model::RawStatus;
 use changeorder_operator::controller::Settings;
 use changeorder_operator::controller::action::ActionSettings;
 use changeorder_operator::crd::{ActionPhase, ChangeOrder, ChangeOrderAction, ChangeOrderWatchSpec};
-use changeorder_operator::sim;
+use changeorder_sim as sim;
 use kube::ResourceExt;
 use kube::api::PostParams;
 use support::cluster::{TestNamespace, eventually};
@@ -413,7 +413,7 @@ fn target(provider: &str, app: &str, sim: &sim::RunningSim, scheme: &str) -> Tar
         "credentialsSecretRef": {"name": "x"}, "signatureVersion": scheme,
     }))
     .expect("spec");
-    Target::from_spec(&spec).expect("target")
+    spec.target().expect("target")
 }
 
 fn keys(secret: &str) -> Credentials {
@@ -600,7 +600,7 @@ async fn the_plugin_confirms_and_reports_a_refusal() {
     let waiting = order_named(&ns, WAITING).await.name_any();
     let done = order_named(&ns, "done-1").await.name_any();
     let plugin = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+        std::process::Command::new(crate::support::process::workspace_bin("kubectl-changeorder"))
             .env("KUBECONFIG", ns.cluster().kubeconfig())
             .args(["-n", ns.name()])
             .args(args)

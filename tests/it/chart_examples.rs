@@ -135,20 +135,3 @@ fn ci_pipeline_runs_the_wait_script() {
     );
     assert!(examples().join("ci/wait-for-change-order.sh").is_file());
 }
-
-/// The plugin example's commands are accepted by the plugin's own command line.
-#[test]
-fn ci_plugin_example_uses_valid_plugin_commands() {
-    use clap::Parser;
-    let wf = docs(&examples().join("ci/github-actions-plugin.yaml"));
-    let steps = wf[0]["jobs"]["deploy"]["steps"].as_sequence().unwrap();
-    let mut checked = 0;
-    for run in steps.iter().filter_map(|s| s["run"].as_str()) {
-        if let Some(rest) = run.trim().strip_prefix("kubectl changeorder ") {
-            let args = std::iter::once("kubectl-changeorder").chain(rest.split_whitespace());
-            changeorder_operator::plugin::Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{run}: {e}"));
-            checked += 1;
-        }
-    }
-    assert_eq!(checked, 2, "wait and status");
-}

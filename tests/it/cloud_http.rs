@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use changeorder_operator::cloud::model::{AppRef, Provider, RawStatus};
-use changeorder_operator::cloud::sign::Scheme;
-use changeorder_operator::cloud::time::default_offset;
-use changeorder_operator::cloud::{
+use changeorder_cloud::model::{AppRef, Provider, RawStatus};
+use changeorder_cloud::sign::Scheme;
+use changeorder_cloud::time::default_offset;
+use changeorder_cloud::{
     CallOutcome, ClientConfig, CloudClient, CloudError, Credentials, ErrorKind, RetryPolicy, Target,
 };
 use serde_json::{Value, json};
@@ -137,7 +137,7 @@ async fn edas_list_and_describe_with_v3_and_roa() {
         assert_eq!(d.batches.len(), 2);
         assert_eq!(d.current_batch, Some(2));
         assert_eq!(d.message.as_deref(), Some("Deploying batch 2"));
-        let merged = changeorder_operator::cloud::client::merge(&orders[0], d);
+        let merged = changeorder_cloud::client::merge(&orders[0], d);
         assert_eq!(merged.creator.as_deref(), Some("alice"));
     }
     let reqs = stub.requests();

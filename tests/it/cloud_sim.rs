@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use changeorder_operator::cloud::model::{AppRef, Provider, RawStatus};
-use changeorder_operator::cloud::sign::Scheme;
-use changeorder_operator::cloud::time::default_offset;
-use changeorder_operator::cloud::{ClientConfig, CloudClient, Credentials, ErrorKind, RetryPolicy, Target};
-use changeorder_operator::sim::{self, Credential, RunningSim, Scenario, SimConfig};
+use changeorder_cloud::model::{AppRef, Provider, RawStatus};
+use changeorder_cloud::sign::Scheme;
+use changeorder_cloud::time::default_offset;
+use changeorder_cloud::{ClientConfig, CloudClient, Credentials, ErrorKind, RetryPolicy, Target};
+use changeorder_sim::{self as sim, Credential, RunningSim, Scenario, SimConfig};
 
 const ID: &str = "sim-test-id";
 const SECRET: &str = "sim-test-secret";

@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use changeorder_operator::cloud::sts::{OidcConfig, OidcProvider};
-use changeorder_operator::cloud::{ClientConfig, Credentials, ErrorKind};
+use changeorder_cloud::sts::{OidcConfig, OidcProvider};
+use changeorder_cloud::{ClientConfig, Credentials, ErrorKind};
 use serde_json::json;
 use support::stub::{Req, Resp, start};
 
@@ -29,7 +29,7 @@ fn config(endpoint: String, file: &tempfile::NamedTempFile) -> OidcConfig {
 }
 
 fn form(req: &Req) -> Vec<(String, String)> {
-    changeorder_operator::cloud::sign::parse_query(&String::from_utf8_lossy(&req.body))
+    changeorder_cloud::sign::parse_query(&String::from_utf8_lossy(&req.body))
 }
 
 fn sts(expires_in: i64) -> impl Fn(&Req) -> Resp + Send + Sync + 'static {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use changeorder_operator::crd::{ChangeOrderWatch, RECONCILE_REQUEST_ANNOTATION};
-use changeorder_operator::sim::Scenario;
+use changeorder_sim::Scenario;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, Patch, PatchParams};
@@ -28,13 +28,8 @@ fn edas_watch(endpoint: &str, app: &str) -> serde_json::Value {
 async fn every_contract_row_reaches_a_change_order() {
     let ns = namespace("rows").await;
     let sim = start_sim_with(Scenario::demo().expect("demo scenario")).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
-    create_secret(
-        &ns,
-        "token",
-        &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)],
-    )
-    .await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_secret(&ns, "token", &[("token", changeorder_sim::DEFAULT_YUNXIAO_TOKEN)]).await;
     let url = sim.url();
     create_watch(&ns, "edas", edas_watch(&url, "demo-edas-app")).await;
     create_watch(&ns, "edas-single", edas_watch(&url, "demo-edas-single")).await;
@@ -155,7 +150,7 @@ apps:
 async fn an_order_moves_through_its_phases_and_kubectl_follows() {
     let ns = namespace("progress").await;
     let sim = start_sim(PROGRESS).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(&ns, "app", edas_watch(&sim.url(), "app-progress")).await;
 
     // Record every phase the object goes through, as a watching user would see it.
@@ -330,7 +325,7 @@ apps:
 async fn settled_orders_cause_no_writes_and_no_describes() {
     let ns = namespace("quiet").await;
     let sim = start_sim(SETTLED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(
         &ns,
         "app",
@@ -396,7 +391,7 @@ apps:
 async fn polls_between_lists_describe_only_the_orders_in_flight() {
     let ns = namespace("discovery").await;
     let sim = start_sim(DISCOVERY).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(
         &ns,
         "app",
@@ -505,7 +500,8 @@ async fn wrong_secret_is_retried_slowly_and_recovers() {
     assert!(orders(&ns).await.is_empty());
 
     // Fix the Secret: the watch polls again and recovers without a restart.
-    let patch = serde_json::json!({"stringData": {"accessKeySecret": changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET}});
+    let patch =
+        serde_json::json!({"stringData": {"accessKeySecret": changeorder_sim::DEFAULT_ACCESS_KEY_SECRET}});
     ns.api::<Secret>()
         .patch("cloud", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -552,7 +548,7 @@ apps:
 async fn throttling_is_reported_then_recovers() {
     let ns = namespace("throttle").await;
     let sim = start_sim(THROTTLED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(&ns, "app", edas_watch(&sim.url(), "app-throttled")).await;
     let _op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
     wait_watch_ready(&ns, "app", "False", "Throttled").await;
@@ -581,7 +577,7 @@ apps:
 async fn retention_prunes_and_deleting_a_watch_removes_its_orders() {
     let ns = namespace("retention").await;
     let sim = start_sim(MANY).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     let mut spec = edas_watch(&sim.url(), "app-many");
     spec["retention"] = serde_json::json!({"maxFinished": 2});
     create_watch(&ns, "app", spec).await;
@@ -665,12 +661,7 @@ apps:
 async fn a_restart_mid_sync_loses_and_duplicates_nothing() {
     let ns = namespace("restart").await;
     let sim = start_sim(RESTART).await;
-    create_secret(
-        &ns,
-        "token",
-        &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)],
-    )
-    .await;
+    create_secret(&ns, "token", &[("token", changeorder_sim::DEFAULT_YUNXIAO_TOKEN)]).await;
     create_watch(
         &ns,
         "app",
@@ -771,7 +762,7 @@ async fn invalid_specs_are_refused_with_the_field_named() {
 async fn a_suspended_watch_makes_no_calls_until_resumed() {
     let ns = namespace("suspend").await;
     let sim = start_sim(SETTLED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(
         &ns,
         "app",
@@ -815,7 +806,7 @@ apps:
 async fn watches_sharing_an_account_share_its_call_budget() {
     let ns = namespace("budget").await;
     let sim = start_sim(BUSY).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     for app in ["busy-1", "busy-2"] {
         create_watch(&ns, app, serde_json::json!({
             "provider": "sae", "endpoint": sim.url(), "appId": app, "credentialsSecretRef": {"name": "cloud"},
@@ -853,7 +844,7 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
     }
     let busy_sim = start_sim(&busy).await;
     let other_sim = start_sim(SETTLED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     for i in 0..10 {
         create_watch(
             &ns,
@@ -909,7 +900,7 @@ async fn a_busy_account_does_not_stall_another_accounts_watch() {
 async fn an_endpoint_outside_the_policy_gets_no_call() {
     let ns = namespace("policy").await;
     let sim = start_sim(SETTLED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     // The same simulator, named so the policy (http://127.0.0.1:*) does not match it.
     let elsewhere = sim.url().replace("127.0.0.1", "localhost");
     create_watch(
@@ -960,7 +951,7 @@ apps:
 async fn one_bad_watch_never_stops_the_others() {
     let ns = namespace("mixed").await;
     let sim = start_sim(MIXED).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     create_watch(&ns, "good", edas_watch(&sim.url(), "good")).await;
     create_watch(&ns, "broken", edas_watch(&sim.url(), "broken")).await;
     create_watch(&ns, "gone", edas_watch(&sim.url(), "no-such-app")).await;

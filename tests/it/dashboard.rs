@@ -101,7 +101,7 @@ fn value(text: &str, series: &str) -> Option<f64> {
 async fn every_dashboard_query_uses_an_exported_metric_and_watch_series_follow_the_watch() {
     let ns = namespace("dash").await;
     let sim = start_sim(SCENARIO).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     let spec = |secret: &str| {
         serde_json::json!({
             "provider": "edas", "endpoint": sim.url(), "appId": "app-dash",

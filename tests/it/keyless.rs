@@ -11,16 +11,16 @@ use crate::support;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use changeorder_operator::cloud::chain::ChainConfig;
-use changeorder_operator::cloud::credentials::Credentials;
-use changeorder_operator::cloud::imds::ImdsConfig;
+use changeorder_cloud::chain::ChainConfig;
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::imds::ImdsConfig;
 use changeorder_operator::controller::Settings;
 use changeorder_operator::controller::identity::KeylessSettings;
 use changeorder_operator::crd::ChangeOrderWatch;
 use changeorder_operator::probe::{ProbeArgs, run as probe};
-use changeorder_operator::sim::imds::EcsRoleConfig;
-use changeorder_operator::sim::sts::{Jwks, OidcRole, RRSA_AUDIENCE, StsConfig};
-use changeorder_operator::sim::{self, RunningSim, Scenario, SimConfig};
+use changeorder_sim::imds::EcsRoleConfig;
+use changeorder_sim::sts::{Jwks, OidcRole, RRSA_AUDIENCE, StsConfig};
+use changeorder_sim::{self as sim, RunningSim, Scenario, SimConfig};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{DeleteParams, PostParams};
 use support::cluster::{TestCluster, TestNamespace, eventually};
@@ -718,8 +718,8 @@ async fn operator_identity_from_rrsa_variables_and_access_key_variables() {
 /// a tampered one is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_sts_verifies_tokens_and_its_credentials_expire() {
-    use changeorder_operator::cloud::sts::{AssumeRequest, StsClient};
-    use changeorder_operator::cloud::{ClientConfig, CloudClient, ErrorKind, Target};
+    use changeorder_cloud::sts::{AssumeRequest, StsClient};
+    use changeorder_cloud::{ClientConfig, CloudClient, ErrorKind, Target};
     use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
     let ns = namespace("kl-sim-sts").await;
     let sim = keyless_sim(Some(Duration::from_secs(3)), false).await;

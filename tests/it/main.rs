@@ -43,7 +43,6 @@ mod quiet;
 mod security;
 mod sim_appstack;
 mod sim_auth;
-mod sim_cli;
 mod sim_edas;
 mod sim_faults;
 mod sim_sae;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use changeorder_operator::crd::ChangeOrderWatch;
-use changeorder_operator::sim::{self, Scenario};
+use changeorder_sim::{self as sim, Scenario};
 use k8s_openapi::api::coordination::v1::Lease;
 use serde_yaml::Value;
 use support::cluster::{TestNamespace, eventually};
@@ -258,7 +258,7 @@ async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
             ),
             (
                 "CHANGEORDER_LOG".to_string(),
-                "info,changeorder_operator::cloud=debug".to_string(),
+                "info,changeorder_cloud=debug".to_string(),
             ),
         ];
         (Proc::spawn(name, dir.path(), &env, &[]), port)
@@ -383,7 +383,7 @@ apps:
         ),
         (
             "CHANGEORDER_LOG".to_string(),
-            "info,changeorder_operator::cloud=debug".to_string(),
+            "info,changeorder_cloud=debug".to_string(),
         ),
     ];
     let mut leader = Proc::spawn("leader", dir.path(), &env, &[]);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use changeorder_operator::crd::ChangeOrder;
-use changeorder_operator::sim::{self, Scenario};
+use changeorder_sim::{self as sim, Scenario};
 use support::operator::{DEMO_ROWS, assert_contract_row, start_sim_with};
 
 fn probe(dir: &std::path::Path, spec: &str) -> Vec<ChangeOrder> {

@@ -59,13 +59,8 @@ async fn write_requests(client: &kube::Client) -> u64 {
 async fn quiet_polls_of_in_flight_orders_send_no_write_request() {
     let ns = namespace_in(TestCluster::isolated("quiet"), "still").await;
     let sim = start_sim(STILL).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
-    create_secret(
-        &ns,
-        "token",
-        &[("token", changeorder_operator::sim::DEFAULT_YUNXIAO_TOKEN)],
-    )
-    .await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_secret(&ns, "token", &[("token", changeorder_sim::DEFAULT_YUNXIAO_TOKEN)]).await;
     create_watch(
         &ns,
         "edas",

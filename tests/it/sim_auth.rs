@@ -2,8 +2,8 @@
 
 use crate::sim_support;
 
-use changeorder_operator::cloud::sign::Scheme;
-use changeorder_operator::sim::{Credential, Scenario};
+use changeorder_cloud::sign::Scheme;
+use changeorder_sim::{Credential, Scenario};
 use jiff::SignedDuration;
 use sim_support::{Call, KEY_ID, SECRET, client, demo, sim_with};
 

@@ -2,7 +2,7 @@
 
 use crate::sim_support;
 
-use changeorder_operator::cloud::sign::Scheme;
+use changeorder_cloud::sign::Scheme;
 use serde_json::Value;
 use sim_support::{Call, demo, from_yaml, ids};
 

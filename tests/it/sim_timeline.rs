@@ -4,7 +4,7 @@ use crate::sim_support;
 
 use std::time::Duration;
 
-use changeorder_operator::sim::StatsSnapshot;
+use changeorder_sim::StatsSnapshot;
 use serde_json::Value;
 use sim_support::{Call, TOKEN, appstack, client, from_yaml};
 
@@ -50,7 +50,7 @@ apps:
     - {after: 60s, status: SUCCESS}
 ";
 
-async fn edas_status(sim: &changeorder_operator::sim::RunningSim, id: &str) -> Value {
+async fn edas_status(sim: &changeorder_sim::RunningSim, id: &str) -> Value {
     Call::edas_info(id).send(sim).await.json["changeOrderInfo"]["Status"].clone()
 }
 

@@ -372,7 +372,7 @@ apps:
 async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
     let ns = namespace("kstatus").await;
     let sim = start_sim(APPS).await;
-    access_key_secret(&ns, "cloud", changeorder_operator::sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
     // Different providers, so the calls of each watch can be counted apart.
     let mut sae = edas_watch(&sim.url(), "good");
     sae["provider"] = "sae".into();
@@ -417,10 +417,10 @@ async fn the_operator_reports_stalled_watches_once_and_the_latest_order() {
     // Each failed poll gets a new RequestId; the watch is not rewritten for it. The error
     // backoff is at most 4 s here, so 10 s hold at least two more failed polls.
     let version = gone.resource_version();
-    let list_calls = op.calls.count(changeorder_operator::cloud::edas::OP_LIST);
+    let list_calls = op.calls.count(changeorder_cloud::edas::OP_LIST);
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
-        op.calls.count(changeorder_operator::cloud::edas::OP_LIST) >= list_calls + 2,
+        op.calls.count(changeorder_cloud::edas::OP_LIST) >= list_calls + 2,
         "the failing watch kept polling"
     );
     let again = watches.get("gone").await.expect("gone");
@@ -715,7 +715,7 @@ fn flux_health_check_expressions_gate_on_the_newest_order() {
 
 /// `kubectl-changeorder` run directly, against the test cluster.
 fn plugin(ns: &TestNamespace, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+    std::process::Command::new(crate::support::process::workspace_bin("kubectl-changeorder"))
         .env("KUBECONFIG", ns.cluster().kubeconfig())
         .arg("--namespace")
         .arg(ns.name())
@@ -761,7 +761,7 @@ async fn the_kubectl_plugin_reports_and_waits() {
     write_watch_status(&ns, "orders-api").await;
 
     // kubectl finds the plugin on PATH.
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+    let bin_dir = crate::support::process::workspace_bin("kubectl-changeorder")
         .parent()
         .expect("bin dir")
         .to_path_buf();
@@ -811,7 +811,7 @@ async fn the_kubectl_plugin_reports_and_waits() {
     );
 
     // The newest order finishes while the plugin waits on the watch.
-    let waiter = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-changeorder"))
+    let waiter = std::process::Command::new(crate::support::process::workspace_bin("kubectl-changeorder"))
         .env("KUBECONFIG", ns.cluster().kubeconfig())
         .args([
             "-n",

@@ -4,8 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use changeorder_operator::cloud::sign::{self, Scheme, SignInput};
-use changeorder_operator::sim::{Credential, RunningSim, Scenario, SimConfig, start};
+use changeorder_cloud::sign::{self, Scheme, SignInput};
+use changeorder_sim::{Credential, RunningSim, Scenario, SimConfig, start};
 use jiff::Timestamp;
 use serde_json::Value;
 

@@ -6,14 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use changeorder_operator::cloud::Target;
-use changeorder_operator::cloud::client::{CloudClient, merge};
-use changeorder_operator::cloud::credentials::Credentials;
-use changeorder_operator::cloud::http::ClientConfig;
+use changeorder_cloud::client::{CloudClient, merge};
+use changeorder_cloud::credentials::Credentials;
+use changeorder_cloud::http::ClientConfig;
 use changeorder_operator::controller::fetch::{Detail, Listing, fetch};
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
 use changeorder_operator::mapping;
-use changeorder_operator::sim::{self, RunningSim};
+use changeorder_sim::{self as sim, RunningSim};
 
 use super::cluster::{TestCluster, TestNamespace};
 use super::operator::*;
@@ -46,7 +45,7 @@ pub fn shown(status: &changeorder_operator::crd::ChangeOrderStatus) -> Shown {
 /// What the cloud says now, read the way the operator reads it (list, describe every order,
 /// merge), retried until one read has no failure (the faults may still be firing).
 pub async fn cloud_truth(sim: &RunningSim, watch: &ChangeOrderWatch) -> BTreeMap<String, Shown> {
-    let target = Target::from_spec(&watch.spec).expect("valid spec");
+    let target = watch.spec.target().expect("valid spec");
     let keys = BTreeMap::from([
         (
             "accessKeyId".to_string(),

@@ -41,7 +41,7 @@ pub fn init() -> &'static Buffer {
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .with_filter(tracing_subscriber::EnvFilter::new(
-                "info,changeorder_operator=debug,kube=debug",
+                "info,changeorder_operator=debug,changeorder_cloud=debug,kube=debug",
             ));
         let shown = tracing_subscriber::fmt::layer()
             .with_test_writer()

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use changeorder_operator::cloud::client::CloudClient;
-use changeorder_operator::cloud::http::{CallOutcome, ClientConfig, RetryPolicy};
-use changeorder_operator::cloud::policy::EndpointPolicy;
+use changeorder_cloud::client::CloudClient;
+use changeorder_cloud::http::{CallOutcome, ClientConfig, RetryPolicy};
+use changeorder_cloud::policy::EndpointPolicy;
 use changeorder_operator::controller::budget::Budget;
 use changeorder_operator::controller::metrics::Metrics;
 use changeorder_operator::controller::{Runtime, Settings, run_controllers};
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
-use changeorder_operator::sim::{self, RunningSim, SimConfig, scenario::Scenario};
+use changeorder_sim::{self as sim, RunningSim, SimConfig, scenario::Scenario};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};
 use kube::{Client, ResourceExt};

@@ -8,6 +8,19 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_changeorder-operator");
 
+/// A program of another crate of the workspace (`kubectl-changeorder`, `changeorder-sim`), from
+/// the operator's own target directory. `cargo test` at the root builds every crate's programs
+/// (the workspace's default members are all of them, and each has a test that runs its program).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let path = Path::new(BIN).with_file_name(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test` at the root, or `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
 /// One operator process; killed when dropped, its output kept in files for failure reports.
 pub struct Proc {
     pub child: Child,

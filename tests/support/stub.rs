@@ -9,7 +9,8 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
-use changeorder_operator::cloud::sign;
+use changeorder_cloud::sign;
+use changeorder_sim::verify;
 use serde_json::Value;
 
 #[derive(Clone, Debug)]
@@ -175,7 +176,7 @@ pub async fn start(handler: impl Fn(&Req) -> Resp + Send + Sync + 'static) -> St
 /// Verify a request's signature as the gateway does. `Err` carries the server's string to sign.
 pub fn verify(req: &Req, access_key_id: &str, secret: &str) -> Result<(), String> {
     let auth = req.header("authorization").ok_or("no Authorization header")?;
-    if let Some(v3) = sign::parse_v3_authorization(auth) {
+    if let Some(v3) = verify::parse_v3_authorization(auth) {
         if v3.access_key_id != access_key_id {
             return Err(format!("unknown AccessKey {}", v3.access_key_id));
         }
@@ -196,17 +197,17 @@ pub fn verify(req: &Req, access_key_id: &str, secret: &str) -> Result<(), String
             },
             secret,
         );
-        if sign::constant_time_eq(&sig.signature, &v3.signature) {
+        if verify::constant_time_eq(&sig.signature, &v3.signature) {
             Ok(())
         } else {
             Err(sig.string_to_sign)
         }
-    } else if let Some((id, sig)) = sign::parse_roa_authorization(auth) {
+    } else if let Some((id, sig)) = verify::parse_roa_authorization(auth) {
         if id != access_key_id {
             return Err(format!("unknown AccessKey {id}"));
         }
         let sts = sign::roa_string_to_sign(&req.method, &req.path, &req.query, &req.headers);
-        if sign::constant_time_eq(&sign::roa_signature(&sts, secret), &sig) {
+        if verify::constant_time_eq(&sign::roa_signature(&sts, secret), &sig) {
             Ok(())
         } else {
             Err(sts)

@@ -1,7 +1,7 @@
 use super::*;
-use crate::cloud::error::CloudError;
-use crate::cloud::model::Provider;
 use crate::crd::{ChangeOrderSpec, ChangeOrderStatus};
+use changeorder_cloud::error::CloudError;
+use changeorder_cloud::model::Provider;
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")

@@ -1,6 +1,0 @@
-#![forbid(unsafe_code)]
-//! The kubectl plugin: `kubectl changeorder status | wait | refresh` (see `plugin`).
-
-fn main() -> std::process::ExitCode {
-    changeorder_operator::plugin::main()
-}
