@@ -18,18 +18,24 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Build the dependencies first, against stub sources, so they stay cached while only the
-# operator's own code changes.
+# workspace's own code changes. Every member's manifest is needed to load the workspace; only the
+# operator and the cloud crate it uses are built (the simulator and the plugin never enter the
+# image).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src
+COPY crates/cloud/Cargo.toml crates/cloud/
+COPY crates/sim/Cargo.toml crates/sim/
+COPY crates/plugin/Cargo.toml crates/plugin/
+RUN for d in . crates/cloud crates/sim crates/plugin; do \
+        mkdir -p "$d/src" && echo 'fn main() {}' > "$d/src/main.rs" && touch "$d/src/lib.rs"; \
+    done \
+    && cargo build --release --locked -p changeorder-operator --bin changeorder-operator \
+    && rm -rf src crates
 COPY src ./src
+COPY crates ./crates
 COPY tests/tools/image-rootfs.sh /usr/local/bin/image-rootfs.sh
-# `touch` so cargo rebuilds the crate itself, not the stubs' cached artefacts.
-RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked \
+# `touch` so cargo rebuilds the crates themselves, not the stubs' cached artefacts.
+RUN touch src/main.rs src/lib.rs crates/cloud/src/lib.rs \
+    && cargo build --release --locked -p changeorder-operator --bin changeorder-operator \
     && image-rootfs.sh /rootfs target/release/changeorder-operator
 
 FROM scratch

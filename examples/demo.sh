@@ -93,9 +93,10 @@ show_orders() {
   fi
 }
 
-say "building changeorder-operator"
-cargo build --quiet
+say "building changeorder-operator and changeorder-sim"
+cargo build --quiet -p changeorder-operator -p changeorder-sim
 operator=${CARGO_TARGET_DIR:-$root/target}/debug/changeorder-operator
+simulator=${CARGO_TARGET_DIR:-$root/target}/debug/changeorder-sim
 
 pids=()
 ns=demo
@@ -158,17 +159,19 @@ if [ "$node_mode" = 1 ]; then
   say "building the operator image (release build; tests/tools/image.sh)"
   image=$(tests/tools/image.sh --out "$state/changeorder-operator.oci.tar" | tail -n 1)
   say "adding a node (kubelet, containerd, bridge network) and loading the image"
-  tests/tools/node.sh up "$state/cluster" >/dev/null
+  eval "$(tests/tools/node.sh up "$state/cluster")"
   tests/tools/node.sh load "$state/cluster" "$image" 2>/dev/null
-  version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 
-  say "starting the cloud simulator as a pod from the same image (namespace demo)"
+  # The image holds the operator only; the simulator runs on this machine, on the node's bridge
+  # address, which the pods reach.
+  gateway=${NODE_POD_SUBNET%.0/*}.1
+  say "starting the cloud simulator on http://$gateway:8080 (the pods' side of the host)"
+  "$simulator" --listen "$gateway:8080" >"$state/simulator.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do port_busy "$gateway:8080" && break; sleep 0.1; done
+  port_busy "$gateway:8080" || die "the simulator did not start; see $state/simulator.log"
+  sim_url=http://$gateway:8080
   kubectl create namespace demo >/dev/null
-  kubectl run simulator -n demo --image="changeorder-operator:$version" --image-pull-policy=Never \
-    --port=8080 --overrides='{"spec":{"automountServiceAccountToken":false}}' \
-    -- simulate --listen 0.0.0.0:8080 >/dev/null
-  kubectl wait -n demo --for=condition=Ready pod/simulator --timeout=120s >/dev/null
-  sim_url=http://$(kubectl get pod -n demo simulator -o jsonpath='{.status.podIP}'):8080
 
   say "helm install changeorder-operator onto the node (namespace changeorder-system, restricted)"
   kubectl create namespace changeorder-system >/dev/null
@@ -204,7 +207,7 @@ EOF
 fi
 
 say "starting the cloud simulator on http://$sim_addr"
-"$operator" simulate --listen "$sim_addr" >"$state/simulator.log" 2>&1 &
+"$simulator" --listen "$sim_addr" >"$state/simulator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do port_busy "$sim_addr" && break; sleep 0.1; done
 port_busy "$sim_addr" || die "the simulator did not start; see $state/simulator.log"

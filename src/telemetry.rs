@@ -41,10 +41,32 @@ pub fn init(log: &LogArgs) {
 
 /// The filter for `spec`, or the fallback and the reason `spec` was rejected.
 fn filter(spec: &str) -> (EnvFilter, Option<String>) {
-    match EnvFilter::try_new(spec) {
+    match EnvFilter::try_new(with_cloud_targets(spec)) {
         Ok(f) => (f, None),
         Err(e) => (EnvFilter::new(FALLBACK_FILTER), Some(e.to_string())),
     }
+}
+
+/// The cloud layer logs under its own crate's targets (`changeorder_cloud::...`), which were
+/// `changeorder_operator::cloud::...` before it became a crate. Filters written for the old
+/// targets keep working: a directive for `changeorder_operator` also covers the cloud crate, one
+/// for `changeorder_operator::cloud[::x]` means `changeorder_cloud[::x]`.
+fn with_cloud_targets(spec: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for directive in spec.split(',') {
+        out.push(directive.to_string());
+        let trimmed = directive.trim();
+        if let Some(rest) = trimmed.strip_prefix("changeorder_operator::cloud") {
+            if rest.is_empty() || rest.starts_with("::") || rest.starts_with('=') || rest.starts_with('[') {
+                out.push(format!("changeorder_cloud{rest}"));
+            }
+        } else if let Some(rest) = trimmed.strip_prefix("changeorder_operator")
+            && (rest.is_empty() || rest.starts_with('=') || rest.starts_with('['))
+        {
+            out.push(format!("changeorder_cloud{rest}"));
+        }
+    }
+    out.join(",")
 }
 
 #[cfg(test)]
@@ -58,7 +80,8 @@ mod tests {
             assert!(err.is_none(), "{spec}: {err:?}");
             // EnvFilter prints its directives in its own order, so compare as sets.
             let mut got: Vec<String> = f.to_string().split(',').map(String::from).collect();
-            let mut want: Vec<&str> = spec.split(',').collect();
+            let expanded = with_cloud_targets(spec);
+            let mut want: Vec<&str> = expanded.split(',').collect();
             got.sort();
             want.sort();
             assert_eq!(got, want);
@@ -81,5 +104,31 @@ mod tests {
             });
         }
         tracing::info!("still logging after a second init");
+    }
+
+    #[test]
+    fn filters_for_the_old_cloud_targets_cover_the_cloud_crate() {
+        assert_eq!(
+            with_cloud_targets("info,changeorder_operator=debug"),
+            "info,changeorder_operator=debug,changeorder_cloud=debug"
+        );
+        assert_eq!(
+            with_cloud_targets("info,changeorder_operator::cloud=debug"),
+            "info,changeorder_operator::cloud=debug,changeorder_cloud=debug"
+        );
+        assert_eq!(
+            with_cloud_targets("changeorder_operator::cloud::http=trace"),
+            "changeorder_operator::cloud::http=trace,changeorder_cloud::http=trace"
+        );
+        assert_eq!(
+            with_cloud_targets("warn,changeorder_operator::controller=debug,kube=trace"),
+            "warn,changeorder_operator::controller=debug,kube=trace"
+        );
+        assert_eq!(
+            with_cloud_targets("changeorder_operatorx=debug"),
+            "changeorder_operatorx=debug"
+        );
+        let (_, invalid) = filter("info,changeorder_operator::cloud=debug");
+        assert_eq!(invalid, None);
     }
 }

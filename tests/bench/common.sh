@@ -5,10 +5,11 @@ bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
 export PATH="$bin_dir:$PATH"
 # BENCH_PROFILE=profiling keeps symbols, for perf and callgrind.
 profile=${BENCH_PROFILE:-release}
-cargo build --profile "$profile" --quiet --bin changeorder-operator --example bench-baseline
+cargo build --profile "$profile" --quiet -p changeorder-operator -p changeorder-sim --bin changeorder-operator --bin changeorder-sim --example bench-baseline
 target=${CARGO_TARGET_DIR:-target}/$profile
 operator=$target/changeorder-operator
 baseline=$target/examples/bench-baseline
+simulator=$target/changeorder-sim
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 sim_port=$(free_port)
 admin_port=$(free_port)

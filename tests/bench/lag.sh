@@ -75,7 +75,7 @@ done | kubectl apply -f - >/dev/null
 pids+=($!)
 sleep 1
 sim_start=$(date +%s.%N)
-"$operator" simulate --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
+"$simulator" --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
 pids+=($!)
 "$operator" run --admin-listen "127.0.0.1:$admin_port" \
   --calls-per-minute "$(python3 -c "print(round($quota * $speedup))")" \

@@ -3,8 +3,8 @@
 //! Pods here are real: kubelet runs the readiness probe against `/ready`, mounts the
 //! ServiceAccount token, and containerd applies the security context; the operator reaches the
 //! API server through the `kubernetes` Service with in-cluster configuration. The simulator runs
-//! as a second pod from the same image, so all traffic stays between the test's pods and the
-//! host's loopback.
+//! in the test's process on the host, on the node's bridge address (the image holds the operator
+//! only), so all traffic stays between the test's pods and the host.
 //!
 //! Its own cluster and node (`TestNode::get()`). Figures (node start, install to Ready, leader
 //! hand-over) are printed; see them with `cargo test --test it chart_node -- --nocapture`.
@@ -27,7 +27,6 @@ use support::cluster::{TestNamespace, eventually};
 use support::node::{TestNode, operator_image};
 
 const RELEASE: &str = "changeorder-operator";
-const SIM_PORT: u16 = 8080;
 const CRDS: [&str; 2] = ["changeorderwatches.changeorder.io", "changeorders.changeorder.io"];
 
 fn ok(mut cmd: Command) -> String {
@@ -44,21 +43,14 @@ fn apply(ns: &TestNamespace, manifest: &Value) {
     ok(cmd);
 }
 
-/// A restricted-level security context, as the simulator pod needs in the restricted namespace.
-fn restricted_container(name: &str, args: &[&str]) -> Value {
-    json!({
-        "name": name,
-        "image": format!("changeorder-operator:{}", env!("CARGO_PKG_VERSION")),
-        "imagePullPolicy": "Never",
-        "args": args,
-        "securityContext": {
-            "runAsNonRoot": true,
-            "allowPrivilegeEscalation": false,
-            "readOnlyRootFilesystem": true,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"}
-        }
-    })
+/// The host's address on the node's pod bridge (the subnet's first address, `10.200.N.1`).
+fn node_gateway(pod_subnet: &str) -> std::net::IpAddr {
+    let network: std::net::Ipv4Addr = pod_subnet
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("pod subnet {pod_subnet:?}"));
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(network) + 1))
 }
 
 async fn ready_pods(pods: &Api<Pod>) -> Vec<Pod> {
@@ -252,40 +244,17 @@ async fn chart_on_a_real_node() {
         text(&refused)
     );
 
-    // The simulator, as a pod from the same image, in the restricted namespace too.
-    let mut container = restricted_container(
-        "simulator",
-        &["simulate", "--listen", &format!("0.0.0.0:{SIM_PORT}")],
-    );
-    container["readinessProbe"] = json!({"tcpSocket": {"port": SIM_PORT}, "periodSeconds": 1});
-    let sim = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "simulator", "labels": {"app": "simulator"}},
-        "spec": {
-            "automountServiceAccountToken": false,
-            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [container]
-        }
-    });
-    apply(&ns, &sim);
+    // The simulator runs on the host, in this process, listening on the node's bridge address,
+    // which pods reach: the operator's image holds the operator only.
+    let gateway = node_gateway(&node.pod_subnet);
+    let mut sim_config =
+        changeorder_sim::SimConfig::new(changeorder_sim::Scenario::demo().expect("demo scenario"));
+    sim_config.listen = std::net::SocketAddr::new(gateway, 0);
+    let sim = changeorder_sim::start(sim_config)
+        .await
+        .expect("simulator starts");
+    let sim_url = sim.url();
     let pods: Api<Pod> = ns.api();
-    let sim_ip = eventually(
-        "the simulator pod to be Ready",
-        Duration::from_secs(120),
-        || async {
-            let p = pods.get("simulator").await.ok()?;
-            let ready = p
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True");
-            ready.then(|| pod_ip(&p))
-        },
-    )
-    .await;
-    let sim_url = format!("http://{sim_ip}:{SIM_PORT}");
 
     // helm install, two replicas (leader election), waiting for Ready pods as a user would. The
     // test hook gets a watch on the simulator to poll, with credentials in the release namespace.

@@ -211,13 +211,17 @@ fn image_sh_builds_what_the_dockerfile_describes() {
     let build_stage = lines[..last_from].join("\n");
     assert!(
         build_stage.contains(
-            "cargo build --release --locked && image-rootfs.sh /rootfs target/release/changeorder-operator"
+            "cargo build --release --locked -p changeorder-operator --bin changeorder-operator && image-rootfs.sh /rootfs target/release/changeorder-operator"
         ),
         "the Dockerfile builds the binary and its rootfs as image.sh does:\n{build_stage}"
     );
     assert!(build_stage.contains("COPY tests/tools/image-rootfs.sh "));
     let image_sh = std::fs::read_to_string(root().join("tests/tools/image.sh")).unwrap();
-    assert!(image_sh.contains("cargo build --release --locked"));
+    assert!(
+        image_sh
+            .contains("cargo build --release --locked -p changeorder-operator --bin changeorder-operator")
+    );
+    assert!(build_stage.contains("COPY crates ./crates"), "{build_stage}");
     assert!(
         lines.iter().any(|l| l == &format!("ARG VERSION={VERSION}")),
         "the Dockerfile's default VERSION is Cargo.toml's"
@@ -248,4 +252,24 @@ fn image_sh_is_reproducible() {
     build_from(&a, "/usr/bin/true");
     build_from(&b, "/usr/bin/true");
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+/// The program the image holds is the operator only: no simulator subcommand (the simulator is
+/// `changeorder-sim`, a program of its own that never enters the image).
+#[test]
+fn the_operator_binary_holds_no_simulator() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for command in ["run", "crds", "probe"] {
+        assert!(help.contains(command), "{command}: {help}");
+    }
+    assert!(!help.contains("simulate"), "{help}");
+    let simulate = Command::new(BINARY).arg("simulate").output().unwrap();
+    assert!(!simulate.status.success());
+    assert!(
+        String::from_utf8_lossy(&simulate.stderr).contains("unrecognized subcommand 'simulate'"),
+        "{}",
+        String::from_utf8_lossy(&simulate.stderr)
+    );
 }

@@ -258,7 +258,7 @@ async fn two_replicas_poll_once_and_a_standby_takes_over_on_sigterm() {
             ),
             (
                 "CHANGEORDER_LOG".to_string(),
-                "info,changeorder_cloud=debug".to_string(),
+                "info,changeorder_operator::cloud=debug".to_string(),
             ),
         ];
         (Proc::spawn(name, dir.path(), &env, &[]), port)
@@ -383,7 +383,7 @@ apps:
         ),
         (
             "CHANGEORDER_LOG".to_string(),
-            "info,changeorder_cloud=debug".to_string(),
+            "info,changeorder_operator::cloud=debug".to_string(),
         ),
     ];
     let mut leader = Proc::spawn("leader", dir.path(), &env, &[]);

@@ -31,7 +31,7 @@ from alibabacloud_tea_openapi import utils_models as openapi_models
 
 ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
-# The demo's orders that exist from the start (see src/sim/demo.yaml).
+# The demo's orders that exist from the start (see crates/sim/src/demo.yaml).
 EDAS_APP = "demo-edas-app"
 SAE_APP = "demo-sae-app"
 SAE_NAMESPACE = "cn-hangzhou:demo"

@@ -2,13 +2,13 @@
 # Check the simulator against the official Alibaba Cloud Python SDKs.
 #
 # Creates (once) a virtualenv under the user's cache directory keyed by the hash of
-# requirements.txt, builds the binary, starts `changeorder-operator simulate` on a free port,
+# requirements.txt, builds the binary, starts `changeorder-sim` on a free port,
 # runs check_sdk.py against it and stops it. Unattended: no prompts, exit status 0 only when
 # every check passed.
 #
 # Environment:
 #   PYTHON                     interpreter to create the venv with (default python3)
-#   CHANGEORDER_OPERATOR_BIN   use this binary instead of building one with cargo
+#   CHANGEORDER_SIM_BIN        use this simulator binary instead of building one with cargo
 #   CARGO_TARGET_DIR           where cargo builds (default <repo>/target)
 #   XDG_CACHE_HOME             cache root (default ~/.cache)
 set -euo pipefail
@@ -45,11 +45,11 @@ fi
 [[ -f "$venv/.complete" ]] || fail "virtualenv $venv is incomplete"
 
 # --- binary ------------------------------------------------------------------------------------
-bin="${CHANGEORDER_OPERATOR_BIN:-}"
+bin="${CHANGEORDER_SIM_BIN:-}"
 if [[ -z "$bin" ]]; then
-    say "building changeorder-operator"
-    (cd "$root" && cargo build --quiet --bin changeorder-operator)
-    bin="${CARGO_TARGET_DIR:-$root/target}/debug/changeorder-operator"
+    say "building changeorder-sim"
+    (cd "$root" && cargo build --quiet -p changeorder-sim --bin changeorder-sim)
+    bin="${CARGO_TARGET_DIR:-$root/target}/debug/changeorder-sim"
 fi
 [[ -x "$bin" ]] || fail "binary $bin not found"
 
@@ -70,7 +70,7 @@ secret="sdk-check-secret-$RANDOM$RANDOM"
 # Explicit flags, and no inherited CHANGEORDER_SIM_* settings: the checks expect the demo.
 env -u CHANGEORDER_SIM_SCENARIO -u CHANGEORDER_SIM_TIME_SCALE -u CHANGEORDER_SIM_SECURITY_TOKEN \
     -u CHANGEORDER_SIM_PRINT_SCENARIO \
-    "$bin" simulate --listen 127.0.0.1:0 --access-key-id "$key_id" --access-key-secret "$secret" \
+    "$bin" --listen 127.0.0.1:0 --access-key-id "$key_id" --access-key-secret "$secret" \
     >"$work/sim.out" 2>"$work/sim.err" </dev/null &
 sim_pid=$!
 

@@ -6,7 +6,9 @@
 # and Debian packages give a byte-identical archive (times come from the last commit).
 #
 # Usage: tests/tools/image.sh [--binary PATH] [--out FILE]
-#   Builds `cargo build --release --locked` unless --binary names a binary to package. Writes
+#   Builds `cargo build --release --locked -p changeorder-operator --bin changeorder-operator`
+#   (the operator only: the simulator and the plugin never enter the image) unless --binary
+#   names a binary to package. Writes
 #   FILE (default target/image/changeorder-operator-VERSION.oci.tar), prints its path as the last
 #   stdout line and the image name, digest and size on stderr.
 #   Load it: ctr -n k8s.io images import FILE | podman load -i FILE |
@@ -39,8 +41,8 @@ epoch=${SOURCE_DATE_EPOCH:-$(git -C "$root" log -1 --format=%ct 2>/dev/null || e
 created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
 
 if [[ -z $binary ]]; then
-  log "cargo build --release --locked"
-  (cd "$root" && cargo build --release --locked >&2)
+  log "cargo build --release --locked -p changeorder-operator --bin changeorder-operator"
+  (cd "$root" && cargo build --release --locked -p changeorder-operator --bin changeorder-operator >&2)
   binary=$root/target/release/changeorder-operator
 fi
 

@@ -1,4 +1,4 @@
-//! The `simulate` subcommand: flags, startup line, shutdown on Ctrl-C or SIGTERM.
+//! The `changeorder-sim` command line: flags, startup line, shutdown on Ctrl-C or SIGTERM.
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 //! The bundled cloud simulator: EDAS, SAE and AppStack change-order APIs over HTTP, driven by a
-//! scenario file, verifying signatures like the real gateway. Used by `simulate`, by the demo
+//! scenario file, verifying signatures like the real gateway. Used by `changeorder-sim`, by the demo
 //! and by tests (start it in-process with [`start`]).
 
 mod actions;
