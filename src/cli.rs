@@ -17,8 +17,9 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the controller (in a cluster, or against a kubeconfig).
-    Run(crate::controller::RunArgs),
+    /// Run the controller (in a cluster, or against a kubeconfig). Boxed: its flags outweigh the
+    /// other commands' many times over.
+    Run(Box<crate::controller::RunArgs>),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Poll the cloud once for a ChangeOrderWatch and print the ChangeOrders it would write.
@@ -28,7 +29,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => crate::controller::run::main(args),
+        Command::Run(args) => crate::controller::run::main(*args),
         Command::Probe(args) => crate::probe::main(args),
         Command::Crds => match crate::crd::crds_yaml() {
             Ok(yaml) => {
