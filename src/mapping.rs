@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::conditions::{condition, tri};
+use crate::time::whole_seconds;
 
 use crate::crd::{BatchStatus, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
 use changeorder_cloud::model::{AppRef, CloudOrder, Provider, RawStatus};
@@ -58,12 +58,6 @@ pub fn cut(s: &str, max: usize) -> String {
 
 fn cut_opt(s: &Option<String>, max: usize) -> Option<String> {
     s.as_deref().map(|s| cut(s, max))
-}
-
-/// A `Time` as the API server stores it: whole seconds. Cloud times often carry milliseconds,
-/// and a desired value that can never equal the stored one would be written on every poll.
-pub fn whole_seconds(t: Timestamp) -> Time {
-    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
 /// Name of the ChangeOrder object for a cloud order: `<watch>-<id>` when the id is already a

@@ -1,5 +1,5 @@
 use super::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("valid test timestamp")

@@ -9,6 +9,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use super::{ActionError, Ctx, Verdict, reason};
 use crate::crd::{ActionPhase, ChangeOrderAction, ChangeOrderActionStatus, ObservedOrder};
 use crate::mapping;
+use crate::time::whole_seconds;
 
 /// Which state a status write may replace: a request nobody claimed yet, or one claimed by this
 /// attempt. Every write carries the resourceVersion it was decided on, so a decision made on a
@@ -60,7 +61,7 @@ pub(super) async fn write_status(
             return Ok(Wrote::Superseded);
         }
         let previous = current.status.clone().unwrap_or_default();
-        let now = mapping::whole_seconds(Timestamp::now());
+        let now = whole_seconds(Timestamp::now());
         let status = ChangeOrderActionStatus {
             phase: Some(v.phase),
             reason: Some(v.reason.to_string()),
@@ -136,7 +137,7 @@ pub(super) async fn claim(
         change_order_id: Some(id.to_string()),
         attempt_id: Some(format!("{:016x}", rand::random::<u64>())),
         observed_before: Some(before.clone()),
-        start_time: Some(mapping::whole_seconds(Timestamp::now())),
+        start_time: Some(whole_seconds(Timestamp::now())),
         ..Default::default()
     });
     let attempt = Expect::Attempt(claimed.status.as_ref().and_then(|s| s.attempt_id.clone()));

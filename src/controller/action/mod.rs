@@ -49,27 +49,10 @@ use crate::controller::{Runtime, scoped};
 use crate::crd::{ActionKind, ActionPhase, ChangeOrderAction};
 use changeorder_cloud::client::CloudClient;
 
+pub use crate::controller::context::ActionSettings;
 pub use guard::{guard, observe};
 pub use prepare::{allowed_by_watch, supported};
 pub use settle::{settle, took_effect};
-
-/// The operator-level switch and retention of finished requests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ActionSettings {
-    /// `--enable-actions`: without it every request is refused.
-    pub enabled: bool,
-    /// Finished requests are deleted this long after they finished.
-    pub ttl: Duration,
-}
-
-impl Default for ActionSettings {
-    fn default() -> Self {
-        ActionSettings {
-            enabled: false,
-            ttl: Duration::from_secs(24 * 3600),
-        }
-    }
-}
 
 /// Status reasons, one word each.
 pub mod reason {
