@@ -10,10 +10,10 @@ use kube::api::Api;
 
 use super::{ActionError, Ctx, Verdict, reason};
 use crate::controller::identity::{IdentityError, Source};
-use crate::controller::spec::WatchConfig;
+use crate::controller::spec::{SpecError, WatchConfig};
 use crate::crd::{ActionKind, ChangeOrder, ChangeOrderAction, ChangeOrderWatch};
 use changeorder_cloud::client::Target;
-use changeorder_cloud::credentials::{Credentials, check_secret_type};
+use changeorder_cloud::credentials::{Credentials, CredentialsError, check_secret_type};
 use changeorder_cloud::model::Provider;
 
 /// What a request acts on, once every switch and reference checked out.
@@ -66,19 +66,14 @@ pub(super) async fn prepare(
     }
     let config = match WatchConfig::from_spec(&watch.spec, &ctx.settings) {
         Ok(c) => c,
-        Err(m) => return Ok(Err(Verdict::failed(reason::INVALID_WATCH, m))),
+        Err(e) => return Ok(Err(Verdict::failed(reason::INVALID_WATCH, e.to_string()))),
     };
-    let endpoint_ok = config
-        .target
-        .base_url()
-        .map_err(|m| format!("spec.endpoint: {m}"))
-        .and_then(|u| ctx.settings.allowed_endpoints.check_url(&u));
-    if let Err(m) = endpoint_ok {
-        return Ok(Err(Verdict::failed(reason::INVALID_WATCH, m)));
+    if let Err(e) = config.check_endpoint(&ctx.settings.allowed_endpoints) {
+        return Ok(Err(Verdict::failed(reason::INVALID_WATCH, e.to_string())));
     }
     let credentials = match read_credentials(ctx, ns, &config).await? {
         Ok(c) => c,
-        Err(m) => return Ok(Err(Verdict::failed(reason::INVALID_CREDENTIALS, m))),
+        Err(e) => return Ok(Err(Verdict::failed(reason::INVALID_CREDENTIALS, e.to_string()))),
     };
     Ok(Ok(Prepared {
         order,
@@ -130,12 +125,36 @@ fn owning_watch(order: &ChangeOrder) -> Option<String> {
         .map(|r| r.name.clone())
 }
 
+/// Why the watch's credentials cannot be had for a request. Messages name the Secret, never a
+/// value.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CredentialsUnavailable {
+    #[error("Secret {namespace}/{name} (spec.credentialsSecretRef.name of the watch) not found")]
+    SecretNotFound { namespace: String, name: String },
+    /// The cloud crate's message for a Secret of the wrong type.
+    #[error("Secret {namespace}/{name}: {message}")]
+    SecretType {
+        namespace: String,
+        name: String,
+        message: String,
+    },
+    #[error("Secret {namespace}/{name}: {source}")]
+    SecretKeys {
+        namespace: String,
+        name: String,
+        source: CredentialsError,
+    },
+    /// A keyless source refused; its API-server failures are the reconcile's, not this.
+    #[error(transparent)]
+    Keyless(IdentityError),
+}
+
 /// The watch's credentials from its Secret. Errors name the Secret, never a value.
 async fn read_credentials(
     ctx: &Ctx,
     ns: &str,
     config: &WatchConfig,
-) -> Result<Result<Credentials, String>, ActionError> {
+) -> Result<Result<Credentials, CredentialsUnavailable>, ActionError> {
     let provider = config.target.provider;
     let name = match &config.source {
         Source::Secret(name) => name,
@@ -153,12 +172,17 @@ async fn read_credentials(
     };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let Some(secret) = api.get_opt(name).await? else {
-        return Ok(Err(format!(
-            "Secret {ns}/{name} (spec.credentialsSecretRef.name of the watch) not found"
-        )));
+        return Ok(Err(CredentialsUnavailable::SecretNotFound {
+            namespace: ns.to_string(),
+            name: name.clone(),
+        }));
     };
-    if let Err(e) = check_secret_type(secret.type_.as_deref()) {
-        return Ok(Err(format!("Secret {ns}/{name}: {e}")));
+    if let Err(message) = check_secret_type(secret.type_.as_deref()) {
+        return Ok(Err(CredentialsUnavailable::SecretType {
+            namespace: ns.to_string(),
+            name: name.clone(),
+            message,
+        }));
     }
     let map: BTreeMap<String, Vec<u8>> = secret
         .data
@@ -166,17 +190,40 @@ async fn read_credentials(
         .into_iter()
         .map(|(k, v)| (k, v.0))
         .collect();
-    Ok(Credentials::from_bytes_map(provider, &map).map_err(|e| format!("Secret {ns}/{name}: {e}")))
+    Ok(
+        Credentials::from_bytes_map(provider, &map).map_err(|source| CredentialsUnavailable::SecretKeys {
+            namespace: ns.to_string(),
+            name: name.clone(),
+            source,
+        }),
+    )
 }
 
 /// A keyless source's answer: an API-server failure is the reconcile's; the rest (named
 /// causes, never a token) refuse the request.
-fn keyless(r: Result<Credentials, IdentityError>) -> Result<Result<Credentials, String>, ActionError> {
+fn keyless(
+    r: Result<Credentials, IdentityError>,
+) -> Result<Result<Credentials, CredentialsUnavailable>, ActionError> {
     match r {
         Ok(c) => Ok(Ok(c)),
         Err(IdentityError::Kube(e)) => Err(ActionError::Kube(e)),
-        Err(e) => Ok(Err(e.to_string())),
+        Err(e) => Ok(Err(CredentialsUnavailable::Keyless(e))),
     }
+}
+
+/// Why an interrupted request's order cannot be read again.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum OrderUnreadable {
+    #[error("ChangeOrder {name} not found")]
+    OrderNotFound { name: String },
+    #[error("the ChangeOrder has no owning watch")]
+    NoOwningWatch { order: String },
+    #[error("ChangeOrderWatch {name} not found")]
+    WatchNotFound { name: String },
+    #[error(transparent)]
+    InvalidWatch(#[from] SpecError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsUnavailable),
 }
 
 /// Like [`prepare`] without the switches: only what reading the order needs.
@@ -184,25 +231,29 @@ pub(super) async fn prepare_for_reading(
     action: &ChangeOrderAction,
     ctx: &Ctx,
     ns: &str,
-) -> Result<Result<Prepared, String>, ActionError> {
+) -> Result<Result<Prepared, OrderUnreadable>, ActionError> {
     let orders: Api<ChangeOrder> = Api::namespaced(ctx.client.clone(), ns);
     let Some(order) = orders.get_opt(&action.spec.change_order).await? else {
-        return Ok(Err(format!("ChangeOrder {} not found", action.spec.change_order)));
+        return Ok(Err(OrderUnreadable::OrderNotFound {
+            name: action.spec.change_order.clone(),
+        }));
     };
     let Some(watch_name) = owning_watch(&order) else {
-        return Ok(Err("the ChangeOrder has no owning watch".into()));
+        return Ok(Err(OrderUnreadable::NoOwningWatch {
+            order: order.name_any(),
+        }));
     };
     let watches: Api<ChangeOrderWatch> = Api::namespaced(ctx.client.clone(), ns);
     let Some(watch) = watches.get_opt(&watch_name).await? else {
-        return Ok(Err(format!("ChangeOrderWatch {watch_name} not found")));
+        return Ok(Err(OrderUnreadable::WatchNotFound { name: watch_name }));
     };
     let config = match WatchConfig::from_spec(&watch.spec, &ctx.settings) {
         Ok(c) => c,
-        Err(m) => return Ok(Err(m)),
+        Err(e) => return Ok(Err(e.into())),
     };
     let credentials = match read_credentials(ctx, ns, &config).await? {
         Ok(c) => c,
-        Err(m) => return Ok(Err(m)),
+        Err(e) => return Ok(Err(e.into())),
     };
     Ok(Ok(Prepared {
         order,

@@ -72,11 +72,11 @@ pub(super) async fn settle_interrupted(
     // Reading needs the same references; the switches are not asked again (the call was made).
     let prepared = match prepare_for_reading(action, ctx, ns).await? {
         Ok(p) => p,
-        Err(m) => {
+        Err(e) => {
             let v = Verdict::failed(
                 reason::OUTCOME_UNKNOWN,
                 format!(
-                    "{why}, and the order cannot be read now ({m}); it was not sent again: check the order in the console"
+                    "{why}, and the order cannot be read now ({e}); it was not sent again: check the order in the console"
                 ),
             );
             return finish(action, &attempt, ctx, ns, v, None, None, None).await;
