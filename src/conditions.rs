@@ -18,7 +18,7 @@ pub fn condition(
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
         .map(|c| c.last_transition_time.clone())
-        .unwrap_or_else(|| crate::mapping::whole_seconds(now));
+        .unwrap_or_else(|| crate::time::whole_seconds(now));
     Condition {
         type_: type_.to_string(),
         status: status.to_string(),

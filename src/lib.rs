@@ -9,3 +9,4 @@ pub mod crd;
 pub mod mapping;
 pub mod probe;
 pub mod telemetry;
+pub mod time;

@@ -11,14 +11,125 @@ use base64::Engine as _;
 use serde_yaml::Value;
 
 use crate::controller::fetch::{Detail, Listing, fetch};
-use crate::controller::identity::{Identities, KeylessSettings, Source};
+use crate::controller::identity::{
+    Identities, IdentityError, KeylessSettings, Source, SourceError, source_of,
+};
 use crate::controller::metrics::Metrics;
 use crate::crd::ChangeOrderWatch;
 use changeorder_cloud::chain::{ChainConfig, OperatorChain};
 use changeorder_cloud::client::merge;
+use changeorder_cloud::credentials::CredentialsError;
+use changeorder_cloud::error::CloudError;
 use changeorder_cloud::model::{CloudOrder, Provider};
 use changeorder_cloud::sts::{OidcConfig, OidcProvider};
+use changeorder_cloud::target::TargetError;
 use changeorder_cloud::{ClientConfig, CloudClient, Credentials};
+
+/// Why `probe` printed no orders: the one line it prints on stderr. Never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{}: {source}", .file.display())]
+    Target { file: PathBuf, source: TargetError },
+    #[error("{}: {source}", .file.display())]
+    CredentialSource { file: PathBuf, source: SourceError },
+    /// The operator's own identity could not be set up from the environment.
+    #[error(transparent)]
+    OperatorIdentity(CloudError),
+    /// `what` describes the identity (e.g. the ECS role).
+    #[error("{what}: {source}")]
+    OperatorCredentials { what: String, source: CloudError },
+    #[error("{0}; pass --credentials FILE or set the variable")]
+    NoCredentials(CredentialsError),
+    /// The RRSA variables are unusable; the cloud crate's message.
+    #[error("{0}")]
+    Oidc(String),
+    #[error(transparent)]
+    OidcProvider(CloudError),
+    #[error("RRSA: {0}")]
+    Rrsa(CloudError),
+    #[error(transparent)]
+    ServiceAccount(#[from] ServiceAccountError),
+    #[error(transparent)]
+    Client(CloudError),
+    /// The list, or the first describe that failed.
+    #[error(transparent)]
+    Fetch(CloudError),
+    #[error("cannot render ChangeOrder {id}: {source}")]
+    Render { id: String, source: serde_yaml::Error },
+}
+
+/// A watch or credentials file probe cannot use; every message starts with the file's name.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{}: {source}", .file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}: not YAML: {source}", .file.display())]
+    NotYaml {
+        file: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("{}: no ChangeOrderWatch in the file", .file.display())]
+    NoWatch { file: PathBuf },
+    #[error("{}: {count} ChangeOrderWatch documents; probe takes one", .file.display())]
+    SeveralWatches { file: PathBuf, count: usize },
+    #[error("{}: {source}", .file.display())]
+    Reserialize {
+        file: PathBuf,
+        source: serde_yaml::Error,
+    },
+    /// `message` is serde's, naming the field, without its line number (see `read_watch`).
+    #[error("{}: {message}", .file.display())]
+    InvalidWatch { file: PathBuf, message: String },
+    #[error("{}: metadata.name is required", .file.display())]
+    NoName { file: PathBuf },
+    /// Only the line: serde_yaml's own message quotes the text, which may be a secret.
+    #[error("{}: not a YAML or JSON map{}", .file.display(), at_line(.line))]
+    NotYamlMap { file: PathBuf, line: Option<usize> },
+    #[error("{}: {source}", .file.display())]
+    Credentials {
+        file: PathBuf,
+        source: CredentialsFileError,
+    },
+    #[error("{}: {source}", .file.display())]
+    CredentialsKeys { file: PathBuf, source: CredentialsError },
+}
+
+fn at_line(line: &Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// A credentials file whose content is not a map of the Secret's keys. Names keys, never values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialsFileError {
+    #[error("not a map of credentials keys")]
+    NotAMap,
+    #[error("data.{key} is not valid base64")]
+    NotBase64 { key: String },
+    #[error("data.{key} is not UTF-8 text")]
+    NotUtf8 { key: String },
+}
+
+/// Why a watch's ServiceAccount gave no credentials to probe.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceAccountError {
+    #[error("{}: {source}", .path.display())]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("spec.serviceAccountRef needs a cluster: {0}")]
+    NoCluster(kube::config::InferConfigError),
+    #[error(transparent)]
+    Client(kube::Error),
+    #[error("ServiceAccount {namespace}/{name}: {source}")]
+    Identity {
+        namespace: String,
+        name: String,
+        source: IdentityError,
+    },
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProbeArgs {
@@ -88,8 +199,8 @@ pub fn main(args: ProbeArgs) -> ExitCode {
             print!("{yaml}");
             ExitCode::SUCCESS
         }
-        Err(message) => {
-            eprintln!("error: {}", one_line(&message));
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }
@@ -114,42 +225,48 @@ fn one_line(s: &str) -> String {
 }
 
 /// Poll once and render the YAML stream. `env` looks up environment variables.
-pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Result<String, ProbeError> {
     let watch = read_watch(&args.file)?;
-    let file = args.file.display();
-    let target = watch.spec.target().map_err(|m| format!("{file}: {m}"))?;
+    let target = watch.spec.target().map_err(|source| ProbeError::Target {
+        file: args.file.clone(),
+        source,
+    })?;
     let cfg = ClientConfig {
         request_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         read_timeout: std::time::Duration::from_secs(args.timeout.max(1)),
         ..ClientConfig::default()
     };
-    let source = crate::controller::identity::source_of(&watch.spec).map_err(|m| format!("{file}: {m}"))?;
+    let source = source_of(&watch.spec).map_err(|source| ProbeError::CredentialSource {
+        file: args.file.clone(),
+        source,
+    })?;
     let creds = match (&args.credentials, source) {
         (Some(path), _) => read_credentials(path, target.provider)?,
         (None, Source::ServiceAccount(r)) => service_account_credentials(args, &watch, &r, &env).await?,
         (None, Source::OperatorIdentity) => {
             let chain =
                 ChainConfig::from_env_with(&env, args.sts_endpoint.as_deref(), &args.ecs_metadata_endpoint);
-            let chain = OperatorChain::new(chain, &cfg).map_err(|e| e.to_string())?;
+            let chain = OperatorChain::new(chain, &cfg).map_err(ProbeError::OperatorIdentity)?;
             let what = chain.config().describe();
             chain
                 .credentials(changeorder_cloud::sts::REFRESH_MARGIN)
                 .await
-                .map_err(|e| format!("{what}: {e}"))?
+                .map_err(|source| ProbeError::OperatorCredentials { what, source })?
         }
         (None, Source::Secret(_)) => match Credentials::from_env_with(target.provider, &env) {
             Ok(c) => c,
             // Keyless (RRSA) when the pod's OIDC variables are there and no AccessKey is.
             Err(e) => match (target.provider, OidcConfig::from_env_with(&env)) {
                 (Provider::Edas | Provider::Sae, Some(oidc)) => {
-                    let provider = OidcProvider::new(oidc?, &cfg).map_err(|e| e.to_string())?;
-                    provider.credentials().await.map_err(|e| format!("RRSA: {e}"))?
+                    let oidc = oidc.map_err(ProbeError::Oidc)?;
+                    let provider = OidcProvider::new(oidc, &cfg).map_err(ProbeError::OidcProvider)?;
+                    provider.credentials().await.map_err(ProbeError::Rrsa)?
                 }
-                _ => return Err(format!("{e}; pass --credentials FILE or set the variable")),
+                _ => return Err(ProbeError::NoCredentials(e)),
             },
         },
     };
-    let client = CloudClient::try_new(cfg).map_err(|e| e.to_string())?;
+    let client = CloudClient::try_new(cfg).map_err(ProbeError::Client)?;
     let max = if args.list_only { 0 } else { args.max_describe };
     let fetched = fetch(
         &client,
@@ -160,9 +277,9 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
         &|| false,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(ProbeError::Fetch)?;
     if let Some(e) = fetched.first_failure() {
-        return Err(e.to_string());
+        return Err(ProbeError::Fetch(e.clone()));
     }
     // Probe has no stored objects: each order is the list's view merged with its describe.
     let orders: Vec<CloudOrder> = fetched
@@ -177,8 +294,10 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
     let mut out = String::new();
     for order in &orders {
         let obj = crate::mapping::desired_object(&watch, &target.app, order, None, now);
-        let yaml = serde_yaml::to_string(&obj)
-            .map_err(|e| format!("cannot render ChangeOrder {}: {e}", order.id))?;
+        let yaml = serde_yaml::to_string(&obj).map_err(|source| ProbeError::Render {
+            id: order.id.clone(),
+            source,
+        })?;
         out.push_str("---\n");
         out.push_str(&yaml);
     }
@@ -192,20 +311,24 @@ async fn service_account_credentials(
     watch: &ChangeOrderWatch,
     r: &crate::crd::ServiceAccountRef,
     env: &impl Fn(&str) -> Option<String>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, ServiceAccountError> {
     use kube::config::{KubeConfigOptions, Kubeconfig};
     let config = match &args.kubeconfig {
         Some(path) => {
-            let kc = Kubeconfig::read_from(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let in_file = |source| ServiceAccountError::Kubeconfig {
+                path: path.clone(),
+                source,
+            };
+            let kc = Kubeconfig::read_from(path).map_err(in_file)?;
             kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
                 .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(in_file)?
         }
         None => kube::Config::infer()
             .await
-            .map_err(|e| format!("spec.serviceAccountRef needs a cluster: {e}"))?,
+            .map_err(ServiceAccountError::NoCluster)?,
     };
-    let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+    let client = kube::Client::try_from(config).map_err(ServiceAccountError::Client)?;
     let ns = args
         .namespace
         .clone()
@@ -223,7 +346,11 @@ async fn service_account_credentials(
     identities
         .service_account(&client, &ns, r, None, &Metrics::new())
         .await
-        .map_err(|e| format!("ServiceAccount {ns}/{}: {e}", r.name))
+        .map_err(|source| ServiceAccountError::Identity {
+            namespace: ns,
+            name: r.name.clone(),
+            source,
+        })
 }
 
 /// Which listed orders probe describes: in-flight ones first (they matter most when the
@@ -242,13 +369,13 @@ fn is_terminal(o: &CloudOrder) -> bool {
 }
 
 /// The one `ChangeOrderWatch` in the file (other documents, e.g. its Secret, are skipped).
-pub fn read_watch(path: &Path) -> Result<ChangeOrderWatch, String> {
-    let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+pub fn read_watch(path: &Path) -> Result<ChangeOrderWatch, FileError> {
+    let file = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read { file: file(), source })?;
     let mut watches = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value =
-            <Value as serde::Deserialize>::deserialize(doc).map_err(|e| format!("{file}: not YAML: {e}"))?;
+        let value = <Value as serde::Deserialize>::deserialize(doc)
+            .map_err(|source| FileError::NotYaml { file: file(), source })?;
         if value.is_null() {
             continue;
         }
@@ -258,48 +385,50 @@ pub fn read_watch(path: &Path) -> Result<ChangeOrderWatch, String> {
         }
     }
     let value = match watches.len() {
-        0 => return Err(format!("{file}: no ChangeOrderWatch in the file")),
+        0 => return Err(FileError::NoWatch { file: file() }),
         1 => watches.remove(0),
-        n => return Err(format!("{file}: {n} ChangeOrderWatch documents; probe takes one")),
+        count => return Err(FileError::SeveralWatches { file: file(), count }),
     };
     // Deserialising from text (not from the Value) makes serde_yaml name the field's path
     // (`spec.provider: unknown variant ...`); its line numbers would be those of the
     // re-serialised document, so they are cut.
-    let doc = serde_yaml::to_string(&value).map_err(|e| format!("{file}: {e}"))?;
+    let doc =
+        serde_yaml::to_string(&value).map_err(|source| FileError::Reserialize { file: file(), source })?;
     let watch: ChangeOrderWatch = serde_yaml::from_str(&doc).map_err(|e| {
         let text = e.to_string();
         let text = text
             .rfind(" at line ")
             .map_or(text.as_str(), |i| &text[..i])
             .to_string();
-        format!("{file}: {text}")
+        FileError::InvalidWatch {
+            file: file(),
+            message: text,
+        }
     })?;
     if watch.metadata.name.as_deref().is_none_or(str::is_empty) {
-        return Err(format!("{file}: metadata.name is required"));
+        return Err(FileError::NoName { file: file() });
     }
     Ok(watch)
 }
 
 /// Credentials from a file: a flat map of the Secret's keys, or a Secret manifest whose
 /// `data` (base64) and `stringData` (plain, wins) hold them.
-pub fn read_credentials(path: &Path, provider: Provider) -> Result<Credentials, String> {
-    let file = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{file}: {e}"))?;
+pub fn read_credentials(path: &Path, provider: Provider) -> Result<Credentials, FileError> {
+    let file = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read { file: file(), source })?;
     // Parse errors from serde_yaml quote the offending text, which here may be a secret.
-    let value: Value = serde_yaml::from_str(&text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" at line {}", l.line()))
-            .unwrap_or_default();
-        format!("{file}: not a YAML or JSON map{at}")
+    let value: Value = serde_yaml::from_str(&text).map_err(|e| FileError::NotYamlMap {
+        file: file(),
+        line: e.location().map(|l| l.line()),
     })?;
-    let map = credentials_map(&value).map_err(|m| format!("{file}: {m}"))?;
-    Credentials::for_provider(provider, &map).map_err(|e| format!("{file}: {e}"))
+    let map = credentials_map(&value).map_err(|source| FileError::Credentials { file: file(), source })?;
+    Credentials::for_provider(provider, &map)
+        .map_err(|source| FileError::CredentialsKeys { file: file(), source })
 }
 
-fn credentials_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
+fn credentials_map(value: &Value) -> Result<BTreeMap<String, String>, CredentialsFileError> {
     let Some(top) = value.as_mapping() else {
-        return Err("not a map of credentials keys".into());
+        return Err(CredentialsFileError::NotAMap);
     };
     let is_secret = value.get("kind").and_then(Value::as_str) == Some("Secret")
         || top.contains_key("data")
@@ -319,8 +448,9 @@ fn credentials_map(value: &Value) -> Result<BTreeMap<String, String>, String> {
             let Some(encoded) = v.as_str() else { continue };
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
-                .map_err(|_| format!("data.{k} is not valid base64"))?;
-            let text = String::from_utf8(bytes).map_err(|_| format!("data.{k} is not UTF-8 text"))?;
+                .map_err(|_| CredentialsFileError::NotBase64 { key: k.to_string() })?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| CredentialsFileError::NotUtf8 { key: k.to_string() })?;
             out.insert(k.to_string(), text);
         }
     }
@@ -378,16 +508,24 @@ mod tests {
             }
         );
         let bad = file("kind: Secret\ndata:\n  accessKeySecret: '!!notbase64'\n");
-        let e = read_credentials(bad.path(), Provider::Edas).unwrap_err();
+        let e = read_credentials(bad.path(), Provider::Edas)
+            .unwrap_err()
+            .to_string();
         assert!(e.ends_with("data.accessKeySecret is not valid base64"), "{e}");
         assert!(!e.contains("notbase64"));
         let missing = file("accessKeyId: x\n");
-        let e = read_credentials(missing.path(), Provider::Sae).unwrap_err();
+        let e = read_credentials(missing.path(), Provider::Sae)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing credentials key accessKeySecret"), "{e}");
         let broken = file("accessKeySecret: [unclosed TopSecret\n");
-        let e = read_credentials(broken.path(), Provider::Sae).unwrap_err();
+        let e = read_credentials(broken.path(), Provider::Sae)
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("TopSecret"), "{e}");
-        let e = read_credentials(Path::new("/nonexistent/creds.yaml"), Provider::Sae).unwrap_err();
+        let e = read_credentials(Path::new("/nonexistent/creds.yaml"), Provider::Sae)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("/nonexistent/creds.yaml: "), "{e}");
     }
 
@@ -403,12 +541,14 @@ mod tests {
         assert!(
             read_watch(file(&two).path())
                 .unwrap_err()
+                .to_string()
                 .contains("2 ChangeOrderWatch documents")
         );
         let none = file("kind: Secret\n");
         assert!(
             read_watch(none.path())
                 .unwrap_err()
+                .to_string()
                 .contains("no ChangeOrderWatch")
         );
         let noname = file(
@@ -417,10 +557,11 @@ mod tests {
         assert!(
             read_watch(noname.path())
                 .unwrap_err()
+                .to_string()
                 .contains("metadata.name is required")
         );
         let badspec = file("kind: ChangeOrderWatch\nmetadata: {name: x}\nspec: {provider: nope}\n");
-        let e = read_watch(badspec.path()).unwrap_err();
+        let e = read_watch(badspec.path()).unwrap_err().to_string();
         assert!(
             e.ends_with(": spec.provider: unknown variant `nope`, expected one of `edas`, `sae`, `appstack`"),
             "{e}"
@@ -443,7 +584,7 @@ mod tests {
             sts_endpoint: None,
             ecs_metadata_endpoint: changeorder_cloud::imds::DEFAULT_METADATA_ENDPOINT.into(),
         };
-        let e = run(&args, |_| None).await.unwrap_err();
+        let e = run(&args, |_| None).await.unwrap_err().to_string();
         assert_eq!(
             e,
             format!(
@@ -456,11 +597,24 @@ mod tests {
             file: ok.path().to_path_buf(),
             ..args
         };
-        let e = run(&args, |_| None).await.unwrap_err();
+        let e = run(&args, |_| None).await.unwrap_err().to_string();
         assert!(
             e.starts_with("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn an_unparsable_credentials_file_names_only_the_line() {
+        let at = |line| FileError::NotYamlMap {
+            file: "/c.yaml".into(),
+            line,
+        };
+        assert_eq!(
+            at(Some(3)).to_string(),
+            "/c.yaml: not a YAML or JSON map at line 3"
+        );
+        assert_eq!(at(None).to_string(), "/c.yaml: not a YAML or JSON map");
     }
 
     #[test]

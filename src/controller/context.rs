@@ -32,7 +32,25 @@ pub struct Settings {
     /// ServiceAccount (RRSA) and operator-identity credentials.
     pub keyless: KeylessSettings,
     /// ChangeOrderActions: the operator-level switch and retention (`--enable-actions`).
-    pub actions: crate::controller::action::ActionSettings,
+    pub actions: ActionSettings,
+}
+
+/// The operator-level switch and retention of finished requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionSettings {
+    /// `--enable-actions`: without it every request is refused.
+    pub enabled: bool,
+    /// Finished requests are deleted this long after they finished.
+    pub ttl: Duration,
+}
+
+impl Default for ActionSettings {
+    fn default() -> Self {
+        ActionSettings {
+            enabled: false,
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 impl Settings {
@@ -45,7 +63,7 @@ impl Settings {
             status_heartbeat: args.status_heartbeat,
             allowed_endpoints: args.allowed_endpoints.clone(),
             keyless: KeylessSettings::from_args(args),
-            actions: crate::controller::action::ActionSettings {
+            actions: ActionSettings {
                 enabled: args.enable_actions,
                 ttl: args.action_ttl,
             },

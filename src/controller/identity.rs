@@ -23,6 +23,7 @@ use changeorder_cloud::chain::{ChainConfig, OperatorChain};
 use changeorder_cloud::credentials::Credentials;
 use changeorder_cloud::error::CloudError;
 use changeorder_cloud::http::ClientConfig;
+use changeorder_cloud::model::Provider;
 use changeorder_cloud::policy::EndpointPolicy;
 use changeorder_cloud::sts::{AssumeRequest, REFRESH_MARGIN, StsClient, fresh};
 
@@ -108,36 +109,52 @@ pub enum Source {
     OperatorIdentity,
 }
 
+/// Why a watch's spec names no usable credential source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error(
+        "exactly one credential source: set one of spec.credentialsSecretRef, spec.serviceAccountRef and spec.credentials"
+    )]
+    NotExactlyOne,
+    #[error(
+        "provider {provider} authenticates with a personal access token: use spec.credentialsSecretRef (spec.serviceAccountRef and spec.credentials apply to edas and sae)"
+    )]
+    KeylessUnsupported { provider: Provider },
+    #[error("spec.serviceAccountRef.name: must not be empty")]
+    EmptyServiceAccountName,
+    #[error("spec.credentials.source is required")]
+    NoCredentialsSource,
+}
+
 /// The watch's one credential source. The CRD enforces the same (CEL); this catches what an
 /// older CRD or a file read by `probe` let through.
-pub fn source_of(spec: &ChangeOrderWatchSpec) -> Result<Source, String> {
+pub fn source_of(spec: &ChangeOrderWatchSpec) -> Result<Source, SourceError> {
     let set = [
         spec.credentials_secret_ref.is_some(),
         spec.service_account_ref.is_some(),
         spec.credentials.is_some(),
     ];
     if set.iter().filter(|s| **s).count() != 1 {
-        return Err("exactly one credential source: set one of spec.credentialsSecretRef, spec.serviceAccountRef and spec.credentials".into());
+        return Err(SourceError::NotExactlyOne);
     }
-    let keyless = !matches!(
-        spec.provider,
-        changeorder_cloud::model::Provider::Edas | changeorder_cloud::model::Provider::Sae
-    );
+    let supports_keyless = matches!(spec.provider, Provider::Edas | Provider::Sae);
     if let Some(r) = &spec.credentials_secret_ref {
         return Ok(Source::Secret(r.name.clone()));
     }
-    if keyless {
-        return Err("provider appstack authenticates with a personal access token: use spec.credentialsSecretRef (spec.serviceAccountRef and spec.credentials apply to edas and sae)".into());
+    if !supports_keyless {
+        return Err(SourceError::KeylessUnsupported {
+            provider: spec.provider,
+        });
     }
     if let Some(r) = &spec.service_account_ref {
         if r.name.trim().is_empty() {
-            return Err("spec.serviceAccountRef.name: must not be empty".into());
+            return Err(SourceError::EmptyServiceAccountName);
         }
         return Ok(Source::ServiceAccount(r.clone()));
     }
     match spec.credentials.as_ref().map(|c| c.source) {
         Some(CredentialSourceKind::OperatorIdentity) => Ok(Source::OperatorIdentity),
-        None => Err("spec.credentials.source is required".into()),
+        None => Err(SourceError::NoCredentialsSource),
     }
 }
 
@@ -177,8 +194,9 @@ struct Key {
 /// Keyless credentials for all watches of a controller.
 pub struct Identities {
     settings: KeylessSettings,
-    sts: Result<StsClient, String>,
-    operator: Result<OperatorChain, String>,
+    /// Built once; a bad endpoint fails each keyless poll with this error.
+    sts: Result<StsClient, CloudError>,
+    operator: Result<OperatorChain, CloudError>,
     slots: std::sync::Mutex<HashMap<Key, Slot>>,
 }
 
@@ -194,9 +212,8 @@ impl std::fmt::Debug for Identities {
 impl Identities {
     pub fn new(settings: KeylessSettings) -> Self {
         let client = ClientConfig::default();
-        let sts = StsClient::new(&settings.sts_endpoint, &client).map_err(|e| e.to_string());
-        let operator =
-            OperatorChain::new(settings.operator_identity.clone(), &client).map_err(|e| e.to_string());
+        let sts = StsClient::new(&settings.sts_endpoint, &client);
+        let operator = OperatorChain::new(settings.operator_identity.clone(), &client);
         Identities {
             settings,
             sts,
@@ -466,7 +483,7 @@ mod tests {
         assert_eq!(source_of(&spec(secret.clone())), Ok(Source::Secret("s".into())));
         assert!(matches!(source_of(&spec(sa.clone())), Ok(Source::ServiceAccount(r)) if r.name == "sa"));
         assert_eq!(source_of(&spec(op)), Ok(Source::OperatorIdentity));
-        let none = source_of(&spec(serde_json::json!({}))).unwrap_err();
+        let none = source_of(&spec(serde_json::json!({}))).unwrap_err().to_string();
         assert!(
             none.contains("spec.credentialsSecretRef") && none.contains("spec.serviceAccountRef"),
             "{none}"
@@ -476,7 +493,10 @@ mod tests {
         assert!(source_of(&spec(serde_json::Value::Object(both))).is_err());
         let mut appstack = spec(sa);
         appstack.provider = changeorder_cloud::model::Provider::Appstack;
-        assert!(source_of(&appstack).unwrap_err().contains("appstack"));
+        assert_eq!(
+            source_of(&appstack).unwrap_err().to_string(),
+            "provider appstack authenticates with a personal access token: use spec.credentialsSecretRef (spec.serviceAccountRef and spec.credentials apply to edas and sae)"
+        );
     }
 
     #[test]

@@ -88,8 +88,16 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
 
     let config = match WatchConfig::from_spec(&watch.spec, &ctx.settings) {
         Ok(c) => c,
-        Err(message) => {
-            write_watch_status(watch, ctx, Outcome::InvalidSpec(message), None, request, now).await?;
+        Err(e) => {
+            write_watch_status(
+                watch,
+                ctx,
+                Outcome::InvalidSpec(e.to_string()),
+                None,
+                request,
+                now,
+            )
+            .await?;
             return Ok(Action::await_change());
         }
     };
@@ -100,11 +108,11 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     // Checked before anything is read or sent: a tenant's endpoint outside the operator's policy
     // gets no signed request, token or call budget. A policy change needs a restart, a spec
     // change reconciles again.
-    if let Err(message) = endpoint_allowed(&config, ctx) {
+    if let Err(e) = config.check_endpoint(&ctx.settings.allowed_endpoints) {
         write_watch_status(
             watch,
             ctx,
-            Outcome::EndpointNotAllowed(message),
+            Outcome::EndpointNotAllowed(e.to_string()),
             None,
             request,
             now,
@@ -203,14 +211,6 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         schedule::jitter(next, rand::random())
     };
     Ok(Action::requeue(next))
-}
-
-fn endpoint_allowed(config: &WatchConfig, ctx: &Context) -> Result<(), String> {
-    let url = config
-        .target
-        .base_url()
-        .map_err(|m| format!("spec.endpoint: {m}"))?;
-    ctx.settings.allowed_endpoints.check_url(&url)
 }
 
 fn standing(memory: &Memory, in_flight: bool) -> Standing {

@@ -4,11 +4,40 @@
 
 use std::time::Duration;
 
-use crate::controller::args::parse_duration;
+use crate::controller::args::{DurationError, parse_duration};
 use crate::controller::context::Settings;
+use crate::controller::identity::{Source, SourceError, source_of};
 use crate::controller::plan::Retention;
 use crate::crd::ChangeOrderWatchSpec;
 use changeorder_cloud::client::Target;
+use changeorder_cloud::policy::EndpointPolicy;
+use changeorder_cloud::target::TargetError;
+
+/// A watch's spec that cannot be used; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    CredentialSource(#[from] SourceError),
+    #[error("{field}: {source}")]
+    NotADuration {
+        field: &'static str,
+        source: DurationError,
+    },
+    #[error("{field}: must be greater than zero, got {value:?}")]
+    ZeroDuration { field: &'static str, value: String },
+}
+
+/// A watch's endpoint the operator will not call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    #[error("spec.endpoint: {0}")]
+    Invalid(TargetError),
+    /// Outside `--allowed-endpoints`; the policy's own message.
+    #[error("{0}")]
+    NotAllowed(String),
+}
 
 /// A watch's spec, validated and with the operator's defaults filled in.
 #[derive(Clone, Debug)]
@@ -18,13 +47,13 @@ pub struct WatchConfig {
     pub in_flight_interval: Duration,
     pub retention: Retention,
     /// Where the credentials come from (exactly one source).
-    pub source: crate::controller::identity::Source,
+    pub source: Source,
 }
 
 impl WatchConfig {
-    pub fn from_spec(spec: &ChangeOrderWatchSpec, settings: &Settings) -> Result<Self, String> {
-        let target = spec.target().map_err(|e| e.to_string())?;
-        let source = crate::controller::identity::source_of(spec)?;
+    pub fn from_spec(spec: &ChangeOrderWatchSpec, settings: &Settings) -> Result<Self, SpecError> {
+        let target = spec.target()?;
+        let source = source_of(spec)?;
         let interval = duration_field(
             "spec.interval",
             spec.interval.as_deref(),
@@ -60,16 +89,29 @@ impl WatchConfig {
     pub fn fast_interval(&self) -> Duration {
         self.in_flight_interval.min(self.interval)
     }
+
+    /// Whether the operator may call the watch's endpoint (checked before anything is sent).
+    pub fn check_endpoint(&self, policy: &EndpointPolicy) -> Result<(), EndpointError> {
+        let url = self.target.base_url().map_err(EndpointError::Invalid)?;
+        policy.check_url(&url).map_err(EndpointError::NotAllowed)
+    }
 }
 
 /// A positive duration from a spec field, or the default when the field is unset.
-fn duration_field(field: &str, value: Option<&str>, default: Duration) -> Result<Duration, String> {
+fn duration_field(
+    field: &'static str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, SpecError> {
     let Some(value) = value else {
         return Ok(default);
     };
-    let d = parse_duration(value).map_err(|e| format!("{field}: {e}"))?;
+    let d = parse_duration(value).map_err(|source| SpecError::NotADuration { field, source })?;
     if d.is_zero() {
-        return Err(format!("{field}: must be greater than zero, got {value:?}"));
+        return Err(SpecError::ZeroDuration {
+            field,
+            value: value.to_string(),
+        });
     }
     Ok(d)
 }
@@ -140,7 +182,9 @@ mod tests {
                 "spec.inFlightInterval",
             ),
         ] {
-            let err = WatchConfig::from_spec(&spec(extra.clone()), &settings()).expect_err("invalid");
+            let err = WatchConfig::from_spec(&spec(extra.clone()), &settings())
+                .expect_err("invalid")
+                .to_string();
             assert!(err.starts_with(field), "{extra}: {err}");
         }
     }

@@ -486,7 +486,7 @@ async fn probe_uses_the_same_sources() {
         "missing.json",
         sa_watch(&sim, "kl-edas", serde_json::json!({"name": "nobody"})),
     );
-    let e = probe(&args(missing), |_| None).await.unwrap_err();
+    let e = probe(&args(missing), |_| None).await.unwrap_err().to_string();
     assert!(
         e.contains("ServiceAccount") && e.contains("nobody") && e.contains("not found"),
         "{e}"
@@ -521,7 +521,7 @@ async fn probe_uses_the_same_sources() {
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("wrong-secret-value".to_string()),
         _ => None,
     };
-    let e = probe(&args(own), bad).await.unwrap_err();
+    let e = probe(&args(own), bad).await.unwrap_err().to_string();
     assert!(
         e.contains("SignatureDoesNotMatch") && !e.contains("wrong-secret-value"),
         "{e}"

@@ -136,15 +136,22 @@ pub struct ActionWait {
     pub timeout: Duration,
 }
 
+/// Flags that parse but do not go together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("--refresh applies only with --latest WATCH")]
+    RefreshWithoutLatest,
+}
+
 impl Cli {
     /// Rules clap's derive does not express for a boolean flag.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), UsageError> {
         match &self.command {
             Command::Wait {
                 refresh: true,
                 latest: None,
                 ..
-            } => Err("--refresh applies only with --latest WATCH".into()),
+            } => Err(UsageError::RefreshWithoutLatest),
             _ => Ok(()),
         }
     }
