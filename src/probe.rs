@@ -142,7 +142,8 @@ pub async fn run(args: &ProbeArgs, env: impl Fn(&str) -> Option<String>) -> Resu
             // Keyless (RRSA) when the pod's OIDC variables are there and no AccessKey is.
             Err(e) => match (target.provider, OidcConfig::from_env_with(&env)) {
                 (Provider::Edas | Provider::Sae, Some(oidc)) => {
-                    let provider = OidcProvider::new(oidc?, &cfg).map_err(|e| e.to_string())?;
+                    let provider = OidcProvider::new(oidc.map_err(|e| e.to_string())?, &cfg)
+                        .map_err(|e| e.to_string())?;
                     provider.credentials().await.map_err(|e| format!("RRSA: {e}"))?
                 }
                 _ => return Err(format!("{e}; pass --credentials FILE or set the variable")),

@@ -254,7 +254,12 @@ async fn prepare(
         .target
         .base_url()
         .map_err(|m| format!("spec.endpoint: {m}"))
-        .and_then(|u| ctx.settings.allowed_endpoints.check_url(&u));
+        .and_then(|u| {
+            ctx.settings
+                .allowed_endpoints
+                .check_url(&u)
+                .map_err(|e| e.to_string())
+        });
     if let Err(m) = endpoint_ok {
         return Ok(Err(Verdict::failed(reason::INVALID_WATCH, m)));
     }

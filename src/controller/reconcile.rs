@@ -210,7 +210,10 @@ fn endpoint_allowed(config: &WatchConfig, ctx: &Context) -> Result<(), String> {
         .target
         .base_url()
         .map_err(|m| format!("spec.endpoint: {m}"))?;
-    ctx.settings.allowed_endpoints.check_url(&url)
+    ctx.settings
+        .allowed_endpoints
+        .check_url(&url)
+        .map_err(|e| e.to_string())
 }
 
 fn standing(memory: &Memory, in_flight: bool) -> Standing {

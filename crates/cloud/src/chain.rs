@@ -52,7 +52,7 @@ impl ChainConfig {
                 }
                 return ChainConfig::Rrsa(cfg);
             }
-            Some(Err(e)) => return ChainConfig::None(e),
+            Some(Err(e)) => return ChainConfig::None(e.to_string()),
             None => {}
         }
         if get(imds::ENV_ECS_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")) {

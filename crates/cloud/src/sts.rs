@@ -32,6 +32,14 @@ pub const ENV_ROLE_SESSION_NAME: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
 /// Refresh when this little validity remains.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(180);
 
+/// The RRSA variables are half set: the role is named but a variable the exchange needs is not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} is set but {missing} is not", ENV_ROLE_ARN)]
+pub struct OidcConfigError {
+    /// The variable that is missing (or empty).
+    pub missing: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcConfig {
     pub role_arn: String,
@@ -47,16 +55,17 @@ pub struct OidcConfig {
 
 impl OidcConfig {
     /// From the RRSA environment; `None` when `ALIBABA_CLOUD_ROLE_ARN` is not set (not keyless).
-    pub fn from_env() -> Option<Result<OidcConfig, String>> {
+    pub fn from_env() -> Option<Result<OidcConfig, OidcConfigError>> {
         Self::from_env_with(|k| std::env::var(k).ok())
     }
 
-    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Option<Result<OidcConfig, String>> {
+    pub fn from_env_with(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Option<Result<OidcConfig, OidcConfigError>> {
         let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let role_arn = get(ENV_ROLE_ARN)?;
-        let required =
-            |k: &'static str| get(k).ok_or_else(|| format!("{ENV_ROLE_ARN} is set but {k} is not"));
-        let build = || -> Result<OidcConfig, String> {
+        let required = |k: &'static str| get(k).ok_or(OidcConfigError { missing: k });
+        let build = || -> Result<OidcConfig, OidcConfigError> {
             let oidc_provider_arn = required(ENV_OIDC_PROVIDER_ARN)?;
             let token_file = PathBuf::from(required(ENV_OIDC_TOKEN_FILE)?);
             let sts_endpoint = super::chain::sts_endpoint_from_env(&var);
@@ -317,6 +326,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
+            OidcConfigError {
+                missing: ENV_OIDC_PROVIDER_ARN
+            }
+        );
+        assert_eq!(
+            err.to_string(),
             "ALIBABA_CLOUD_ROLE_ARN is set but ALIBABA_CLOUD_OIDC_PROVIDER_ARN is not"
         );
     }
