@@ -42,9 +42,9 @@ pub enum ProbeError {
     OperatorCredentials { what: String, source: CloudError },
     #[error("{0}; pass --credentials FILE or set the variable")]
     NoCredentials(CredentialsError),
-    /// The RRSA variables are unusable; the cloud crate's message.
-    #[error("{0}")]
-    Oidc(String),
+    /// The RRSA variables are unusable.
+    #[error(transparent)]
+    Oidc(changeorder_cloud::sts::OidcConfigError),
     #[error(transparent)]
     OidcProvider(CloudError),
     #[error("RRSA: {0}")]

@@ -34,9 +34,9 @@ pub enum SpecError {
 pub enum EndpointError {
     #[error("spec.endpoint: {0}")]
     Invalid(TargetError),
-    /// Outside `--allowed-endpoints`; the policy's own message.
-    #[error("{0}")]
-    NotAllowed(String),
+    /// Outside `--allowed-endpoints`.
+    #[error(transparent)]
+    NotAllowed(changeorder_cloud::policy::EndpointRefused),
 }
 
 /// A watch's spec, validated and with the operator's defaults filled in.

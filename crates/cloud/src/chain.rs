@@ -15,7 +15,10 @@ use super::credentials::{Credentials, env};
 use super::error::{CloudError, ErrorKind};
 use super::http::ClientConfig;
 use super::imds::{self, ImdsClient, ImdsConfig};
-use super::sts::{self, OidcConfig, OidcProvider, fresh};
+use super::sts::{OidcConfig, OidcProvider, fresh};
+// Defined in `sts` (it reads only STS variables, and `sts` needs it without depending back on
+// the chain); kept reachable here, where callers have always found it.
+pub use super::sts::sts_endpoint_from_env;
 
 /// Where the operator's identity comes from, decided from the environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +55,7 @@ impl ChainConfig {
                 }
                 return ChainConfig::Rrsa(cfg);
             }
-            Some(Err(e)) => return ChainConfig::None(e),
+            Some(Err(e)) => return ChainConfig::None(e.to_string()),
             None => {}
         }
         if get(imds::ENV_ECS_METADATA_DISABLED).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
@@ -163,24 +166,6 @@ impl OperatorChain {
     }
 }
 
-/// The default STS endpoint from the official variables: `ALIBABA_CLOUD_STS_ENDPOINT`, else the
-/// region's (VPC when `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), else `sts.aliyuncs.com`.
-pub fn sts_endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> String {
-    let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let vpc = get(sts::ENV_VPC_ENDPOINT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let host = match (get(sts::ENV_STS_ENDPOINT), get(sts::ENV_STS_REGION)) {
-        (Some(e), _) => e,
-        (None, Some(r)) if vpc => format!("sts-vpc.{r}.aliyuncs.com"),
-        (None, Some(r)) => format!("sts.{r}.aliyuncs.com"),
-        (None, None) => "sts.aliyuncs.com".to_string(),
-    };
-    if host.starts_with("http://") || host.starts_with("https://") {
-        host
-    } else {
-        format!("https://{host}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,26 +206,5 @@ mod tests {
             ChainConfig::None(m) => assert!(m.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), "{m}"),
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn sts_endpoint_resolution() {
-        let m = |p: &[(&str, &str)]| {
-            let m: BTreeMap<String, String> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            sts_endpoint_from_env(|k| m.get(k).cloned())
-        };
-        assert_eq!(m(&[]), "https://sts.aliyuncs.com");
-        assert_eq!(
-            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "sts-vpc.cn-beijing.aliyuncs.com")]),
-            "https://sts-vpc.cn-beijing.aliyuncs.com"
-        );
-        assert_eq!(
-            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]),
-            "http://127.0.0.1:9"
-        );
-        assert_eq!(
-            m(&[("ALIBABA_CLOUD_STS_REGION", "cn-hangzhou")]),
-            "https://sts.cn-hangzhou.aliyuncs.com"
-        );
     }
 }

@@ -270,14 +270,24 @@ fn found_keys<'a>(keys: impl Iterator<Item = &'a String>) -> String {
 /// would otherwise pass for an AppStack token.
 pub const SECRET_TYPE: &str = "Opaque";
 
+/// A Secret of another type than [`SECRET_TYPE`]; names the type it has.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the Secret is of type {type_:?}; credentials are read only from Secrets of type {}",
+    SECRET_TYPE
+)]
+pub struct SecretTypeError {
+    pub type_: String,
+}
+
 /// Ok for a Secret of type `Opaque` (or without a type, which the API server defaults to
 /// `Opaque`); otherwise an error naming the type. Call it before reading the Secret's data.
-pub fn check_secret_type(type_: Option<&str>) -> Result<(), String> {
+pub fn check_secret_type(type_: Option<&str>) -> Result<(), SecretTypeError> {
     match type_ {
         None | Some("") | Some(SECRET_TYPE) => Ok(()),
-        Some(other) => Err(format!(
-            "the Secret is of type {other:?}; credentials are read only from Secrets of type {SECRET_TYPE}"
-        )),
+        Some(other) => Err(SecretTypeError {
+            type_: other.to_owned(),
+        }),
     }
 }
 
@@ -508,8 +518,14 @@ mod tests {
             "opaque",
             "bootstrap.kubernetes.io/token",
         ] {
-            let e = check_secret_type(Some(other)).expect_err(other);
+            let e = check_secret_type(Some(other)).expect_err(other).to_string();
             assert!(e.contains(other) && e.contains("Opaque"), "{e}");
         }
+        assert_eq!(
+            check_secret_type(Some("kubernetes.io/tls"))
+                .expect_err("tls")
+                .to_string(),
+            "the Secret is of type \"kubernetes.io/tls\"; credentials are read only from Secrets of type Opaque"
+        );
     }
 }

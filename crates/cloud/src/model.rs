@@ -31,16 +31,19 @@ impl std::fmt::Display for Provider {
     }
 }
 
+/// A provider name that is none of `edas`, `sae`, `appstack`; holds the name as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider {0:?} (expected edas, sae or appstack)")]
+pub struct UnknownProvider(pub String);
+
 impl std::str::FromStr for Provider {
-    type Err = String;
+    type Err = UnknownProvider;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "edas" => Ok(Provider::Edas),
             "sae" => Ok(Provider::Sae),
             "appstack" => Ok(Provider::Appstack),
-            other => Err(format!(
-                "unknown provider {other:?} (expected edas, sae or appstack)"
-            )),
+            other => Err(UnknownProvider(other.to_owned())),
         }
     }
 }
@@ -155,5 +158,23 @@ impl CloudOrder {
             detailed: false,
             gone: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_round_trip() {
+        for p in Provider::ALL {
+            assert_eq!(p.as_str().parse::<Provider>(), Ok(p));
+        }
+        let e = "EDAS".parse::<Provider>().expect_err("names are lower-case");
+        assert_eq!(e, UnknownProvider("EDAS".into()));
+        assert_eq!(
+            e.to_string(),
+            "unknown provider \"EDAS\" (expected edas, sae or appstack)"
+        );
     }
 }

@@ -59,6 +59,70 @@ struct Pattern {
     text: String,
 }
 
+/// Why a policy (the `--allowed-endpoints` flag) could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("no endpoint pattern given; use e.g. {}", DEFAULT_ALLOWED_ENDPOINTS)]
+    Empty,
+    #[error(
+        "invalid endpoint pattern {pattern:?}: {problem} (expected scheme://host[:port], e.g. https://*.aliyuncs.com or http://127.0.0.1:*)"
+    )]
+    InvalidPattern {
+        /// The pattern as written (trimmed).
+        pattern: String,
+        problem: PatternProblem,
+    },
+}
+
+/// What is wrong with one pattern of a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PatternProblem {
+    #[error("no scheme")]
+    NoScheme,
+    #[error("the scheme must be http or https")]
+    BadScheme,
+    #[error("only a host and a port are allowed")]
+    NotOnlyHostAndPort,
+    #[error("unterminated IPv6 address")]
+    UnterminatedIpv6,
+    #[error("unexpected text after the IPv6 address")]
+    TextAfterIpv6,
+    #[error("the port must be a number from 1 to 65535 or *")]
+    BadPort,
+    #[error("no host")]
+    NoHost,
+    #[error("invalid IPv6 address")]
+    BadIpv6,
+    #[error("host labels are letters, digits, '-' or a whole '*'")]
+    BadLabel,
+    #[error("the host must name at least one label besides *")]
+    OnlyWildcards,
+}
+
+/// An endpoint the policy refuses. Names the endpoint (without user info) and the policy,
+/// nothing else: the endpoint is a spec field, the policy a flag, neither a credential.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "endpoint {endpoint:?} {reason}; the operator's endpoint policy (--allowed-endpoints) allows only {policy}"
+)]
+pub struct EndpointRefused {
+    /// As parsed and without user info, or the first 200 characters of an unparsable URL.
+    pub endpoint: String,
+    pub reason: RefusalReason,
+    pub policy: EndpointPolicy,
+}
+
+/// Why an endpoint is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RefusalReason {
+    #[error("is not a valid URL")]
+    InvalidUrl,
+    #[error("carries user info")]
+    UserInfo,
+    #[error("is not allowed")]
+    NotAllowed,
+}
+
 /// The endpoints the operator may call. See the module docs for the pattern syntax.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointPolicy {
@@ -83,16 +147,16 @@ impl fmt::Display for EndpointPolicy {
 }
 
 impl FromStr for EndpointPolicy {
-    type Err = String;
+    type Err = PolicyError;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         Self::parse(s)
     }
 }
 
 impl EndpointPolicy {
     /// Parses a comma-separated list of patterns; at least one is required.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, PolicyError> {
         let patterns = s
             .split(',')
             .map(str::trim)
@@ -100,16 +164,14 @@ impl EndpointPolicy {
             .map(parse_pattern)
             .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {
-            return Err(format!(
-                "no endpoint pattern given; use e.g. {DEFAULT_ALLOWED_ENDPOINTS}"
-            ));
+            return Err(PolicyError::Empty);
         }
         Ok(EndpointPolicy { patterns })
     }
 
     /// Ok when `url` may be called. The error names the endpoint and the policy, nothing else
     /// (in particular no credentials: the endpoint is a spec field, the policy a flag).
-    pub fn check(&self, url: &str) -> Result<(), String> {
+    pub fn check(&self, url: &str) -> Result<(), EndpointRefused> {
         let parsed = Url::parse(url.trim());
         // Named as parsed, without user info (which could hold a password).
         let shown = match &parsed {
@@ -121,26 +183,28 @@ impl EndpointPolicy {
             }
             Err(_) => url.trim().chars().take(200).collect(),
         };
-        let refuse = |why: &str| {
-            Err(format!(
-                "endpoint {shown:?} {why}; the operator's endpoint policy (--allowed-endpoints) allows only {self}"
-            ))
+        let refuse = |reason| {
+            Err(EndpointRefused {
+                endpoint: shown,
+                reason,
+                policy: self.clone(),
+            })
         };
         let Ok(parsed) = parsed else {
-            return refuse("is not a valid URL");
+            return refuse(RefusalReason::InvalidUrl);
         };
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return refuse("carries user info");
+            return refuse(RefusalReason::UserInfo);
         }
         if self.allows(&parsed) {
             Ok(())
         } else {
-            refuse("is not allowed")
+            refuse(RefusalReason::NotAllowed)
         }
     }
 
     /// Like [`check`](Self::check), for a URL already parsed (e.g. `Target::base_url`).
-    pub fn check_url(&self, url: &Url) -> Result<(), String> {
+    pub fn check_url(&self, url: &Url) -> Result<(), EndpointRefused> {
         self.check(url.as_str())
     }
 
@@ -185,36 +249,37 @@ fn labels_match(pattern: &[Label], host: &[&str]) -> bool {
     }
 }
 
-fn parse_pattern(text: &str) -> Result<Pattern, String> {
-    let bad = |why: &str| {
-        Err(format!(
-            "invalid endpoint pattern {text:?}: {why} (expected scheme://host[:port], e.g. https://*.aliyuncs.com or http://127.0.0.1:*)"
-        ))
+fn parse_pattern(text: &str) -> Result<Pattern, PolicyError> {
+    let bad = |problem| {
+        Err(PolicyError::InvalidPattern {
+            pattern: text.to_owned(),
+            problem,
+        })
     };
     let Some((scheme, rest)) = text.split_once("://") else {
-        return bad("no scheme");
+        return bad(PatternProblem::NoScheme);
     };
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
-        _ => return bad("the scheme must be http or https"),
+        _ => return bad(PatternProblem::BadScheme),
     };
     // A trailing slash is tolerated; any other path, query or fragment is not.
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['/', '?', '#', '@', '\\']) {
-        return bad("only a host and a port are allowed");
+        return bad(PatternProblem::NotOnlyHostAndPort);
     }
     let (host, port) = if rest.starts_with('[') {
         // An IPv6 literal: [addr] or [addr]:port.
         let Some(end) = rest.find(']') else {
-            return bad("unterminated IPv6 address");
+            return bad(PatternProblem::UnterminatedIpv6);
         };
         let (h, p) = rest.split_at(end + 1);
         match p {
             "" => (h, None),
             p => match p.strip_prefix(':') {
                 Some(p) => (h, Some(p)),
-                None => return bad("unexpected text after the IPv6 address"),
+                None => return bad(PatternProblem::TextAfterIpv6),
             },
         }
     } else {
@@ -228,18 +293,18 @@ fn parse_pattern(text: &str) -> Result<Pattern, String> {
         Some("*") => Port::Any,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 => Port::Exact(n),
-            _ => return bad("the port must be a number from 1 to 65535 or *"),
+            _ => return bad(PatternProblem::BadPort),
         },
     };
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() {
-        return bad("no host");
+        return bad(PatternProblem::NoHost);
     }
     let mut labels = Vec::new();
     if host.starts_with('[') {
         // Normalise the address the way URLs are normalised, so `[::1]` matches `[0:0::1]`.
         let Ok(url) = Url::parse(&format!("http://{host}/")) else {
-            return bad("invalid IPv6 address");
+            return bad(PatternProblem::BadIpv6);
         };
         labels.push(Label::Exact(url.host_str().unwrap_or(host).to_owned()));
     } else {
@@ -251,13 +316,13 @@ fn parse_pattern(text: &str) -> Result<Pattern, String> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return bad("host labels are letters, digits, '-' or a whole '*'");
+                return bad(PatternProblem::BadLabel);
             } else {
                 labels.push(Label::Exact(label.to_ascii_lowercase()));
             }
         }
         if labels.iter().all(|l| *l == Label::Any) {
-            return bad("the host must name at least one label besides *");
+            return bad(PatternProblem::OnlyWildcards);
         }
     }
     Ok(Pattern {
@@ -404,7 +469,7 @@ mod tests {
             "https://x.aliyuncs.com:abc",
             "https://[::1",
         ] {
-            let e = EndpointPolicy::parse(bad).expect_err(bad);
+            let e = EndpointPolicy::parse(bad).expect_err(bad).to_string();
             assert!(
                 e.contains("endpoint pattern"),
                 "{bad}: message should say what is wrong: {e}"
@@ -415,7 +480,10 @@ mod tests {
     #[test]
     fn the_error_names_the_endpoint_and_the_policy() {
         let p = EndpointPolicy::default();
-        let e = p.check("http://attacker.example:9000/x").expect_err("refused");
+        let e = p
+            .check("http://attacker.example:9000/x")
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("http://attacker.example:9000/x"), "{e}");
         assert!(e.contains("https://*.aliyuncs.com"), "{e}");
         assert!(e.contains("--allowed-endpoints"), "{e}");
@@ -425,9 +493,32 @@ mod tests {
     fn the_error_never_repeats_user_info() {
         let e = EndpointPolicy::default()
             .check("https://AKID:s3cr3t@x.aliyuncs.com/")
-            .expect_err("refused");
+            .expect_err("refused")
+            .to_string();
         assert!(!e.contains("s3cr3t") && !e.contains("AKID"), "{e}");
         assert!(e.contains("x.aliyuncs.com"), "{e}");
+    }
+
+    #[test]
+    fn messages_read_as_before() {
+        // Conditions, Events and flag errors show these texts; they must not drift.
+        assert_eq!(
+            EndpointPolicy::parse(" , ").expect_err("empty").to_string(),
+            "no endpoint pattern given; use e.g. https://*.aliyuncs.com"
+        );
+        assert_eq!(
+            EndpointPolicy::parse("https://x.aliyuncs.com:0")
+                .expect_err("port 0")
+                .to_string(),
+            "invalid endpoint pattern \"https://x.aliyuncs.com:0\": the port must be a number from 1 to 65535 or * (expected scheme://host[:port], e.g. https://*.aliyuncs.com or http://127.0.0.1:*)"
+        );
+        assert_eq!(
+            EndpointPolicy::default()
+                .check("https://u@x.aliyuncs.com/")
+                .expect_err("user info")
+                .to_string(),
+            "endpoint \"https://x.aliyuncs.com/\" carries user info; the operator's endpoint policy (--allowed-endpoints) allows only https://*.aliyuncs.com"
+        );
     }
 
     #[test]

@@ -32,6 +32,14 @@ pub const ENV_ROLE_SESSION_NAME: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
 /// Refresh when this little validity remains.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(180);
 
+/// The RRSA variables are half set: the role is named but a variable the exchange needs is not.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} is set but {missing} is not", ENV_ROLE_ARN)]
+pub struct OidcConfigError {
+    /// The variable that is missing (or empty).
+    pub missing: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OidcConfig {
     pub role_arn: String,
@@ -47,19 +55,20 @@ pub struct OidcConfig {
 
 impl OidcConfig {
     /// From the RRSA environment; `None` when `ALIBABA_CLOUD_ROLE_ARN` is not set (not keyless).
-    pub fn from_env() -> Option<Result<OidcConfig, String>> {
+    pub fn from_env() -> Option<Result<OidcConfig, OidcConfigError>> {
         Self::from_env_with(|k| std::env::var(k).ok())
     }
 
-    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Option<Result<OidcConfig, String>> {
+    pub fn from_env_with(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Option<Result<OidcConfig, OidcConfigError>> {
         let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
         let role_arn = get(ENV_ROLE_ARN)?;
-        let required =
-            |k: &'static str| get(k).ok_or_else(|| format!("{ENV_ROLE_ARN} is set but {k} is not"));
-        let build = || -> Result<OidcConfig, String> {
+        let required = |k: &'static str| get(k).ok_or(OidcConfigError { missing: k });
+        let build = || -> Result<OidcConfig, OidcConfigError> {
             let oidc_provider_arn = required(ENV_OIDC_PROVIDER_ARN)?;
             let token_file = PathBuf::from(required(ENV_OIDC_TOKEN_FILE)?);
-            let sts_endpoint = super::chain::sts_endpoint_from_env(&var);
+            let sts_endpoint = sts_endpoint_from_env(&var);
             Ok(OidcConfig {
                 role_arn,
                 oidc_provider_arn,
@@ -71,6 +80,24 @@ impl OidcConfig {
             })
         };
         Some(build())
+    }
+}
+
+/// The default STS endpoint from the official variables: `ALIBABA_CLOUD_STS_ENDPOINT`, else the
+/// region's (VPC when `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`), else `sts.aliyuncs.com`.
+pub fn sts_endpoint_from_env(var: impl Fn(&str) -> Option<String>) -> String {
+    let get = |k: &str| var(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let vpc = get(ENV_VPC_ENDPOINT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let host = match (get(ENV_STS_ENDPOINT), get(ENV_STS_REGION)) {
+        (Some(e), _) => e,
+        (None, Some(r)) if vpc => format!("sts-vpc.{r}.aliyuncs.com"),
+        (None, Some(r)) => format!("sts.{r}.aliyuncs.com"),
+        (None, None) => "sts.aliyuncs.com".to_string(),
+    };
+    if host.starts_with("http://") || host.starts_with("https://") {
+        host
+    } else {
+        format!("https://{host}")
     }
 }
 
@@ -317,6 +344,12 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err,
+            OidcConfigError {
+                missing: ENV_OIDC_PROVIDER_ARN
+            }
+        );
+        assert_eq!(
+            err.to_string(),
             "ALIBABA_CLOUD_ROLE_ARN is set but ALIBABA_CLOUD_OIDC_PROVIDER_ARN is not"
         );
     }
@@ -330,5 +363,26 @@ mod tests {
         assert_eq!(parse_assumed(&json!({})).unwrap_err().kind, ErrorKind::BadReply);
         let v = json!({"Credentials": {"AccessKeyId": "a", "AccessKeySecret": "s", "SecurityToken": "t", "Expiration": "soon"}});
         assert_eq!(parse_assumed(&v).unwrap_err().kind, ErrorKind::BadReply);
+    }
+
+    #[test]
+    fn sts_endpoint_resolution() {
+        let m = |p: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            sts_endpoint_from_env(|k| m.get(k).cloned())
+        };
+        assert_eq!(m(&[]), "https://sts.aliyuncs.com");
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "sts-vpc.cn-beijing.aliyuncs.com")]),
+            "https://sts-vpc.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_ENDPOINT", "http://127.0.0.1:9")]),
+            "http://127.0.0.1:9"
+        );
+        assert_eq!(
+            m(&[("ALIBABA_CLOUD_STS_REGION", "cn-hangzhou")]),
+            "https://sts.cn-hangzhou.aliyuncs.com"
+        );
     }
 }

@@ -131,12 +131,11 @@ fn owning_watch(order: &ChangeOrder) -> Option<String> {
 pub(super) enum CredentialsUnavailable {
     #[error("Secret {namespace}/{name} (spec.credentialsSecretRef.name of the watch) not found")]
     SecretNotFound { namespace: String, name: String },
-    /// The cloud crate's message for a Secret of the wrong type.
-    #[error("Secret {namespace}/{name}: {message}")]
+    #[error("Secret {namespace}/{name}: {source}")]
     SecretType {
         namespace: String,
         name: String,
-        message: String,
+        source: changeorder_cloud::credentials::SecretTypeError,
     },
     #[error("Secret {namespace}/{name}: {source}")]
     SecretKeys {
@@ -177,11 +176,11 @@ async fn read_credentials(
             name: name.clone(),
         }));
     };
-    if let Err(message) = check_secret_type(secret.type_.as_deref()) {
+    if let Err(source) = check_secret_type(secret.type_.as_deref()) {
         return Ok(Err(CredentialsUnavailable::SecretType {
             namespace: ns.to_string(),
             name: name.clone(),
-            message,
+            source,
         }));
     }
     let map: BTreeMap<String, Vec<u8>> = secret
