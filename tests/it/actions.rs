@@ -6,7 +6,7 @@ use crate::support;
 
 use std::time::Duration;
 
-use changeorder_cloud::actions::Write;
+use changeorder_cloud::actions::{Write, WriteOutcome};
 use changeorder_cloud::client::{CloudClient, Target};
 use changeorder_cloud::credentials::Credentials;
 use changeorder_cloud::error::ErrorKind;
@@ -467,7 +467,11 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         for (provider, app, id) in [("sae", "s", "s-wait"), ("edas", "e", "e-wait")] {
             let t = target(provider, app, &sim, scheme);
             let confirm = waiting_pipeline(&c, &t, id).await;
-            let w = c.act(&t, &creds, id, &confirm).await.expect("confirm");
+            let w = c
+                .act(&t, &creds, id, &confirm)
+                .await
+                .into_result()
+                .expect("confirm");
             assert!(w.request_id.is_some(), "{scheme} {provider}");
             assert_eq!(
                 state(&c, &t, id).await,
@@ -477,6 +481,7 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
             let again = c
                 .act(&t, &creds, id, &confirm)
                 .await
+                .into_result()
                 .expect_err("not waiting any more");
             assert_eq!(again.kind, ErrorKind::BadRequest);
             assert_eq!(
@@ -489,11 +494,13 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         let done = c
             .act(&sae, &creds, "s-done", &Write::Abort)
             .await
+            .into_result()
             .expect_err("finished");
         assert_eq!(done.code.as_deref(), Some("ChangeOrder.Can.Not.Abort"));
         let w = c
             .act(&sae, &creds, "s-run", &Write::AbortAndRollback)
             .await
+            .into_result()
             .expect("abort and rollback");
         let rollback = w.new_order_id.expect("the rollback order");
         assert_eq!(state(&c, &sae, "s-run").await.0, RawStatus::Code(6));
@@ -507,12 +514,14 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         let edas = target("edas", "e", &sim, scheme);
         c.act(&edas, &creds, "e-run", &Write::Abort)
             .await
+            .into_result()
             .expect("edas abort");
         assert_eq!(state(&c, &edas, "e-run").await.0, RawStatus::Code(6));
         // A bad signature changes nothing.
         let bad = c
             .act(&edas, &keys("wrong-secret"), "e-wait", &Write::Abort)
             .await
+            .into_result()
             .expect_err("bad signature");
         assert_eq!(bad.kind, ErrorKind::SignatureMismatch);
         assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(1));
@@ -526,7 +535,10 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
             pipeline_id,
             confirm: false,
         };
-        c.act(&t, &creds, "s-wait", &end).await.expect("confirm=false");
+        c.act(&t, &creds, "s-wait", &end)
+            .await
+            .into_result()
+            .expect("confirm=false");
         assert_eq!(state(&c, &t, "s-wait").await.0, RawStatus::Code(6));
     }
 }
@@ -544,6 +556,7 @@ async fn sim_read_only_keys_may_read_but_not_write() {
     let e = c
         .act(&t, &keys(sim::DEFAULT_ACCESS_KEY_SECRET), "s-wait", &confirm)
         .await
+        .into_result()
         .expect_err("read-only");
     assert_eq!(
         (e.kind, e.code.as_deref()),
@@ -568,6 +581,7 @@ async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
     let confirm = waiting_pipeline(&c, &t, "s-wait").await;
     c.act(&t, &creds, "s-wait", &confirm)
         .await
+        .into_result()
         .expect("confirmed after a throttle");
     let stats = sim.stats();
     assert_eq!(stats.outcome("sae", "ConfirmPipelineBatch", "Throttling.User"), 1);
@@ -578,7 +592,10 @@ async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
         "moved once"
     );
     // A 5xx leaves the outcome open: never sent again by the client.
-    let e = c.act(&t, &creds, "s-run", &Write::Abort).await.expect_err("5xx");
+    let outcome = c.act(&t, &creds, "s-run", &Write::Abort).await;
+    let WriteOutcome::Unknown(e) = outcome else {
+        panic!("a 5xx leaves the outcome unknown: {outcome:?}")
+    };
     assert_eq!(e.kind, ErrorKind::ServerError);
     assert_eq!(sim.calls("sae", "AbortChangeOrder"), 1);
     assert_eq!(

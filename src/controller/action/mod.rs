@@ -33,6 +33,7 @@ mod prepare;
 mod retention;
 mod send;
 mod settle;
+mod unsent;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,8 @@ use changeorder_cloud::client::CloudClient;
 pub use crate::controller::context::ActionSettings;
 pub use guard::{guard, observe};
 pub use prepare::{allowed_by_watch, supported};
-pub use settle::{settle, took_effect};
+pub use settle::{settle, settle_rejected, took_effect};
+pub use unsent::not_sent_verdict;
 
 /// Status reasons, one word each.
 pub mod reason {
@@ -69,6 +71,7 @@ pub mod reason {
     pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
     pub const THROTTLED: &str = "Throttled";
     pub const EXECUTING: &str = "Executing";
+    pub const NOT_SENT: &str = "NotSent";
 }
 
 const FIELD_MANAGER: &str = "changeorder-operator";
@@ -91,6 +94,8 @@ struct Ctx {
     recorder: Recorder,
     /// Keyless credentials of the watches acted on (its own cache: actions are rare).
     identities: Identities,
+    /// Claims whose reply was lost: stored perhaps, never sent.
+    unsent: unsent::Unsent,
 }
 
 /// The ChangeOrderAction controller of one scope (a namespace or the cluster).
@@ -106,6 +111,7 @@ pub fn controller(
         metrics: rt.metrics.clone(),
         settings: rt.settings.clone(),
         identities: Identities::new(rt.settings.keyless.clone()),
+        unsent: unsent::Unsent::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -140,6 +146,10 @@ async fn reconcile(action: Arc<ChangeOrderAction>, ctx: Arc<Ctx>) -> Result<Acti
     let status = action.status.clone().unwrap_or_default();
     match status.phase {
         Some(p) if p.is_finished() => retention::retain(&action, &status, &ctx, &ns).await,
+        // Claimed by this process, whose reply was lost: it knows nothing was sent.
+        Some(ActionPhase::Executing) if ctx.unsent.claimed_unsent(&status) => {
+            unsent::record_not_sent(&action, &status, &ctx, &ns).await
+        }
         Some(ActionPhase::Executing) => settle::settle_interrupted(&action, &status, &ctx, &ns).await,
         _ => send::execute(&action, &ctx, &ns).await,
     }
