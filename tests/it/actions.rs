@@ -4,6 +4,8 @@
 
 use crate::support;
 
+mod once;
+
 use std::time::Duration;
 
 use changeorder_cloud::actions::{Write, WriteOutcome};
