@@ -19,9 +19,17 @@
 //! 4. after the outcome is stored, before the Event and the poll request: the Event is lost and
 //!    the ChangeOrder shows the new state at the watch's next regular poll.
 //!
-//! A call that ends without a verdict (timeout, dropped connection, 5xx) is settled the same
-//! way as 2, at once. Throttling is retried inside the call (under the shared call budget);
-//! a call still throttled was refused before acting, so the request goes back to `Pending`.
+//! The claim's own reply may be lost (the API server stored it, or not, and the connection
+//! failed): nothing was sent, and this process knows it. A request it then finds `Executing`
+//! with that attempt is recorded `Failed`, reason `NotSent`, and never sent (see `unsent`); one
+//! still `Pending` is evaluated afresh (a late claim and a new one carry the same
+//! resourceVersion precondition, so only one is ever stored).
+//!
+//! The cloud's answer is a [`WriteOutcome`](changeorder_cloud::actions::WriteOutcome). A call
+//! that ends without a verdict (timeout, dropped connection, 5xx, `SignatureNonceUsed`, ...) is
+//! settled the same way as 2, at once; so is a refusal of the API's own (its word is checked
+//! against the order). Throttling is retried inside the call (under the shared call budget); a
+//! call still throttled was refused before acting, so the request goes back to `Pending`.
 //!
 //! Retention: finished requests get an ownerReference to their ChangeOrder (deleted with it)
 //! and are deleted `--action-ttl` after `status.completionTime`.
