@@ -527,6 +527,21 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
             .expect_err("bad signature");
         assert_eq!(bad.kind, ErrorKind::SignatureMismatch);
         assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(1));
+        // EDAS abort-and-rollback, signed either way: terminated, and a rollback order runs.
+        let w = c
+            .act(&edas, &creds, "e-wait", &Write::AbortAndRollback)
+            .await
+            .into_result()
+            .expect("edas abort and rollback");
+        let rollback = w.new_order_id.expect("the rollback order");
+        assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(6));
+        let listed = c.list(&edas, &creds).await.expect("list");
+        let r = listed
+            .iter()
+            .find(|o| o.id == rollback)
+            .expect("rollback order listed");
+        assert_eq!(r.status, RawStatus::Code(1));
+        assert_eq!(sim.calls("edas", "AbortAndRollbackChangeOrder"), 1);
         // Confirm=false ends an order waiting for confirmation.
         let sim2 = start_sim(WRITES).await;
         let t = target("sae", "s", &sim2, scheme);
