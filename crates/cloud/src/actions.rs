@@ -198,7 +198,7 @@ impl Answer {
         };
         match e.kind {
             ErrorKind::Throttled => Answer::Refused,
-            ErrorKind::Forbidden if (400..500).contains(&status) => Answer::Refused,
+            ErrorKind::Forbidden => Answer::Refused,
             ErrorKind::InvalidCredentials if starts("InvalidAccessKeyId") => Answer::Refused,
             ErrorKind::BadRequest if starts("InvalidParameter") || starts("MissingParameter") => {
                 Answer::Refused
@@ -330,6 +330,8 @@ mod tests {
             (Throttled, Some("Throttling.User"), 400),
             (Throttled, None, 429),
             (Forbidden, Some("Forbidden.RAM"), 403),
+            // A business failure inside a 2xx reply (EDAS `Code` in the body).
+            (Forbidden, Some("Forbidden.NoPermission"), 200),
             (Forbidden, Some("Resouce.no.permission"), 400),
             (BadRequest, Some("InvalidParameter.NotEmpty"), 400),
             (BadRequest, Some("MissingParameter"), 400),
