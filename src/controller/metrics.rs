@@ -207,7 +207,7 @@ impl Metrics {
         registry.register(
             "actions",
             "Finished ChangeOrderActions by action and result (the status reason: Confirmed, \
-             Aborted, ActionsDisabled, GuardFailed, Forbidden, OutcomeUnknown, ...)",
+             Aborted, ActionsDisabled, GuardFailed, Forbidden, OutcomeUnknown, NotSent, ...)",
             actions.clone(),
         );
         let orders = Family::<PhaseLabels, Gauge>::default();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "ChangeOrderAction",
     doc = "ChangeOrderAction asks the operator to act once on one ChangeOrder in this \
-           namespace: Confirm its next batch, Abort it, or AbortAndRollback (SAE). Off unless the \
+           namespace: Confirm its next batch, Abort it, or AbortAndRollback. Off unless the \
            operator runs with --enable-actions and the order's ChangeOrderWatch lists the action \
            in spec.actions.allowed. The operator executes each request at most once and records \
            the outcome in status.phase (Succeeded or Failed), with the cloud's words.",
@@ -39,7 +39,7 @@ pub struct ChangeOrderActionSpec {
     #[schemars(length(min = 1, max = 253))]
     pub change_order: String,
     /// Confirm (start the next batch), Abort (terminate the order) or AbortAndRollback
-    /// (terminate it and roll the app back; SAE only).
+    /// (terminate it and roll the app back; EDAS and SAE).
     pub action: ActionKind,
     /// Confirm only: act only if the order waits for confirmation at this (1-based) batch, as
     /// `status.currentBatch` of the ChangeOrder shows it. A request made for batch 2 is refused
@@ -56,7 +56,7 @@ pub enum ActionKind {
     Confirm,
     /// Terminate an order in flight.
     Abort,
-    /// Terminate an order in flight and roll the application back (SAE).
+    /// Terminate an order in flight and roll the application back (EDAS, SAE).
     AbortAndRollback,
 }
 
@@ -112,7 +112,7 @@ pub struct ChangeOrderActionStatus {
     pub phase: Option<ActionPhase>,
     /// Why, in one word: Confirmed, Aborted, AbortedAndRolledBack, ActionsDisabled,
     /// ActionNotAllowed, GuardFailed, OrderNotFound, Unsupported, Forbidden, Rejected,
-    /// OutcomeUnknown, ...
+    /// OutcomeUnknown, NotSent, ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What happened, in the cloud's own words where it said any.
@@ -131,7 +131,7 @@ pub struct ChangeOrderActionStatus {
     /// The cloud's RequestId of the write call, for support tickets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// SAE AbortAndRollback: the id of the rollback order the cloud started, when it said.
+    /// AbortAndRollback: the id of the rollback order the cloud started, when it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_change_order_id: Option<String>,
     /// When the cloud call started.

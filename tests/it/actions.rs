@@ -4,9 +4,11 @@
 
 use crate::support;
 
+mod once;
+
 use std::time::Duration;
 
-use changeorder_cloud::actions::Write;
+use changeorder_cloud::actions::{Write, WriteOutcome};
 use changeorder_cloud::client::{CloudClient, Target};
 use changeorder_cloud::credentials::Credentials;
 use changeorder_cloud::error::ErrorKind;
@@ -467,7 +469,11 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         for (provider, app, id) in [("sae", "s", "s-wait"), ("edas", "e", "e-wait")] {
             let t = target(provider, app, &sim, scheme);
             let confirm = waiting_pipeline(&c, &t, id).await;
-            let w = c.act(&t, &creds, id, &confirm).await.expect("confirm");
+            let w = c
+                .act(&t, &creds, id, &confirm)
+                .await
+                .into_result()
+                .expect("confirm");
             assert!(w.request_id.is_some(), "{scheme} {provider}");
             assert_eq!(
                 state(&c, &t, id).await,
@@ -477,6 +483,7 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
             let again = c
                 .act(&t, &creds, id, &confirm)
                 .await
+                .into_result()
                 .expect_err("not waiting any more");
             assert_eq!(again.kind, ErrorKind::BadRequest);
             assert_eq!(
@@ -489,11 +496,13 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         let done = c
             .act(&sae, &creds, "s-done", &Write::Abort)
             .await
+            .into_result()
             .expect_err("finished");
         assert_eq!(done.code.as_deref(), Some("ChangeOrder.Can.Not.Abort"));
         let w = c
             .act(&sae, &creds, "s-run", &Write::AbortAndRollback)
             .await
+            .into_result()
             .expect("abort and rollback");
         let rollback = w.new_order_id.expect("the rollback order");
         assert_eq!(state(&c, &sae, "s-run").await.0, RawStatus::Code(6));
@@ -507,15 +516,32 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
         let edas = target("edas", "e", &sim, scheme);
         c.act(&edas, &creds, "e-run", &Write::Abort)
             .await
+            .into_result()
             .expect("edas abort");
         assert_eq!(state(&c, &edas, "e-run").await.0, RawStatus::Code(6));
         // A bad signature changes nothing.
         let bad = c
             .act(&edas, &keys("wrong-secret"), "e-wait", &Write::Abort)
             .await
+            .into_result()
             .expect_err("bad signature");
         assert_eq!(bad.kind, ErrorKind::SignatureMismatch);
         assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(1));
+        // EDAS abort-and-rollback, signed either way: terminated, and a rollback order runs.
+        let w = c
+            .act(&edas, &creds, "e-wait", &Write::AbortAndRollback)
+            .await
+            .into_result()
+            .expect("edas abort and rollback");
+        let rollback = w.new_order_id.expect("the rollback order");
+        assert_eq!(state(&c, &edas, "e-wait").await.0, RawStatus::Code(6));
+        let listed = c.list(&edas, &creds).await.expect("list");
+        let r = listed
+            .iter()
+            .find(|o| o.id == rollback)
+            .expect("rollback order listed");
+        assert_eq!(r.status, RawStatus::Code(1));
+        assert_eq!(sim.calls("edas", "AbortAndRollbackChangeOrder"), 1);
         // Confirm=false ends an order waiting for confirmation.
         let sim2 = start_sim(WRITES).await;
         let t = target("sae", "s", &sim2, scheme);
@@ -526,7 +552,10 @@ async fn sim_writes_move_orders_signed_either_way_and_refuse_wrong_states() {
             pipeline_id,
             confirm: false,
         };
-        c.act(&t, &creds, "s-wait", &end).await.expect("confirm=false");
+        c.act(&t, &creds, "s-wait", &end)
+            .await
+            .into_result()
+            .expect("confirm=false");
         assert_eq!(state(&c, &t, "s-wait").await.0, RawStatus::Code(6));
     }
 }
@@ -544,6 +573,7 @@ async fn sim_read_only_keys_may_read_but_not_write() {
     let e = c
         .act(&t, &keys(sim::DEFAULT_ACCESS_KEY_SECRET), "s-wait", &confirm)
         .await
+        .into_result()
         .expect_err("read-only");
     assert_eq!(
         (e.kind, e.code.as_deref()),
@@ -568,6 +598,7 @@ async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
     let confirm = waiting_pipeline(&c, &t, "s-wait").await;
     c.act(&t, &creds, "s-wait", &confirm)
         .await
+        .into_result()
         .expect("confirmed after a throttle");
     let stats = sim.stats();
     assert_eq!(stats.outcome("sae", "ConfirmPipelineBatch", "Throttling.User"), 1);
@@ -578,7 +609,10 @@ async fn sim_a_throttled_write_is_retried_a_failed_one_is_not() {
         "moved once"
     );
     // A 5xx leaves the outcome open: never sent again by the client.
-    let e = c.act(&t, &creds, "s-run", &Write::Abort).await.expect_err("5xx");
+    let outcome = c.act(&t, &creds, "s-run", &Write::Abort).await;
+    let WriteOutcome::Unknown(e) = outcome else {
+        panic!("a 5xx leaves the outcome unknown: {outcome:?}")
+    };
     assert_eq!(e.kind, ErrorKind::ServerError);
     assert_eq!(sim.calls("sae", "AbortChangeOrder"), 1);
     assert_eq!(

@@ -275,8 +275,9 @@ impl CloudError {
         self.kind
     }
 
-    /// Worth retrying soon. `SignatureNonceUsed` is the one signature error a retry (with a
-    /// fresh nonce) fixes.
+    /// Worth retrying soon, for a read. `SignatureNonceUsed` is the one signature error a retry
+    /// (with a fresh nonce) fixes. Not for writes: a write the cloud carried out can come back
+    /// with `SignatureNonceUsed` or a 5xx; see `actions::WriteOutcome`.
     pub fn is_retryable(&self) -> bool {
         self.kind.is_retryable() || self.code.as_deref() == Some("SignatureNonceUsed")
     }

@@ -104,7 +104,7 @@ pub enum Command {
         #[command(flatten)]
         wait: ActionWait,
     },
-    /// Abort an order in flight and roll the application back (SAE only; creates a
+    /// Abort an order in flight and roll the application back (EDAS and SAE; creates a
     /// ChangeOrderAction with action AbortAndRollback).
     Rollback {
         /// The ChangeOrder's name.

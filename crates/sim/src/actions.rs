@@ -1,5 +1,6 @@
 //! The write calls: SAE `ConfirmPipelineBatch`, `AbortChangeOrder`,
-//! `AbortAndRollbackChangeOrder`; EDAS `ContinuePipeline` and `AbortChangeOrder`. Each changes
+//! `AbortAndRollbackChangeOrder`; EDAS `ContinuePipeline`, `AbortChangeOrder` and
+//! `AbortAndRollbackChangeOrder`. Each changes
 //! the order's course from the moment of the call (see [`World::intervene`]).
 //!
 //! Error codes: `Pipeline.Can.Not.Start.Next.Batch` (400) when the order does not wait at that
@@ -45,7 +46,7 @@ pub fn handle(w: &World, op: &Op, p: &Params, host: &str) -> Handled {
     let result = match op {
         Op::SaeConfirmBatch | Op::EdasContinuePipeline => confirm(w, provider, p),
         Op::SaeAbort | Op::EdasAbort => abort(w, provider, p, false),
-        Op::SaeAbortAndRollback => abort(w, provider, p, true),
+        Op::SaeAbortAndRollback | Op::EdasAbortAndRollback => abort(w, provider, p, true),
         _ => Err((404, "InvalidAction.NotFound", "not a write call".to_string())),
     };
     match result {
@@ -329,6 +330,32 @@ mod tests {
             (listed.order_index, listed.snap.created),
             (by_id.order_index, by_id.snap.created)
         );
+        // EDAS: the same, in its envelope.
+        let (ei, _) = w.app_by_id(Provider::Edas, "e").expect("edas app");
+        let r = handle(
+            &w,
+            &Op::EdasAbortAndRollback,
+            &params(&[("ChangeOrderId", "ew")]),
+            "h",
+        );
+        assert_eq!((r.reply.outcome.as_str(), r.app), ("OK", Some(ei)));
+        assert_eq!(r.reply.body["Code"], 200);
+        assert_eq!(status(&w, Provider::Edas, "ew").0, StatusValue::Code(6));
+        let edas_new = r.reply.body["Data"]["ChangeOrderId"]
+            .as_str()
+            .expect("rollback id")
+            .to_string();
+        let rollback = w.order(Provider::Edas, &edas_new).expect("edas rollback order");
+        assert_eq!(rollback.order.order_type.as_deref(), Some("CoRollback"));
+        assert_eq!(rollback.snap.status, StatusValue::Code(1));
+        drop(rollback);
+        let again = handle(
+            &w,
+            &Op::EdasAbortAndRollback,
+            &params(&[("ChangeOrderId", "ew")]),
+            "h",
+        );
+        assert_eq!(again.reply.outcome, "ChangeOrder.Can.Not.Abort");
         let missing = handle(&w, &Op::EdasAbort, &params(&[]), "h");
         assert_eq!(missing.reply.outcome, "InvalidParameter.NotEmpty");
     }

@@ -405,7 +405,9 @@ fn keyless(
 
 /// A write call (confirm, abort): refused for read-only keys; faults are decided before the
 /// write, so a throttled or failed call changes nothing (a late reply, `latency`, still acts
-/// first: the write happened even if the caller never hears of it).
+/// first: the write happened even if the caller never hears of it). `gatewayResend` acts too,
+/// then answers `400 SignatureNonceUsed`, as a gateway that resent a request the cloud had
+/// carried out; the stats record the write's own outcome.
 async fn dispatch_write(
     sh: &Shared,
     op: &routes::Op,
@@ -432,7 +434,7 @@ async fn dispatch_write(
     let decision = sh
         .faults
         .decide(provider, op.action(), actions::app_of(&sh.world, op, params));
-    if let Some((kind, dur)) = decision.error {
+    if let Some((kind, dur)) = decision.error.filter(|(k, _)| *k != FaultKind::GatewayResend) {
         if let Some(delay) = decision.delay {
             tokio::time::sleep(delay).await;
         }
@@ -450,6 +452,9 @@ async fn dispatch_write(
     sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
+    }
+    if let Some((kind @ FaultKind::GatewayResend, dur)) = decision.error {
+        return fault_reply(provider, kind, dur, host).into_response();
     }
     reply.into_response()
 }
@@ -545,6 +550,13 @@ fn fault_reply(provider: Provider, kind: FaultKind, dur: Duration, host: &str) -
                 format!("Limit:60,Remain:0,TimeLeft:{ms},Reset:{reset}"),
             )
         }
+        FaultKind::GatewayResend => gateway_error(
+            provider,
+            400,
+            "SignatureNonceUsed",
+            "Specified signature nonce was used already.",
+            host,
+        ),
         FaultKind::ServiceUnavailable => gateway_error(
             provider,
             503,

@@ -20,6 +20,7 @@ pub enum Op {
     /// Write calls (see `sim::actions`).
     EdasContinuePipeline,
     EdasAbort,
+    EdasAbortAndRollback,
     SaeConfirmBatch,
     SaeAbort,
     SaeAbortAndRollback,
@@ -41,7 +42,11 @@ pub enum Op {
 impl Op {
     pub fn provider(&self) -> Provider {
         match self {
-            Op::EdasListRecent | Op::EdasInfo | Op::EdasContinuePipeline | Op::EdasAbort => Provider::Edas,
+            Op::EdasListRecent
+            | Op::EdasInfo
+            | Op::EdasContinuePipeline
+            | Op::EdasAbort
+            | Op::EdasAbortAndRollback => Provider::Edas,
             Op::SaeList
             | Op::SaeDescribe
             | Op::SaeNamespaceList
@@ -67,7 +72,7 @@ impl Op {
             Op::EdasContinuePipeline => "ContinuePipeline",
             Op::EdasAbort | Op::SaeAbort => "AbortChangeOrder",
             Op::SaeConfirmBatch => "ConfirmPipelineBatch",
-            Op::SaeAbortAndRollback => "AbortAndRollbackChangeOrder",
+            Op::SaeAbortAndRollback | Op::EdasAbortAndRollback => "AbortAndRollbackChangeOrder",
             Op::AppstackVersions { .. } => "ListChangeOrderVersions",
             Op::AppstackGet { .. } => "GetChangeOrder",
             Op::AppstackByOrigin { .. } => "ListChangeOrdersByOrigin",
@@ -80,6 +85,7 @@ impl Op {
             self,
             Op::EdasContinuePipeline
                 | Op::EdasAbort
+                | Op::EdasAbortAndRollback
                 | Op::SaeConfirmBatch
                 | Op::SaeAbort
                 | Op::SaeAbortAndRollback
@@ -111,6 +117,7 @@ const EDAS_LIST: &str = "/pop/v5/changeorder/change_order_list";
 const EDAS_INFO: &str = "/pop/v5/changeorder/change_order_info";
 const EDAS_CONTINUE: &str = "/pop/v5/changeorder/pipeline_batch_confirm";
 const EDAS_ABORT: &str = "/pop/v5/changeorder/change_order_abort";
+const EDAS_ABORT_ROLLBACK: &str = "/pop/v5/changeorder/change_order_abort_and_rollback";
 const SAE_PREFIX: &str = "/pop/v1/sam/changeorder/";
 const APPSTACK_PREFIX: &str = "/oapi/v1/appstack/";
 
@@ -120,6 +127,7 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
         EDAS_INFO => Some((Method::POST, Op::EdasInfo)),
         EDAS_CONTINUE => Some((Method::GET, Op::EdasContinuePipeline)),
         EDAS_ABORT => Some((Method::PUT, Op::EdasAbort)),
+        EDAS_ABORT_ROLLBACK => Some((Method::PUT, Op::EdasAbortAndRollback)),
         _ => match path.strip_prefix(SAE_PREFIX) {
             // Paths are case-sensitive: the namespace list really is lower-case `l`.
             Some("ListChangeOrders") => Some((Method::GET, Op::SaeList)),
@@ -305,6 +313,14 @@ mod tests {
         assert_eq!(route(&Method::GET, EDAS_CONTINUE), Ok(Op::EdasContinuePipeline));
         assert_eq!(route(&Method::PUT, EDAS_ABORT), Ok(Op::EdasAbort));
         assert_eq!(route(&Method::GET, EDAS_ABORT), Err(NoRoute::Pop));
+        assert_eq!(
+            route(&Method::PUT, EDAS_ABORT_ROLLBACK),
+            Ok(Op::EdasAbortAndRollback)
+        );
+        assert_eq!(route(&Method::POST, EDAS_ABORT_ROLLBACK), Err(NoRoute::Pop));
+        assert!(Op::EdasAbortAndRollback.is_write());
+        assert_eq!(Op::EdasAbortAndRollback.action(), "AbortAndRollbackChangeOrder");
+        assert_eq!(Op::EdasAbortAndRollback.provider(), Provider::Edas);
         assert_eq!(
             route(
                 &Method::PUT,

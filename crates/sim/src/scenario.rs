@@ -400,6 +400,9 @@ pub enum FaultKind {
     Latency,
     /// HTTP 200 with a truncated JSON body.
     MalformedJson,
+    /// A gateway or proxy that resent the request: a write is carried out, then answered
+    /// `400 SignatureNonceUsed` (the answer to the resend); a read is answered the same way.
+    GatewayResend,
 }
 
 /// Every action the simulator serves, for validating fault filters.
@@ -408,6 +411,7 @@ pub const ACTIONS: &[(Provider, &str)] = &[
     (Provider::Edas, "GetChangeOrderInfo"),
     (Provider::Edas, "ContinuePipeline"),
     (Provider::Edas, "AbortChangeOrder"),
+    (Provider::Edas, "AbortAndRollbackChangeOrder"),
     (Provider::Sae, "ListChangeOrders"),
     (Provider::Sae, "DescribeChangeOrder"),
     (Provider::Sae, "ListNamespaceChangeOrders"),

@@ -120,6 +120,12 @@ fn succeeded_condition(v: &Verdict, generation: Option<i64>, now: Time) -> Condi
 /// the call. `replace` carries the cached resourceVersion: if anything changed the request since
 /// it was read (another replica claimed it, the cache was stale), the claim fails (`None`) and
 /// nothing is sent.
+///
+/// When the API server's reply to the claim is lost (a timeout, a dropped connection, a 5xx),
+/// the claim may or may not have been stored, but nothing was sent: the attempt is remembered
+/// in [`Unsent`](super::unsent::Unsent), so that a request found `Executing` with it is recorded
+/// as `NotSent` instead of being settled as a write of unknown outcome, and the error is
+/// returned (the request is looked at again after the error backoff).
 pub(super) async fn claim(
     action: &ChangeOrderAction,
     ctx: &Ctx,
@@ -148,6 +154,11 @@ pub(super) async fn claim(
     {
         Ok(c) => Ok(Some((c, attempt))),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            if let Expect::Attempt(Some(id)) = &attempt {
+                ctx.unsent.remember(id);
+            }
+            Err(e.into())
+        }
     }
 }

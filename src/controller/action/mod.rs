@@ -19,9 +19,17 @@
 //! 4. after the outcome is stored, before the Event and the poll request: the Event is lost and
 //!    the ChangeOrder shows the new state at the watch's next regular poll.
 //!
-//! A call that ends without a verdict (timeout, dropped connection, 5xx) is settled the same
-//! way as 2, at once. Throttling is retried inside the call (under the shared call budget);
-//! a call still throttled was refused before acting, so the request goes back to `Pending`.
+//! The claim's own reply may be lost (the API server stored it, or not, and the connection
+//! failed): nothing was sent, and this process knows it. A request it then finds `Executing`
+//! with that attempt is recorded `Failed`, reason `NotSent`, and never sent (see `unsent`); one
+//! still `Pending` is evaluated afresh (a late claim and a new one carry the same
+//! resourceVersion precondition, so only one is ever stored).
+//!
+//! The cloud's answer is a [`WriteOutcome`](changeorder_cloud::actions::WriteOutcome). A call
+//! that ends without a verdict (timeout, dropped connection, 5xx, `SignatureNonceUsed`, ...) is
+//! settled the same way as 2, at once; so is a refusal of the API's own (its word is checked
+//! against the order). Throttling is retried inside the call (under the shared call budget); a
+//! call still throttled was refused before acting, so the request goes back to `Pending`.
 //!
 //! Retention: finished requests get an ownerReference to their ChangeOrder (deleted with it)
 //! and are deleted `--action-ttl` after `status.completionTime`.
@@ -33,6 +41,7 @@ mod prepare;
 mod retention;
 mod send;
 mod settle;
+mod unsent;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +61,8 @@ use changeorder_cloud::client::CloudClient;
 pub use crate::controller::context::ActionSettings;
 pub use guard::{guard, observe};
 pub use prepare::{allowed_by_watch, supported};
-pub use settle::{settle, took_effect};
+pub use settle::{settle, settle_rejected, took_effect};
+pub use unsent::not_sent_verdict;
 
 /// Status reasons, one word each.
 pub mod reason {
@@ -69,6 +79,7 @@ pub mod reason {
     pub const OUTCOME_UNKNOWN: &str = "OutcomeUnknown";
     pub const THROTTLED: &str = "Throttled";
     pub const EXECUTING: &str = "Executing";
+    pub const NOT_SENT: &str = "NotSent";
 }
 
 const FIELD_MANAGER: &str = "changeorder-operator";
@@ -91,6 +102,8 @@ struct Ctx {
     recorder: Recorder,
     /// Keyless credentials of the watches acted on (its own cache: actions are rare).
     identities: Identities,
+    /// Claims whose reply was lost: stored perhaps, never sent.
+    unsent: unsent::Unsent,
 }
 
 /// The ChangeOrderAction controller of one scope (a namespace or the cluster).
@@ -106,6 +119,7 @@ pub fn controller(
         metrics: rt.metrics.clone(),
         settings: rt.settings.clone(),
         identities: Identities::new(rt.settings.keyless.clone()),
+        unsent: unsent::Unsent::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -140,6 +154,10 @@ async fn reconcile(action: Arc<ChangeOrderAction>, ctx: Arc<Ctx>) -> Result<Acti
     let status = action.status.clone().unwrap_or_default();
     match status.phase {
         Some(p) if p.is_finished() => retention::retain(&action, &status, &ctx, &ns).await,
+        // Claimed by this process, whose reply was lost: it knows nothing was sent.
+        Some(ActionPhase::Executing) if ctx.unsent.claimed_unsent(&status) => {
+            unsent::record_not_sent(&action, &status, &ctx, &ns).await
+        }
         Some(ActionPhase::Executing) => settle::settle_interrupted(&action, &status, &ctx, &ns).await,
         _ => send::execute(&action, &ctx, &ns).await,
     }

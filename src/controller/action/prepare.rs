@@ -102,16 +102,12 @@ pub fn allowed_by_watch(watch: &ChangeOrderWatch, kind: ActionKind) -> Result<()
     ))
 }
 
-/// What each provider can do (AppStack has no public API for these; EDAS cannot roll back).
+/// What each provider can do (AppStack has no public API for these).
 pub fn supported(provider: Provider, kind: ActionKind) -> Result<(), Verdict> {
     match (provider, kind) {
         (Provider::Appstack, _) => Err(Verdict::failed(
             reason::UNSUPPORTED,
             "AppStack change orders cannot be acted on: Yunxiao publishes no API for it",
-        )),
-        (Provider::Edas, ActionKind::AbortAndRollback) => Err(Verdict::failed(
-            reason::UNSUPPORTED,
-            "EDAS has no abort-and-rollback API: use Abort, then roll back in the console",
         )),
         _ => Ok(()),
     }

@@ -10,10 +10,10 @@ use super::claim::{Expect, claim, write_status};
 use super::finish::finish;
 use super::guard::{guard, observe};
 use super::prepare::prepare;
-use super::settle::settle;
+use super::settle::{settle, settle_rejected};
 use super::{ActionError, Ctx, READ_RETRY, Verdict, reason};
 use crate::crd::{ActionKind, ActionPhase, ChangeOrderAction};
-use changeorder_cloud::actions::outcome_unknown;
+use changeorder_cloud::actions::WriteOutcome;
 use changeorder_cloud::error::{CloudError, ErrorKind};
 
 pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> Result<Action, ActionError> {
@@ -74,12 +74,12 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
     let action = &claimed;
     tracing::info!(namespace = ns, action = %action.name_any(), order = %id, %kind, "sending change-order action");
 
-    let result = ctx
+    let outcome = ctx
         .cloud
         .act(&prepared.target, &prepared.credentials, &id, &write)
         .await;
-    let verdict = match result {
-        Ok(written) => {
+    let verdict = match outcome {
+        WriteOutcome::Accepted(written) => {
             let message = match (kind, written.message) {
                 (_, Some(m)) => m,
                 (ActionKind::Confirm, None) => format!(
@@ -106,7 +106,7 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
             )
             .await;
         }
-        Err(e) if e.kind == ErrorKind::Throttled => {
+        WriteOutcome::RefusedBeforeActing(e) if e.kind == ErrorKind::Throttled => {
             // Refused before acting: safe to try again later, guards and all.
             let wait = e.retry_after().unwrap_or(Duration::from_secs(10));
             let pending = Verdict {
@@ -120,7 +120,22 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
             write_status(ctx, ns, action, &attempt, &pending, None, None, None).await?;
             return Ok(Action::requeue(wait));
         }
-        Err(e) if outcome_unknown(&e) => {
+        WriteOutcome::RefusedBeforeActing(e) => refused(&e),
+        WriteOutcome::Rejected(e) => {
+            let answer = e.to_string();
+            match ctx
+                .cloud
+                .describe(&prepared.target, &prepared.credentials, &id)
+                .await
+            {
+                Ok(now) => settle_rejected(kind, &before, &now, &answer),
+                Err(_) => Verdict::failed(
+                    reason::REJECTED,
+                    format!("the cloud rejected the call: {answer}. Not sent again"),
+                ),
+            }
+        }
+        WriteOutcome::Unknown(e) => {
             let why = format!("the call ended without a verdict ({e})");
             match ctx
                 .cloud
@@ -136,25 +151,25 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
                 ),
             }
         }
-        Err(e) => refused(&e),
     };
     finish(action, &attempt, ctx, ns, verdict, Some(&prepared), None, None).await
 }
 
-/// A cloud error that means the write was refused, as a verdict.
+/// A write refused before the cloud acted, as a verdict.
 fn refused(e: &CloudError) -> Verdict {
     match e.kind {
-        ErrorKind::Forbidden | ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch => {
-            Verdict::failed(
-                reason::FORBIDDEN,
-                format!(
-                    "the cloud refused the call: {e}. The keys in the watch's Secret may be read-only: \
+        ErrorKind::Forbidden | ErrorKind::InvalidCredentials => Verdict::failed(
+            reason::FORBIDDEN,
+            format!(
+                "the cloud refused the call: {e}. The keys in the watch's Secret may be read-only: \
                  writes need the RAM actions sae:ConfirmPipelineBatch, sae:AbortChangeOrder, \
                  sae:AbortAndRollbackChangeOrder or edas:ManageApplication. Not retried"
-                ),
-            )
-        }
-        _ => Verdict::failed(reason::REJECTED, format!("the cloud rejected the call: {e}")),
+            ),
+        ),
+        _ => Verdict::failed(
+            reason::REJECTED,
+            format!("the call was refused before the cloud acted: {e}. Not retried"),
+        ),
     }
 }
 

@@ -19,7 +19,12 @@ pub fn took_effect(kind: ActionKind, before: &ObservedOrder, now: &CloudOrder) -
         ActionKind::Confirm => {
             let unchanged =
                 now.status.to_string() == before.provider_status && now.current_batch == before.current_batch;
-            Some(!unchanged)
+            match phase {
+                _ if unchanged => Some(false),
+                // A confirmation starts a batch; it never terminates the order.
+                Phase::Cancelled => None,
+                _ => Some(true),
+            }
         }
         ActionKind::Abort | ActionKind::AbortAndRollback => match phase {
             Phase::Cancelled => Some(true),
@@ -55,6 +60,22 @@ pub fn settle(kind: ActionKind, before: &ObservedOrder, now: &CloudOrder, why: &
                  sent again: check the order in the console"
             ),
         ),
+    }
+}
+
+/// A verdict for a write the API answered with a refusal of its own, from a read of the order
+/// made after it: the refusal is taken at its word unless the order shows the effect (the answer
+/// was to a resend of a write the cloud had carried out).
+pub fn settle_rejected(kind: ActionKind, before: &ObservedOrder, now: &CloudOrder, answer: &str) -> Verdict {
+    match took_effect(kind, before, now) {
+        Some(true) => settle(kind, before, now, &format!("the cloud answered {answer}")),
+        _ => {
+            let (phase, _) = mapping::classify(now.provider, &now.status);
+            Verdict::failed(
+                reason::REJECTED,
+                format!("the cloud rejected the call: {answer}; the order is {phase}. Not sent again"),
+            )
+        }
     }
 }
 

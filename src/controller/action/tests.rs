@@ -119,6 +119,32 @@ fn switches_and_providers() {
     assert_eq!(no.reason, reason::ACTION_NOT_ALLOWED);
     assert!(no.message.contains("spec.actions.allowed"));
     assert!(supported(Provider::Appstack, ActionKind::Confirm).is_err());
-    assert!(supported(Provider::Edas, ActionKind::AbortAndRollback).is_err());
+    assert!(supported(Provider::Edas, ActionKind::AbortAndRollback).is_ok());
     assert!(supported(Provider::Edas, ActionKind::Abort).is_ok());
+}
+
+/// A refusal of the API is taken at its word unless the order shows the effect (then the
+/// answer was to a resend of a write the cloud carried out); a confirmation never explains an
+/// order that was terminated.
+#[test]
+fn a_rejected_write_is_checked_against_the_order() {
+    let before = observe(&order(8, 2));
+    let same = settle_rejected(ActionKind::Confirm, &before, &order(8, 2), "Pipeline.Can.Not");
+    assert_eq!((same.phase, same.reason), (ActionPhase::Failed, reason::REJECTED));
+    assert!(same.message.contains("Pipeline.Can.Not"), "{}", same.message);
+    let moved = settle_rejected(ActionKind::Confirm, &before, &order(1, 2), "Pipeline.Can.Not");
+    assert_eq!((moved.phase, moved.reason), (ActionPhase::Succeeded, "Confirmed"));
+    assert!(moved.message.contains("not sent again"), "{}", moved.message);
+    let ended = settle(ActionKind::Confirm, &before, &order(6, 2), "x");
+    assert_eq!(ended.reason, reason::OUTCOME_UNKNOWN, "{}", ended.message);
+    let running = observe(&order(1, 1));
+    let gone = settle_rejected(ActionKind::Abort, &running, &order(6, 1), "x");
+    assert_eq!(gone.phase, ActionPhase::Succeeded);
+    let done = settle_rejected(
+        ActionKind::Abort,
+        &running,
+        &order(2, 1),
+        "ChangeOrder.Can.Not.Abort",
+    );
+    assert_eq!(done.reason, reason::REJECTED);
 }
