@@ -31,6 +31,7 @@ mod cluster_smoke;
 mod controller;
 mod crds;
 mod dashboard;
+mod endpoint_policy;
 mod faults;
 mod image;
 mod keyless;
