@@ -18,6 +18,7 @@ mod support;
 
 mod actions;
 mod argocd_health;
+mod bad_input;
 mod chart;
 mod chart_crds;
 mod chart_examples;
