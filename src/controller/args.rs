@@ -184,9 +184,55 @@ pub fn parse_lease_duration(s: &str) -> Result<Duration, FlagError> {
     )
 }
 
+impl RunArgs {
+    /// The namespaces to serve, each once: `--namespaces a,a`, ` a , a`, or the flag given twice
+    /// would otherwise start two controllers polling the same watches (twice the cloud calls,
+    /// two writers of one status). Empty: all namespaces.
+    pub fn served_namespaces(&self) -> Vec<String> {
+        distinct_namespaces(&self.namespaces)
+    }
+}
+
+/// Trimmed, without empty entries, each once, in the order first given.
+pub fn distinct_namespaces(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty() && seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_named_twice_is_served_once() {
+        for argv in [
+            &["--namespaces", "a,a"][..],
+            &["--namespaces", " a , a ,"],
+            &["--namespaces", "a", "--namespaces", "a"],
+            &["--namespaces", "a,b,a", "--namespaces", " b"],
+        ] {
+            let a = parse(argv).expect("valid");
+            let served = a.served_namespaces();
+            let want: &[&str] = if argv.iter().any(|s| s.contains('b')) {
+                &["a", "b"]
+            } else {
+                &["a"]
+            };
+            assert_eq!(served, want, "{argv:?}");
+        }
+        assert!(parse(&[]).expect("valid").served_namespaces().is_empty());
+        assert!(
+            parse(&["--namespaces", " , "])
+                .expect("valid")
+                .served_namespaces()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn durations() {
