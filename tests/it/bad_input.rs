@@ -90,3 +90,73 @@ async fn names_in_specs_are_refused_at_admission() {
             .unwrap_or_else(|e| panic!("{name:?} refused: {e}"));
     }
 }
+
+/// Whatever codes the cloud (or a server posing as it) answers with, the call metric's `result`
+/// label stays within `ok` and the fixed error kinds: no string from a reply becomes a label.
+#[tokio::test]
+async fn cloud_error_codes_never_become_metric_labels() {
+    use changeorder_cloud::model::{AppRef, Provider};
+    use changeorder_cloud::sign::Scheme;
+    use changeorder_cloud::time::default_offset;
+    use changeorder_cloud::{
+        CallOutcome, ClientConfig, CloudClient, Credentials, ErrorKind, RetryPolicy, Target,
+    };
+    use changeorder_operator::controller::metrics::Metrics;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use support::stub::{Resp, start};
+
+    let n = Arc::new(AtomicUsize::new(0));
+    let counter = n.clone();
+    let stub = start(move |_req| {
+        let i = counter.fetch_add(1, Ordering::SeqCst);
+        let status = [400, 403, 404, 409, 418, 500, 503][i % 7];
+        Resp::pop_error(status, &format!("Tenant.Chosen-{i}.{}", "x".repeat(i % 50)), "no")
+    })
+    .await;
+    let metrics = Metrics::new();
+    let observed = metrics.clone();
+    let client = CloudClient::try_new(ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        observer: Some(Arc::new(move |o: &CallOutcome<'_>| {
+            observed.cloud_call(o.provider, o.operation, o.result);
+        })),
+        ..ClientConfig::default()
+    })
+    .expect("client");
+    let creds = Credentials::AccessKey {
+        access_key_id: "LTAI-id".into(),
+        access_key_secret: "secret".into(),
+        security_token: None,
+    };
+    for i in 0..40 {
+        let provider = [Provider::Edas, Provider::Sae][i % 2];
+        let target = Target {
+            provider,
+            endpoint: Some(stub.url()),
+            region: None,
+            app: AppRef::Id("app".into()),
+            env_names: Vec::new(),
+            states: Vec::new(),
+            signature: Scheme::V3,
+            zone: default_offset(),
+        };
+        let _ = client.list(&target, &creds).await;
+    }
+    assert!(n.load(Ordering::SeqCst) >= 40, "the stub was called");
+    let allowed: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).chain(["ok"]).collect();
+    let text = metrics.encode();
+    let results: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("changeorder_cloud_calls_total{"))
+        .filter_map(|l| l.split("result=\"").nth(1)?.split('"').next())
+        .collect();
+    assert!(!results.is_empty(), "{text}");
+    for r in &results {
+        assert!(allowed.contains(r), "result label {r:?} is not a fixed kind");
+    }
+    assert!(!text.contains("Tenant.Chosen"), "{text}");
+}
