@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -71,6 +72,30 @@ pub fn router(metrics: Metrics, readiness: Readiness) -> Router {
         .with_state(AppState { metrics, readiness })
 }
 
+/// How much the admin server gives one client: anyone who reaches the port (no authentication)
+/// must not be able to exhaust the process's sockets or memory with connections that do nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Time to send a whole request head. hyper starts this timer whenever it waits for a
+    /// request, so it is also how long an idle (kept-alive or fresh) connection stays open.
+    pub header_read_timeout: Duration,
+    /// Open connections at most; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Largest request head accepted (the routes take no body).
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(30),
+            // Far above what the kubelet and a few Prometheus replicas use.
+            max_connections: 512,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
 /// Serves the admin routes on `listener` until `shutdown` resolves, then lets requests in flight
 /// finish before returning.
 pub async fn serve(
@@ -79,12 +104,65 @@ pub async fn serve(
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, metrics, readiness, Limits::default(), shutdown).await
+}
+
+/// [`serve`] with other limits (tests use short timeouts). HTTP/1 only: the kubelet and
+/// Prometheus speak it, and hyper's HTTP/1 server has the header timeout.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    readiness: Readiness,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "admin server listening");
     }
-    axum::serve(listener, router(metrics, readiness))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let service = TowerToHyperService::new(router(metrics, readiness));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A slot first, then accept: at the limit, new connections queue in the kernel's
+        // backlog instead of costing a task and buffers here.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match stream {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, never spin.
+                tracing::warn!(error = %e, "admin server: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            // Timeouts and resets end here; nothing to report per connection.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Idle connections close at once; requests in flight finish first.
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// The process is up and its runtime answers; nothing deeper, so a slow API server never gets
@@ -122,15 +200,132 @@ mod tests {
     }
 
     async fn start(metrics: Metrics, readiness: Readiness) -> Server {
+        start_with(metrics, readiness, Limits::default()).await
+    }
+
+    async fn start_with(metrics: Metrics, readiness: Readiness, limits: Limits) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve(listener, metrics, readiness, async {
+        let task = tokio::spawn(serve_with(listener, metrics, readiness, limits, async {
             let _ = stopped.await;
         }));
         Server { addr, stop, task }
+    }
+
+    fn short(timeout_ms: u64, max_connections: usize) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(timeout_ms),
+            max_connections,
+            ..Limits::default()
+        }
+    }
+
+    /// `/live` over a fresh connection, within `within`.
+    async fn live_within(addr: SocketAddr, within: Duration) -> Option<u16> {
+        let client = reqwest::Client::builder()
+            .timeout(within)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let r = client.get(format!("http://{addr}/live")).send().await.ok()?;
+        Some(r.status().as_u16())
+    }
+
+    /// Whether the server closes `conn` within `within` (reads to EOF; a reply such as a 408
+    /// before closing is fine).
+    async fn closed_within(conn: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut sink = Vec::new();
+        matches!(
+            tokio::time::timeout(within, conn.read_to_end(&mut sink)).await,
+            Ok(Ok(_)) | Ok(Err(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn live_answers_while_hundreds_of_connections_idle() {
+        let s = start(Metrics::new(), Readiness::new()).await;
+        let mut idle = Vec::new();
+        for _ in 0..300 {
+            idle.push(tokio::net::TcpStream::connect(s.addr).await.expect("connect"));
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(live_within(s.addr, Duration::from_secs(5)).await, Some(200));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(idle);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_closed_after_the_header_timeout() {
+        let s = start_with(Metrics::new(), Readiness::new(), short(300, 16)).await;
+        let mut conn = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+        assert!(
+            closed_within(&mut conn, Duration::from_secs(5)).await,
+            "idle connection kept open"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_is_closed_when_idle() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let s = start_with(Metrics::new(), Readiness::new(), short(300, 16)).await;
+        let mut conn = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+        conn.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).await.expect("reply");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        assert!(
+            closed_within(&mut conn, Duration::from_secs(5)).await,
+            "idle connection kept open"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partial_header_is_cut_off() {
+        use tokio::io::AsyncWriteExt;
+        let s = start_with(Metrics::new(), Readiness::new(), short(300, 16)).await;
+        let mut conn = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+        // A slow client: the head trickles in, never finished.
+        conn.write_all(b"GET /live HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        let started = std::time::Instant::now();
+        assert!(
+            closed_within(&mut conn, Duration::from_secs(5)).await,
+            "partial head kept open"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_for_a_free_one() {
+        let s = start_with(Metrics::new(), Readiness::new(), short(30_000, 4)).await;
+        let mut idle = Vec::new();
+        for _ in 0..4 {
+            idle.push(tokio::net::TcpStream::connect(s.addr).await.expect("connect"));
+        }
+        // Let the server accept them all.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            live_within(s.addr, Duration::from_millis(500)).await,
+            None,
+            "a fifth connection was served"
+        );
+        idle.pop();
+        assert_eq!(live_within(s.addr, Duration::from_secs(5)).await, Some(200));
     }
 
     async fn get(addr: SocketAddr, path: &str) -> reqwest::Response {

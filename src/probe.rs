@@ -344,7 +344,7 @@ async fn service_account_credentials(
     });
     // probe runs with the user's own rights; the operator's endpoint policy is not its to apply.
     identities
-        .service_account(&client, &ns, r, None, &Metrics::new())
+        .service_account(&client, &ns, r, &Metrics::new())
         .await
         .map_err(|source| ServiceAccountError::Identity {
             namespace: ns,

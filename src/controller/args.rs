@@ -82,10 +82,12 @@ pub struct RunArgs {
     #[arg(long, env = "CHANGEORDER_IDENTITY")]
     pub identity: Option<String>,
 
-    /// Cloud endpoints watches may use (comma-separated URL patterns: `*` stands for one or
-    /// more host labels, `:*` for any port, e.g. `https://*.aliyuncs.com,http://127.0.0.1:*`).
-    /// A watch whose endpoint is outside gets Ready=False, reason EndpointNotAllowed, and no call
-    /// is made.
+    /// Cloud endpoints watches may use (comma-separated URL patterns `scheme://host[:port][/path]`:
+    /// `*` stands for one or more host labels, `<region>` for one region id, `:*` for any port;
+    /// without a path only the root path matches; e.g. `http://127.0.0.1:*` for the simulator).
+    /// The default is the cloud's API hosts only (EDAS, SAE, their -vpc forms, STS, Yunxiao's
+    /// openapi-rdc). A watch whose endpoint is outside gets Ready=False, reason
+    /// EndpointNotAllowed, and no call is made.
     #[arg(
         long,
         env = "CHANGEORDER_ALLOWED_ENDPOINTS",
@@ -97,12 +99,13 @@ pub struct RunArgs {
     /// STS endpoint for keyless credentials (ServiceAccount RRSA and the operator's own RRSA).
     /// Unset: the official `ALIBABA_CLOUD_STS_ENDPOINT`, else `ALIBABA_CLOUD_STS_REGION`
     /// (`ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true` for the VPC host), else https://sts.aliyuncs.com.
-    /// Must fall under --allowed-endpoints.
+    /// The administrator's setting: not checked against --allowed-endpoints (which only bounds
+    /// watches' endpoints), and no watch can change it.
     #[arg(long, env = "CHANGEORDER_STS_ENDPOINT")]
     pub sts_endpoint: Option<String>,
 
     /// ECS instance metadata service, for the node's RAM role as the operator's own identity.
-    /// Must fall under --allowed-endpoints (the default policy does not include it).
+    /// The administrator's setting, like --sts-endpoint: not checked against --allowed-endpoints.
     #[arg(long, env = "CHANGEORDER_ECS_METADATA_ENDPOINT", default_value = changeorder_cloud::imds::DEFAULT_METADATA_ENDPOINT)]
     pub ecs_metadata_endpoint: String,
 
@@ -181,9 +184,55 @@ pub fn parse_lease_duration(s: &str) -> Result<Duration, FlagError> {
     )
 }
 
+impl RunArgs {
+    /// The namespaces to serve, each once: `--namespaces a,a`, ` a , a`, or the flag given twice
+    /// would otherwise start two controllers polling the same watches (twice the cloud calls,
+    /// two writers of one status). Empty: all namespaces.
+    pub fn served_namespaces(&self) -> Vec<String> {
+        distinct_namespaces(&self.namespaces)
+    }
+}
+
+/// Trimmed, without empty entries, each once, in the order first given.
+pub fn distinct_namespaces(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty() && seen.insert(*n))
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_named_twice_is_served_once() {
+        for argv in [
+            &["--namespaces", "a,a"][..],
+            &["--namespaces", " a , a ,"],
+            &["--namespaces", "a", "--namespaces", "a"],
+            &["--namespaces", "a,b,a", "--namespaces", " b"],
+        ] {
+            let a = parse(argv).expect("valid");
+            let served = a.served_namespaces();
+            let want: &[&str] = if argv.iter().any(|s| s.contains('b')) {
+                &["a", "b"]
+            } else {
+                &["a"]
+            };
+            assert_eq!(served, want, "{argv:?}");
+        }
+        assert!(parse(&[]).expect("valid").served_namespaces().is_empty());
+        assert!(
+            parse(&["--namespaces", " , "])
+                .expect("valid")
+                .served_namespaces()
+                .is_empty()
+        );
+    }
 
     #[test]
     fn durations() {

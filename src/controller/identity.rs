@@ -24,7 +24,6 @@ use changeorder_cloud::credentials::Credentials;
 use changeorder_cloud::error::CloudError;
 use changeorder_cloud::http::ClientConfig;
 use changeorder_cloud::model::Provider;
-use changeorder_cloud::policy::EndpointPolicy;
 use changeorder_cloud::sts::{AssumeRequest, REFRESH_MARGIN, StsClient, fresh};
 
 /// ServiceAccount annotations read when the watch does not name the role / provider itself.
@@ -171,8 +170,6 @@ pub enum IdentityError {
     /// Something a person must fix in the spec or on the ServiceAccount.
     #[error("{0}")]
     Invalid(String),
-    #[error("{0}")]
-    EndpointNotAllowed(String),
     #[error(transparent)]
     Cloud(#[from] CloudError),
     #[error(transparent)]
@@ -242,13 +239,13 @@ impl Identities {
     }
 
     /// Credentials of the watch's ServiceAccount: cached, or minted and exchanged now. The STS
-    /// endpoint is checked against `policy` first (`None`: `probe`, which runs as the user).
+    /// endpoint is the administrator's setting (`--sts-endpoint`), never a watch's: it is not
+    /// checked against the watches' endpoint policy, which therefore need not be widened for it.
     pub async fn service_account(
         &self,
         client: &kube::Client,
         ns: &str,
         r: &ServiceAccountRef,
-        policy: Option<&EndpointPolicy>,
         metrics: &Metrics,
     ) -> Result<Credentials, IdentityError> {
         if let Some(other) = r.namespace.as_deref().filter(|n| *n != ns) {
@@ -261,11 +258,6 @@ impl Identities {
             .sts
             .as_ref()
             .map_err(|m| IdentityError::Invalid(format!("the operator's STS endpoint: {m}")))?;
-        if let Some(policy) = policy {
-            policy
-                .check_url(sts.url())
-                .map_err(|m| IdentityError::EndpointNotAllowed(format!("STS: {m}")))?;
-        }
         let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
         let sa = api.get_metadata_opt(&r.name).await.map_err(|e| {
             if is_status(&e, 403) {
@@ -408,7 +400,9 @@ impl Identities {
     }
 
     /// The operator's own identity, for watches in the namespaces the admin allows.
-    pub async fn operator(&self, ns: &str, policy: &EndpointPolicy) -> Result<Credentials, IdentityError> {
+    /// Its STS and metadata endpoints are the administrator's settings, like `--sts-endpoint`,
+    /// and not subject to the watches' endpoint policy.
+    pub async fn operator(&self, ns: &str) -> Result<Credentials, IdentityError> {
         let allowed = &self.settings.operator_identity_namespaces;
         if !allowed.iter().any(|n| n == ns) {
             return Err(IdentityError::NotAllowed(format!(
@@ -424,11 +418,6 @@ impl Identities {
             .operator
             .as_ref()
             .map_err(|m| IdentityError::Invalid(format!("the operator's identity: {m}")))?;
-        if let Some(endpoint) = chain.config().endpoint() {
-            policy.check(endpoint).map_err(|m| {
-                IdentityError::EndpointNotAllowed(format!("{}: {m}", chain.config().describe()))
-            })?;
-        }
         let got = chain.credentials(self.settings.refresh_margin).await;
         got.map_err(|mut e| {
             e.message = format!("{}: {}", chain.config().describe(), e.message);

@@ -59,10 +59,13 @@ pub async fn run_controllers(
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
     on_synced: impl FnOnce() + Send,
 ) {
-    let scopes: Vec<Option<String>> = if rt.namespaces.is_empty() {
+    // Each namespace once, however the caller listed it: two controllers of one namespace
+    // would poll every watch there twice.
+    let namespaces = args::distinct_namespaces(&rt.namespaces);
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
-        rt.namespaces.iter().cloned().map(Some).collect()
+        namespaces.into_iter().map(Some).collect()
     };
     let mut synced = Vec::new();
     let mut runs = Vec::new();

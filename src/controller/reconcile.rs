@@ -490,15 +490,14 @@ async fn credentials(
     version: Option<String>,
     memory: &mut Memory,
 ) -> Result<Credentials, PollError> {
-    let policy = &ctx.settings.allowed_endpoints;
     let keyless = match &config.source {
         Source::Secret(name) => return secret_credentials(ctx, ns, name, config, version, memory).await,
         Source::ServiceAccount(r) => {
             ctx.identities
-                .service_account(&ctx.client, ns, r, Some(policy), &ctx.metrics)
+                .service_account(&ctx.client, ns, r, &ctx.metrics)
                 .await
         }
-        Source::OperatorIdentity => ctx.identities.operator(ns, policy).await,
+        Source::OperatorIdentity => ctx.identities.operator(ns).await,
     };
     keyless.map_err(|e| match e {
         IdentityError::Cloud(e) => PollError::Cloud(e),
@@ -509,10 +508,6 @@ async fn credentials(
         },
         IdentityError::NotAllowed(message) => PollError::Identity {
             reason: reason::IDENTITY_NOT_ALLOWED,
-            message,
-        },
-        IdentityError::EndpointNotAllowed(message) => PollError::Identity {
-            reason: reason::ENDPOINT_NOT_ALLOWED,
             message,
         },
         IdentityError::Invalid(message) => PollError::Credentials(message),

@@ -156,12 +156,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         cloud: cloud_client(&args, &metrics)?,
         metrics: metrics.clone(),
         concurrency: args.concurrency,
-        namespaces: args
-            .namespaces
-            .iter()
-            .filter(|n| !n.is_empty())
-            .cloned()
-            .collect(),
+        namespaces: args.served_namespaces(),
         identity: identity.clone(),
     };
 

@@ -35,8 +35,8 @@ use serde::{Deserialize, Serialize};
     .field_path(".expectedBatch"))]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeOrderActionSpec {
-    /// Name of the ChangeOrder object (in this namespace) to act on.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of the ChangeOrder object (in this namespace) to act on (a DNS subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::crd::DNS_SUBDOMAIN))]
     pub change_order: String,
     /// Confirm (start the next batch), Abort (terminate the order) or AbortAndRollback
     /// (terminate it and roll the app back; EDAS and SAE).

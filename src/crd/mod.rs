@@ -14,6 +14,14 @@ pub const GROUP: &str = "changeorder.io";
 pub const VERSION: &str = "v1alpha1";
 pub const CATEGORY: &str = "alibabacloud";
 
+/// A Kubernetes object name of the kinds specs refer to (Secret, ServiceAccount, ChangeOrder):
+/// RFC 1123 subdomain, max 253 (the length is a separate schema rule). In the schema so `..`,
+/// `/` or capitals are refused at admission, not found out at run time.
+pub const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// A namespace name: RFC 1123 label, max 63.
+pub const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
 /// Label keys put on every ChangeOrder so `kubectl get changeorders -l ...` can select them.
 pub mod labels {
     pub const WATCH: &str = "changeorder.io/watch";

@@ -171,8 +171,8 @@ pub struct WatchActions {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
-    /// Name of a Secret in the watch's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of a Secret in the watch's namespace (a DNS subdomain, as Kubernetes names Secrets).
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::crd::DNS_SUBDOMAIN))]
     pub name: String,
 }
 
@@ -182,13 +182,13 @@ pub struct SecretRef {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountRef {
-    /// Name of a ServiceAccount in the watch's namespace.
-    #[schemars(length(min = 1, max = 253))]
+    /// Name of a ServiceAccount in the watch's namespace (a DNS subdomain).
+    #[schemars(length(min = 1, max = 253), regex(pattern = crate::crd::DNS_SUBDOMAIN))]
     pub name: String,
     /// Must be the watch's own namespace when set: a watch may never use another namespace's
     /// ServiceAccount. (Kept in the schema so such a reference is refused, not silently dropped.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63))]
+    #[schemars(length(min = 1, max = 63), regex(pattern = crate::crd::DNS_LABEL))]
     pub namespace: Option<String>,
     /// RAM role to assume, e.g. `acs:ram::1234567890123456:role/changeorder-reader`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

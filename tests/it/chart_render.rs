@@ -723,10 +723,7 @@ fn schema_rejects_invalid_values() {
         ("leaderElection.leaseDuration=2s", "leaseDuration"),
         ("allowedEndpoints={ftp://x}", "allowedEndpoints"),
         ("allowedEndpoints={https://a@b.aliyuncs.com}", "allowedEndpoints"),
-        (
-            "allowedEndpoints={https://x.aliyuncs.com/path}",
-            "allowedEndpoints",
-        ),
+        ("allowedEndpoints={https://x.aliyuncs.com/*}", "allowedEndpoints"),
     ] {
         let err = template(&helm, &["--set", set])
             .err()
@@ -887,6 +884,17 @@ fn one_replica_never_runs_two_operators_during_an_upgrade() {
     assert_eq!(
         one(&objs, "Deployment")["spec"]["strategy"]["type"].as_str(),
         Some("RollingUpdate")
+    );
+}
+
+/// The chart's default policy is the operator's: the cloud's API hosts, not `*.aliyuncs.com`.
+#[test]
+fn the_default_policy_is_the_operators() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ALLOWED_ENDPOINTS").as_deref(),
+        Some(changeorder_cloud::policy::DEFAULT_ALLOWED_ENDPOINTS)
     );
 }
 

@@ -75,7 +75,7 @@ fn issuer_and_jwks(cluster: &TestCluster) -> (String, Jwks) {
     (issuer, jwks)
 }
 
-async fn keyless_sim(max_duration: Option<Duration>, ecs: bool) -> RunningSim {
+pub(crate) async fn keyless_sim(max_duration: Option<Duration>, ecs: bool) -> RunningSim {
     let cluster = TestCluster::get();
     let (issuer, jwks) = issuer_and_jwks(cluster);
     let mut config = SimConfig::new(Scenario::from_yaml(SCENARIO).expect("scenario"));
@@ -107,7 +107,7 @@ async fn keyless_sim(max_duration: Option<Duration>, ecs: bool) -> RunningSim {
     sim::start(config).await.expect("simulator starts")
 }
 
-fn keyless_settings(sim: &RunningSim, margin: Duration) -> Settings {
+pub(crate) fn keyless_settings(sim: &RunningSim, margin: Duration) -> Settings {
     Settings {
         keyless: KeylessSettings {
             sts_endpoint: sim.url(),
@@ -118,7 +118,7 @@ fn keyless_settings(sim: &RunningSim, margin: Duration) -> Settings {
     }
 }
 
-async fn service_account(ns: &TestNamespace, name: &str, annotated: bool) {
+pub(crate) async fn service_account(ns: &TestNamespace, name: &str, annotated: bool) {
     let mut sa = ServiceAccount::default();
     sa.metadata.name = Some(name.into());
     if annotated {
@@ -139,7 +139,7 @@ async fn service_account(ns: &TestNamespace, name: &str, annotated: bool) {
         .expect("create ServiceAccount");
 }
 
-fn sa_watch(sim: &RunningSim, app: &str, sa: serde_json::Value) -> serde_json::Value {
+pub(crate) fn sa_watch(sim: &RunningSim, app: &str, sa: serde_json::Value) -> serde_json::Value {
     serde_json::json!({"provider": "edas", "endpoint": sim.url(), "appId": app, "serviceAccountRef": sa})
 }
 

@@ -18,6 +18,7 @@ mod support;
 
 mod actions;
 mod argocd_health;
+mod bad_input;
 mod chart;
 mod chart_crds;
 mod chart_examples;
@@ -31,6 +32,7 @@ mod cluster_smoke;
 mod controller;
 mod crds;
 mod dashboard;
+mod endpoint_policy;
 mod faults;
 mod image;
 mod keyless;

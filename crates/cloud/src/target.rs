@@ -174,9 +174,7 @@ impl Target {
             }
         };
         if let Some(r) = &region
-            && !r
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !is_host_label(r)
         {
             return Err(TargetError::NotARegion(r.clone()));
         }
@@ -206,6 +204,15 @@ impl Target {
         if let Some(e) = &self.endpoint {
             return parse_endpoint(e).map_err(TargetError::Endpoint);
         }
+        // The region becomes a host label: checked here too (the fields are public), so no
+        // region can add a label, a port or user info to the host. Whether the host is one the
+        // operator may call is the endpoint policy's decision.
+        if let Some(r) = &self.region
+            && self.provider != Provider::Appstack
+            && !is_host_label(r)
+        {
+            return Err(TargetError::NotARegion(r.clone()));
+        }
         let host = match (self.provider, &self.region) {
             (Provider::Appstack, _) => {
                 return parse_endpoint(APPSTACK_CENTRAL_ENDPOINT).map_err(TargetError::Endpoint);
@@ -216,6 +223,17 @@ impl Target {
         };
         parse_endpoint(&host).map_err(TargetError::Endpoint)
     }
+}
+
+/// One DNS label of lowercase letters, digits and inner hyphens: what a region may be so that
+/// `sae.<region>.aliyuncs.com` stays a host of exactly that shape.
+fn is_host_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// An http(s) URL with a host and no query or fragment; a path is kept as a prefix.
@@ -300,6 +318,37 @@ mod tests {
             t.base_url().unwrap().as_str(),
             "https://openapi-rdc.aliyuncs.com/"
         );
+    }
+
+    #[test]
+    fn a_region_cannot_add_to_the_host() {
+        for bad in [
+            "cn-hangzhou.evil.com",
+            "evil.com/",
+            "evil.com#",
+            "u@evil.com",
+            "evil.com:8443",
+            "-cn",
+            "cn-hangzhou ",
+            "",
+        ] {
+            let mut t = Target::from_spec(&spec(
+                "provider: sae\nregion: cn-hangzhou\nappId: a\ncredentialsSecretRef: {name: s}",
+            ))
+            .unwrap();
+            t.region = Some(bad.to_string());
+            assert_eq!(
+                t.base_url(),
+                Err(TargetError::NotARegion(bad.to_string())),
+                "{bad:?}"
+            );
+            let yaml =
+                format!("provider: edas\nregion: {bad:?}\nappId: a\ncredentialsSecretRef: {{name: s}}");
+            // from_spec trims, so only untrimmed spellings are errors there.
+            if !bad.is_empty() && bad.trim() == bad {
+                assert!(Target::from_spec(&spec(&yaml)).is_err(), "{bad:?}");
+            }
+        }
     }
 
     #[test]

@@ -154,16 +154,13 @@ async fn read_credentials(
     let name = match &config.source {
         Source::Secret(name) => name,
         Source::ServiceAccount(r) => {
-            let policy = &ctx.settings.allowed_endpoints;
             return keyless(
                 ctx.identities
-                    .service_account(&ctx.client, ns, r, Some(policy), &ctx.metrics)
+                    .service_account(&ctx.client, ns, r, &ctx.metrics)
                     .await,
             );
         }
-        Source::OperatorIdentity => {
-            return keyless(ctx.identities.operator(ns, &ctx.settings.allowed_endpoints).await);
-        }
+        Source::OperatorIdentity => return keyless(ctx.identities.operator(ns).await),
     };
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let Some(secret) = api.get_opt(name).await? else {
