@@ -120,7 +120,10 @@ fn default_values_match_the_binary_defaults_and_values_reach_the_env() {
         ("CHANGEORDER_ADMIN_LISTEN", "0.0.0.0:8081"),
         ("CHANGEORDER_LEADER_ELECTION", "true"),
         ("CHANGEORDER_LEASE_DURATION", "15s"),
-        ("CHANGEORDER_ALLOWED_ENDPOINTS", "https://*.aliyuncs.com"),
+        (
+            "CHANGEORDER_ALLOWED_ENDPOINTS",
+            changeorder_cloud::policy::DEFAULT_ALLOWED_ENDPOINTS,
+        ),
         ("CHANGEORDER_LOG_FORMAT", "json"),
         ("CHANGEORDER_LOG", "info"),
     ] {
