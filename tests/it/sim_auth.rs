@@ -258,15 +258,30 @@ async fn get_caller_identity_names_the_account_of_a_signed_key() {
         access_key_secret: secret.into(),
         security_token: None,
     };
-    let a = sts.get_caller_identity(&key("key-a", "secret-a")).await.expect("key-a");
-    let b = sts.get_caller_identity(&key("key-b", "secret-b")).await.expect("key-b");
-    assert_eq!((a.account_id.as_str(), b.account_id.as_str()), ("2000000000000002", "2000000000000002"));
+    let a = sts
+        .get_caller_identity(&key("key-a", "secret-a"))
+        .await
+        .expect("key-a");
+    let b = sts
+        .get_caller_identity(&key("key-b", "secret-b"))
+        .await
+        .expect("key-b");
+    assert_eq!(
+        (a.account_id.as_str(), b.account_id.as_str()),
+        ("2000000000000002", "2000000000000002")
+    );
     assert_eq!(a.identity_type, "RAMUser");
     assert!(a.arn.starts_with("acs:ram::2000000000000002:user/"), "{}", a.arn);
-    let other = sts.get_caller_identity(&key(KEY_ID, SECRET)).await.expect("default account");
+    let other = sts
+        .get_caller_identity(&key(KEY_ID, SECRET))
+        .await
+        .expect("default account");
     assert_eq!(other.account_id, changeorder_sim::accounts::DEFAULT_ACCOUNT_ID);
     // Someone else's key id with a wrong secret proves nothing.
-    let borrowed = sts.get_caller_identity(&key("key-a", "guessed")).await.unwrap_err();
+    let borrowed = sts
+        .get_caller_identity(&key("key-a", "guessed"))
+        .await
+        .unwrap_err();
     assert_eq!(borrowed.kind, ErrorKind::SignatureMismatch, "{borrowed}");
     assert!(!borrowed.to_string().contains("guessed"), "{borrowed}");
     let unknown = sts.get_caller_identity(&key("nobody", "x")).await.unwrap_err();
@@ -278,7 +293,11 @@ async fn get_caller_identity_names_the_account_of_a_signed_key() {
         security_token: Some("t".into()),
     };
     assert_eq!(
-        sts.get_caller_identity(&with_token).await.unwrap_err().code.as_deref(),
+        sts.get_caller_identity(&with_token)
+            .await
+            .unwrap_err()
+            .code
+            .as_deref(),
         Some("InvalidSecurityToken.MismatchWithAccessKey")
     );
     assert_eq!(sim.calls("sts", "GetCallerIdentity"), 6);

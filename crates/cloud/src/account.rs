@@ -28,12 +28,17 @@ pub struct CallerIdentity {
 /// The account number of a RAM ARN (`acs:ram::<account>:...`), when it has one made of digits.
 pub fn account_of_arn(arn: &str) -> Option<&str> {
     let mut parts = arn.trim().splitn(5, ':');
-    let (Some("acs"), Some(_service), Some(_region), Some(account), Some(_rest)) =
-        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("acs"), Some(_service), Some(_region), Some(account), Some(_rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
-    (!account.is_empty() && account.len() <= 32 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+    (!account.is_empty() && account.len() <= 32 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(account)
 }
 
 /// Whether a cloud error says the credential itself is bad (unknown or inactive key, wrong
@@ -75,7 +80,10 @@ impl StsClient {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        params.push(("SignatureNonce".into(), format!("{:032x}", rand::random::<u128>())));
+        params.push((
+            "SignatureNonce".into(),
+            format!("{:032x}", rand::random::<u128>()),
+        ));
         params.push(("Timestamp".into(), v3_date(Timestamp::now())));
         if let Some(token) = security_token {
             params.push(("SecurityToken".into(), token.clone()));
@@ -93,16 +101,18 @@ impl StsClient {
             .map_err(|e| CloudError::transport(format!("STS GetCallerIdentity: {}", e.without_url())))?;
         let status = resp.status().as_u16();
         let body = super::http::read_capped(resp, self.max_reply_bytes()).await?;
-        let v = classify_reply(Provider::Edas, status, &body, ErrorKind::InvalidCredentials).map_err(|mut e| {
-            for secret in std::iter::once(access_key_secret.as_str()).chain(security_token.as_deref()) {
-                if !secret.is_empty() {
-                    e.message = e.message.replace(secret, "<redacted>");
+        let v = classify_reply(Provider::Edas, status, &body, ErrorKind::InvalidCredentials).map_err(
+            |mut e| {
+                for secret in std::iter::once(access_key_secret.as_str()).chain(security_token.as_deref()) {
+                    if !secret.is_empty() {
+                        e.message = e.message.replace(secret, "<redacted>");
+                    }
                 }
-            }
-            e.message = format!("STS GetCallerIdentity: {}", e.message);
-            e.raw = None;
-            e
-        })?;
+                e.message = format!("STS GetCallerIdentity: {}", e.message);
+                e.raw = None;
+                e
+            },
+        )?;
         parse_caller_identity(&v)
     }
 }
@@ -129,7 +139,10 @@ mod tests {
 
     #[test]
     fn accounts_of_arns() {
-        assert_eq!(account_of_arn("acs:ram::1234567890:role/deployer"), Some("1234567890"));
+        assert_eq!(
+            account_of_arn("acs:ram::1234567890:role/deployer"),
+            Some("1234567890")
+        );
         assert_eq!(
             account_of_arn("acs:ram::42:assumed-role/deployer/changeorder.ns.sa"),
             Some("42")
@@ -150,7 +163,9 @@ mod tests {
         let from_arn = parse_caller_identity(&json!({"Arn": "acs:ram::7:assumed-role/r/s"})).expect("arn");
         assert_eq!(from_arn.account_id, "7");
         assert_eq!(
-            parse_caller_identity(&json!({"RequestId": "r"})).unwrap_err().kind,
+            parse_caller_identity(&json!({"RequestId": "r"}))
+                .unwrap_err()
+                .kind,
             ErrorKind::BadReply
         );
     }

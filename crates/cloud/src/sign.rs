@@ -359,7 +359,11 @@ pub fn rpc_string_to_sign(method: &str, params: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    format!("{}&%2F&{}", method.to_ascii_uppercase(), percent_encode(&canonical))
+    format!(
+        "{}&%2F&{}",
+        method.to_ascii_uppercase(),
+        percent_encode(&canonical)
+    )
 }
 
 /// Base64 of HMAC-SHA1 keyed by the secret followed by `&` (the RPC scheme).

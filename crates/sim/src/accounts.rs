@@ -30,7 +30,10 @@ pub fn validate(accounts: &[Account]) -> Result<(), (String, String)> {
     let mut seen = std::collections::HashMap::new();
     for (i, a) in accounts.iter().enumerate() {
         if a.id.is_empty() || !a.id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err((format!("accounts[{i}].id"), "must be an account number (digits)".into()));
+            return Err((
+                format!("accounts[{i}].id"),
+                "must be an account number (digits)".into(),
+            ));
         }
         for (k, key) in a.access_keys.iter().enumerate() {
             if let Some(other) = seen.insert(key.as_str(), a.id.as_str())

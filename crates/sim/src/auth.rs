@@ -119,7 +119,10 @@ pub enum Signer {
     /// A long-term AccessKey, by id.
     LongTerm(String),
     /// A temporary key issued for an assumed role (its ARN, when known).
-    Assumed { access_key_id: String, arn: Option<String> },
+    Assumed {
+        access_key_id: String,
+        arn: Option<String>,
+    },
 }
 
 pub struct Verifier {
@@ -326,18 +329,29 @@ impl Verifier {
             reject(
                 400,
                 "MissingParameter",
-                format!("The input parameter {k} that is mandatory for processing this request is not supplied."),
+                format!(
+                    "The input parameter {k} that is mandatory for processing this request is not supplied."
+                ),
             )
         };
-        let id = params.get("AccessKeyId").filter(|v| !v.is_empty()).ok_or_else(|| missing("AccessKeyId"))?;
-        let signature = params.get("Signature").filter(|v| !v.is_empty()).ok_or_else(|| missing("Signature"))?;
+        let id = params
+            .get("AccessKeyId")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("AccessKeyId"))?;
+        let signature = params
+            .get("Signature")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("Signature"))?;
         if params.get("SignatureMethod") != Some("HMAC-SHA1") {
             return Err(incomplete("SignatureMethod must be HMAC-SHA1."));
         }
         if params.get("SignatureVersion") != Some("1.0") {
             return Err(incomplete("SignatureVersion must be 1.0."));
         }
-        let nonce = params.get("SignatureNonce").filter(|v| !v.is_empty()).ok_or_else(|| missing("SignatureNonce"))?;
+        let nonce = params
+            .get("SignatureNonce")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("SignatureNonce"))?;
         let timestamp = params.get("Timestamp").ok_or_else(|| missing("Timestamp"))?;
         check_skew(parse_v3_date(timestamp)?, now)?;
         let (cred, signer) = self.signer_credential(id, now)?;

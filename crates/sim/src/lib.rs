@@ -443,7 +443,9 @@ fn caller_identity(sh: &Shared, method: &Method, params: &Params, now: Timestamp
         Ok(signer) => {
             let accounts = &sh.world.scenario.accounts;
             let digest = changeorder_cloud::sign::sha256_hex(format!("{signer:?}").as_bytes());
-            let user_id = u64::from_str_radix(&digest[..12], 16).unwrap_or_default().to_string();
+            let user_id = u64::from_str_radix(&digest[..12], 16)
+                .unwrap_or_default()
+                .to_string();
             let body = match signer {
                 auth::Signer::LongTerm(id) => {
                     let account = accounts::of_key(accounts, &id);
@@ -457,7 +459,10 @@ fn caller_identity(sh: &Shared, method: &Method, params: &Params, now: Timestamp
                 }
                 auth::Signer::Assumed { arn, .. } => {
                     let arn = arn.unwrap_or_else(|| {
-                        format!("acs:ram::{}:assumed-role/ecs-role/session", accounts::DEFAULT_ACCOUNT_ID)
+                        format!(
+                            "acs:ram::{}:assumed-role/ecs-role/session",
+                            accounts::DEFAULT_ACCOUNT_ID
+                        )
                     });
                     let account = changeorder_cloud::account::account_of_arn(&arn)
                         .unwrap_or(accounts::DEFAULT_ACCOUNT_ID)

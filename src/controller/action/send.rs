@@ -136,7 +136,13 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
                 ),
             }
         }
-        Err(e) => refused(&e),
+        Err(e) => {
+            if changeorder_cloud::account::refuses_key(&e) {
+                // Keyless keys the cloud refuses are exchanged again next time.
+                ctx.identities.refused(&prepared.credentials);
+            }
+            refused(&e)
+        }
     };
     finish(action, &attempt, ctx, ns, verdict, Some(&prepared), None, None).await
 }
