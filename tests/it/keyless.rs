@@ -76,9 +76,13 @@ fn issuer_and_jwks(cluster: &TestCluster) -> (String, Jwks) {
 }
 
 async fn keyless_sim(max_duration: Option<Duration>, ecs: bool) -> RunningSim {
+    keyless_sim_with(SCENARIO, max_duration, ecs).await
+}
+
+async fn keyless_sim_with(scenario: &str, max_duration: Option<Duration>, ecs: bool) -> RunningSim {
     let cluster = TestCluster::get();
     let (issuer, jwks) = issuer_and_jwks(cluster);
-    let mut config = SimConfig::new(Scenario::from_yaml(SCENARIO).expect("scenario"));
+    let mut config = SimConfig::new(Scenario::from_yaml(scenario).expect("scenario"));
     config.sts = Some(StsConfig {
         jwks,
         issuer,
@@ -1020,4 +1024,60 @@ async fn keys_refused_again_back_off_instead_of_looping() {
     eprintln!("{exchanges} exchanges in ~14 s of refused keys");
     // Backoff 1, 2, 4, 4, 4... s: about six polls, each one exchange.
     assert!((2..=9).contains(&exchanges), "{exchanges} exchanges");
+}
+
+/// One credential provider for the process: the watch's poll and an action on its order, both
+/// through the same ServiceAccount, share one exchange (the action controller once had a cache
+/// of its own, and exchanged again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_and_an_action_share_one_exchange() {
+    use changeorder_operator::controller::action::ActionSettings;
+    use changeorder_operator::crd::{ActionPhase, ChangeOrderAction};
+    use kube::ResourceExt;
+    support::logs::init();
+    let ns = namespace("kl-shared").await;
+    let scenario = "apps:\n  - provider: sae\n    appId: kl-act\n    changeOrders:\n      - { id: kl-wait, createdAt: -1m, batchCount: 3, batchType: manual, status: 8, currentBatch: 2 }\n";
+    let sim = keyless_sim_with(scenario, None, false).await;
+    service_account(&ns, "poller", true).await;
+    let mut spec = sa_watch(&sim, "kl-act", serde_json::json!({"name": "poller"}));
+    spec["provider"] = "sae".into();
+    spec["interval"] = "2m".into();
+    spec["inFlightInterval"] = "60s".into();
+    spec["actions"] = serde_json::json!({"allowed": ["Confirm"]});
+    create_watch(&ns, "rel", spec).await;
+    let settings = Settings {
+        actions: ActionSettings {
+            enabled: true,
+            ttl: Duration::from_secs(600),
+        },
+        ..keyless_settings(&sim, Duration::from_secs(180))
+    };
+    let _op = Operator::start(ns.client(), ns.name(), settings).await;
+    let co = eventually("the waiting order", Duration::from_secs(30), || async {
+        order(&ns, "kl-wait").await.filter(|o| phase(o).as_deref() == Some("AwaitingConfirmation"))
+    })
+    .await;
+    let action: ChangeOrderAction = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderAction",
+        "metadata": {"name": "go"},
+        "spec": {"changeOrder": co.name_any(), "action": "Confirm", "expectedBatch": 2},
+    }))
+    .expect("action manifest");
+    ns.api::<ChangeOrderAction>()
+        .create(&PostParams::default(), &action)
+        .await
+        .expect("create action");
+    let done = eventually("the action finished", Duration::from_secs(30), || async {
+        let a: ChangeOrderAction = ns.api().get("go").await.ok()?;
+        let s = a.status?;
+        s.phase.filter(|p| p.is_finished()).map(|p| (p, s.message))
+    })
+    .await;
+    assert_eq!(done.0, ActionPhase::Succeeded, "{:?}", done.1);
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    assert_eq!(
+        sim.calls("sts", "AssumeRoleWithOIDC"),
+        1,
+        "the poll and the action shared one exchange"
+    );
 }
