@@ -1054,7 +1054,9 @@ async fn a_watch_and_an_action_share_one_exchange() {
     };
     let _op = Operator::start(ns.client(), ns.name(), settings).await;
     let co = eventually("the waiting order", Duration::from_secs(30), || async {
-        order(&ns, "kl-wait").await.filter(|o| phase(o).as_deref() == Some("AwaitingConfirmation"))
+        order(&ns, "kl-wait")
+            .await
+            .filter(|o| phase(o).as_deref() == Some("AwaitingConfirmation"))
     })
     .await;
     let action: ChangeOrderAction = serde_json::from_value(serde_json::json!({
