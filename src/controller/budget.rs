@@ -1,6 +1,13 @@
-//! A call budget per credential, shared by every watch that uses it: SAE allows 60 calls per
-//! minute per account across all its APIs, so watches of one account must not each assume the
-//! whole allowance.
+//! A call budget per cloud account (and endpoint host), shared by every watch whose credentials
+//! belong to that account: SAE allows 60 calls per minute per account across all its APIs, so
+//! watches of one account must not each assume the whole allowance, whichever of the account's
+//! keys or roles they use. Which account a credential belongs to is learned by
+//! [`Accounts`](crate::controller::accounts::Accounts); a credential whose account is not known
+//! has a budget of its own, and one STS refused has a small one of its own.
+//!
+//! Buckets no one uses are freed: a bucket whose tokens are back to full, with no poller queued
+//! or recorded on it, is the same as a new one, and is dropped at the next sweep. A poller that
+//! moves to another bucket (its credential rotated) takes its record along.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,6 +15,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::controller::accounts::{Accounts, Owner};
+use changeorder_cloud::credentials::Credentials;
 use changeorder_cloud::http::{Claim, Demand};
 
 /// A queued claim not taken up this long after it was due is dropped (its poller went away or
@@ -22,15 +31,39 @@ const DEMAND_TTL: Duration = Duration::from_secs(600);
 /// observation late; a little slack keeps the queue short.
 const PLANNED_USE: f64 = 0.95;
 
-/// Token buckets keyed by a credential fingerprint (never the secret itself), with the queue of
-/// pollers waiting for calls and what each poller needs per round.
+/// A credential STS refused gets this share of the rate, in a bucket of its own.
+const UNPROVEN_SHARE: f64 = 0.1;
+
+/// Buckets at rest are dropped at most this often (a sweep reads every bucket).
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Token buckets keyed by account and host (or by a credential fingerprint when the account is
+/// not known; never the secret itself), with the queue of pollers waiting for calls and what
+/// each poller needs per round.
 #[derive(Clone)]
 pub struct Budget {
     per_minute: u32,
-    accounts: Arc<Mutex<HashMap<String, Account>>>,
+    accounts: Arc<Mutex<Buckets>>,
+    owners: Arc<Accounts>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    by_key: HashMap<String, Account>,
+    /// The bucket each poller last used, to take its record along when it moves.
+    pollers: HashMap<String, (String, Instant)>,
+    swept: Option<Instant>,
+}
+
+/// How large a bucket is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Size {
+    capacity: f64,
+    rate_per_sec: f64,
 }
 
 struct Account {
+    size: Size,
     tokens: f64,
     updated: Instant,
     /// Pollers told to wait, by poller: their place in the queue, the calls they wait for and
@@ -52,61 +85,122 @@ struct Recorded {
     seen: Instant,
 }
 
+impl Account {
+    /// At rest: as a new bucket would be (full, no one queued or recorded).
+    fn at_rest(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.queue.is_empty()
+            && self.demand.is_empty()
+            && self.tokens + elapsed * self.size.rate_per_sec >= self.size.capacity
+    }
+}
+
 impl Budget {
+    /// A budget per credential: no account is asked of STS (accounts learned from assumed
+    /// roles still share one).
     pub fn new(per_minute: u32) -> Self {
+        Self::with_accounts(per_minute, Accounts::unasked())
+    }
+
+    /// A budget per account, as `owners` tells credentials apart.
+    pub fn with_accounts(per_minute: u32, owners: Accounts) -> Self {
         Budget {
             per_minute: per_minute.max(1),
             accounts: Arc::default(),
+            owners: Arc::new(owners),
         }
     }
 
-    /// The burst a fresh or rested credential may spend at once.
-    fn capacity(&self) -> f64 {
-        // A tenth of the minute's allowance, at least one call: enough for one poll's list and a
-        // few describes without front-loading a whole minute of calls.
-        (f64::from(self.per_minute) / 10.0).max(1.0)
+    /// Who owns which credential.
+    pub fn owners(&self) -> &Accounts {
+        &self.owners
     }
 
-    fn rate_per_sec(&self) -> f64 {
-        f64::from(self.per_minute) / 60.0
+    /// Buckets held now (at rest ones included until the next sweep).
+    pub fn buckets(&self) -> usize {
+        self.lock().by_key.len()
+    }
+
+    /// The size of an account's bucket: its burst is a tenth of the minute's allowance, at
+    /// least one call — enough for one poll's list and a few describes without front-loading
+    /// a whole minute of calls.
+    fn size(&self) -> Size {
+        Size {
+            capacity: (f64::from(self.per_minute) / 10.0).max(1.0),
+            rate_per_sec: f64::from(self.per_minute) / 60.0,
+        }
+    }
+
+    /// The size of a bucket under `key` (see [`key_for`]).
+    fn size_of(&self, key: &str) -> Size {
+        let full = self.size();
+        if key.starts_with(UNPROVEN) {
+            Size {
+                capacity: 1.0,
+                rate_per_sec: full.rate_per_sec * UNPROVEN_SHARE,
+            }
+        } else {
+            full
+        }
     }
 
     /// The account under `key`, its tokens brought up to now.
-    fn account<'m>(
-        &self,
-        accounts: &'m mut HashMap<String, Account>,
-        key: &str,
-        now: Instant,
-    ) -> &'m mut Account {
-        let capacity = self.capacity();
-        let account = accounts.entry(key.to_string()).or_insert(Account {
-            tokens: capacity,
+    fn account<'m>(&self, buckets: &'m mut Buckets, key: &str, now: Instant) -> &'m mut Account {
+        if buckets
+            .swept
+            .is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY)
+        {
+            buckets.swept = Some(now);
+            buckets.by_key.retain(|k, a| k == key || !a.at_rest(now));
+            buckets
+                .pollers
+                .retain(|_, (_, seen)| now.saturating_duration_since(*seen) < DEMAND_TTL);
+        }
+        let size = self.size_of(key);
+        let account = buckets.by_key.entry(key.to_string()).or_insert(Account {
+            size,
+            tokens: size.capacity,
             updated: now,
             queue: HashMap::new(),
             next_place: 0,
             demand: HashMap::new(),
         });
         let elapsed = now.saturating_duration_since(account.updated).as_secs_f64();
-        account.tokens = (account.tokens + elapsed * self.rate_per_sec()).min(capacity);
+        account.tokens = (account.tokens + elapsed * account.size.rate_per_sec).min(account.size.capacity);
         account.updated = now;
         account
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Account>> {
+    /// Note that `poller` now uses `key`: its queue place and demand on another bucket go.
+    fn moved(buckets: &mut Buckets, poller: &str, key: &str, now: Instant) {
+        let previous = buckets
+            .pollers
+            .insert(poller.to_string(), (key.to_string(), now))
+            .map(|(k, _)| k);
+        if let Some(old) = previous.filter(|k| k != key)
+            && let Some(a) = buckets.by_key.get_mut(&old)
+        {
+            a.queue.remove(poller);
+            a.demand.remove(poller);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
         self.accounts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Take one call from the credential's budget, or say how long until one is available.
+    /// Take one call from the bucket under `key`, or say how long until one is available.
     pub fn try_take(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let rate = self.rate_per_sec();
-        let mut accounts = self.lock();
-        let account = self.account(&mut accounts, key, now);
+        let mut buckets = self.lock();
+        let account = self.account(&mut buckets, key, now);
         if account.tokens >= 1.0 {
             account.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - account.tokens) / rate))
+            Err(Duration::from_secs_f64(
+                (1.0 - account.tokens) / account.size.rate_per_sec,
+            ))
         }
     }
 
@@ -117,10 +211,13 @@ impl Budget {
     /// the queue leaves.
     pub fn wait_for_calls(&self, key: &str, calls: u32, claim: &Claim<'_>) -> Option<Duration> {
         let now = Instant::now();
-        let capacity = self.capacity();
-        let rate = self.rate_per_sec();
-        let mut accounts = self.lock();
-        let account = self.account(&mut accounts, key, now);
+        let mut buckets = self.lock();
+        Self::moved(&mut buckets, claim.poller, key, now);
+        let account = self.account(&mut buckets, key, now);
+        let Size {
+            capacity,
+            rate_per_sec: rate,
+        } = account.size;
         account.queue.retain(|_, q| q.due + CLAIM_GRACE > now);
         // More calls than a burst holds can never be waited for at once: ask for a full bucket.
         let needed = f64::from(calls).min(capacity);
@@ -161,9 +258,10 @@ impl Budget {
     /// those orders more often than this only queues.
     pub fn round(&self, key: &str, demand: &Demand<'_>) -> Duration {
         let now = Instant::now();
-        let rate = self.rate_per_sec();
-        let mut accounts = self.lock();
-        let account = self.account(&mut accounts, key, now);
+        let mut buckets = self.lock();
+        Self::moved(&mut buckets, demand.poller, key, now);
+        let account = self.account(&mut buckets, key, now);
+        let rate = account.size.rate_per_sec;
         account.demand.insert(
             demand.poller.to_string(),
             Recorded {
@@ -200,169 +298,66 @@ impl changeorder_cloud::http::CallBudget for Budget {
     fn admit<'a>(
         &'a self,
         _provider: changeorder_cloud::model::Provider,
-        creds: &'a changeorder_cloud::credentials::Credentials,
+        creds: &'a Credentials,
         host: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move { self.take(&key_for(creds, host)).await })
+        Box::pin(async move {
+            self.owners.identify(creds).await;
+            self.take(&self.key_for(creds, host)).await
+        })
     }
 
     fn wait_for<'a>(
         &'a self,
         _provider: changeorder_cloud::model::Provider,
-        creds: &'a changeorder_cloud::credentials::Credentials,
+        creds: &'a Credentials,
         host: &'a str,
         calls: u32,
         claim: &Claim<'a>,
     ) -> Option<Duration> {
-        self.wait_for_calls(&key_for(creds, host), calls, claim)
+        self.wait_for_calls(&self.key_for(creds, host), calls, claim)
     }
 
     fn pace<'a>(
         &'a self,
         _provider: changeorder_cloud::model::Provider,
-        creds: &'a changeorder_cloud::credentials::Credentials,
+        creds: &'a Credentials,
         host: &'a str,
         demand: &Demand<'a>,
     ) -> Duration {
-        self.round(&key_for(creds, host), demand)
+        self.round(&self.key_for(creds, host), demand)
+    }
+
+    fn identify<'a>(
+        &'a self,
+        creds: &'a Credentials,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.owners.identify(creds))
+    }
+
+    fn learn(&self, creds: &Credentials, account: &str, until: Option<std::time::Duration>) {
+        self.owners
+            .learn(creds, account, until.map(|d| Instant::now() + d));
     }
 }
 
-/// The budget key: the credential's identity (its hash covers the secret) and the endpoint's
-/// host, so neither a borrowed AccessKey id nor a tenant's own endpoint drains another's.
-pub fn key_for(credentials: &changeorder_cloud::credentials::Credentials, host: &str) -> String {
-    format!("{}@{host}", credentials.fingerprint())
+/// Prefix of the keys of unproven credentials' buckets.
+const UNPROVEN: &str = "unproven:";
+
+impl Budget {
+    /// The budget key of `credentials` calling `host`: the account and the host when the
+    /// account is known, else the credential's fingerprint (its hash covers the secret, so a
+    /// borrowed AccessKey id with a wrong secret shares nothing) in a bucket of its own, small
+    /// when STS refused it. The host keeps a tenant's own endpoint (where the policy allows
+    /// one) from draining the cloud's budget of the same account.
+    pub fn key_for(&self, credentials: &Credentials, host: &str) -> String {
+        match self.owners.owner(credentials) {
+            Owner::Account(id) => format!("account:{id}@{host}"),
+            Owner::Unproven => format!("{UNPROVEN}{}@{host}", credentials.fingerprint()),
+            Owner::Unknown => format!("{}@{host}", credentials.fingerprint()),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn shared_per_credential_and_refills_at_the_rate() {
-        let budget = Budget::new(60); // 1 per second, burst 6
-        for _ in 0..6 {
-            assert!(budget.try_take("a").is_ok());
-        }
-        let wait = budget.try_take("a").expect_err("burst spent");
-        assert!(
-            wait <= Duration::from_secs(1) && wait > Duration::ZERO,
-            "{wait:?}"
-        );
-        // Another credential has its own budget.
-        assert!(budget.try_take("b").is_ok());
-        // A clone shares the same buckets (all watches use one Budget).
-        assert!(budget.clone().try_take("a").is_err());
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(budget.try_take("a").is_ok());
-        assert!(budget.try_take("a").is_ok());
-        assert!(budget.try_take("a").is_err());
-
-        // 30 calls at 60/min after the burst take about 24 more seconds.
-        let start = Instant::now();
-        for _ in 0..30 {
-            budget.take("c").await;
-        }
-        let took = start.elapsed();
-        assert!(
-            took >= Duration::from_secs(23) && took <= Duration::from_secs(25),
-            "{took:?}"
-        );
-    }
-
-    fn claim(poller: &str) -> Claim<'_> {
-        Claim {
-            poller,
-            in_flight: true,
-        }
-    }
-
-    /// Spend `calls` calls at once, as a poll does after its wait.
-    fn spend(budget: &Budget, key: &str, calls: u32) {
-        for _ in 0..calls {
-            budget.try_take(key).expect("a call was available");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_poller_needing_more_calls_is_not_starved_by_smaller_ones() {
-        let budget = Budget::new(60); // 1 per second, burst 6
-        spend(&budget, "k", 6);
-        // "big" needs 4 calls and is told to wait; "small" pollers needing 1 call keep coming.
-        let wait_big = budget.wait_for_calls("k", 4, &claim("big")).expect("must wait");
-        let mut big_polled_at = None;
-        for second in 1..=20 {
-            tokio::time::advance(Duration::from_secs(1)).await;
-            if big_polled_at.is_none() && budget.wait_for_calls("k", 4, &claim("big")).is_none() {
-                spend(&budget, "k", 4);
-                big_polled_at = Some(second);
-            }
-            let small = format!("small-{}", second % 3);
-            if budget.wait_for_calls("k", 1, &claim(&small)).is_none() {
-                spend(&budget, "k", 1);
-            }
-        }
-        // Without the queue, each token was taken by a small poller as soon as it came.
-        let at = big_polled_at.expect("the large poller polled");
-        assert!(
-            Duration::from_secs(at) <= wait_big + Duration::from_secs(1),
-            "polled after {at} s, told {wait_big:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn idle_polls_take_only_what_the_queue_leaves() {
-        let budget = Budget::new(60);
-        spend(&budget, "k", 6);
-        let first = budget.wait_for_calls("k", 3, &claim("busy")).expect("wait");
-        tokio::time::advance(first).await;
-        let idle = Claim {
-            poller: "idle",
-            in_flight: false,
-        };
-        // The tokens that came are claimed by the queued poller, not by the idle one.
-        assert!(budget.wait_for_calls("k", 1, &idle).is_some());
-        assert!(budget.wait_for_calls("k", 3, &claim("busy")).is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_round_serves_every_order_in_flight_after_every_watchs_list() {
-        let budget = Budget::new(60); // 1 call per second
-        fn demand(poller: &str, describes: u32) -> Demand<'_> {
-            Demand {
-                poller,
-                describes,
-                interval: Duration::from_secs(120),
-            }
-        }
-        // 10 idle watches listing every 2 minutes.
-        for i in 0..10 {
-            let _ = budget.round("k", &demand(&format!("idle-{i}"), 0));
-        }
-        // 20 watches with 1 order in flight each: 20 describes a round, and their lists.
-        let mut round = Duration::ZERO;
-        for i in 0..20 {
-            round = budget.round("k", &demand(&format!("busy-{i}"), 1));
-        }
-        // 30 lists every 2 minutes take a quarter call a second; the describes get the rest.
-        let want = 20.0 / (PLANNED_USE - 30.0 / 120.0);
-        assert!((round.as_secs_f64() - want).abs() < 0.01, "{round:?}");
-        // A watch whose orders finished no longer counts in the round.
-        let after = budget.round("k", &demand("busy-0", 0));
-        assert!(after < round, "{after:?}");
-        // Lists never take more than half of the planned calls.
-        for i in 0..100 {
-            let _ = budget.round("k", &demand(&format!("more-idle-{i}"), 0));
-        }
-        let crowded = budget.round("k", &demand("busy-0", 1));
-        let want = 20.0 / (PLANNED_USE / 2.0);
-        assert!((crowded.as_secs_f64() - want).abs() < 0.01, "{crowded:?}");
-        // Forgotten after a while without news (a deleted watch).
-        tokio::time::advance(DEMAND_TTL + Duration::from_secs(1)).await;
-        let alone = budget.round("k", &demand("busy-1", 2));
-        let want = 2.0 / (PLANNED_USE - 1.0 / 120.0);
-        assert!((alone.as_secs_f64() - want).abs() < 0.01, "{alone:?}");
-        // Another account has its own round.
-        assert_eq!(budget.round("other", &demand("x", 0)), Duration::ZERO);
-    }
-}
+mod tests;

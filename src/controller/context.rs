@@ -106,8 +106,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The namespace this controller serves, or `None` for the whole cluster.
     pub scope: Option<String>,
-    /// Keyless credentials, cached per ServiceAccount and role.
-    pub identities: Identities,
+    /// Keyless credentials, cached per ServiceAccount and role; one for the process.
+    pub identities: Arc<Identities>,
     synced: tokio::sync::watch::Receiver<bool>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
     memory: Mutex<HashMap<String, Memory>>,
@@ -126,8 +126,8 @@ impl Context {
         recorder: Recorder,
         scope: Option<String>,
         synced: tokio::sync::watch::Receiver<bool>,
+        identities: Arc<Identities>,
     ) -> Arc<Self> {
-        let identities = Identities::new(settings.keyless.clone());
         Arc::new(Context {
             identities,
             client,

@@ -188,9 +188,13 @@ struct Key {
     oidc_provider_arn: String,
 }
 
-/// Keyless credentials for all watches of a controller.
+/// Keyless credentials for every watch and action of the process: one instance, built once in
+/// [`run_controllers`](crate::controller::run_controllers) and shared, so one exchange serves a
+/// ServiceAccount's watches and actions alike.
 pub struct Identities {
     settings: KeylessSettings,
+    /// Told the account of each key exchanged (from the role's ARN), for the call budget.
+    cloud: Option<changeorder_cloud::client::CloudClient>,
     /// Built once; a bad endpoint fails each keyless poll with this error.
     sts: Result<StsClient, CloudError>,
     operator: Result<OperatorChain, CloudError>,
@@ -207,15 +211,63 @@ impl std::fmt::Debug for Identities {
 }
 
 impl Identities {
+    /// With the default timeouts and no call budget to tell (`probe`).
     pub fn new(settings: KeylessSettings) -> Self {
-        let client = ClientConfig::default();
-        let sts = StsClient::new(&settings.sts_endpoint, &client);
-        let operator = OperatorChain::new(settings.operator_identity.clone(), &client);
+        Self::build(settings, &ClientConfig::default(), None)
+    }
+
+    /// For the controllers: STS and metadata calls bounded by `cloud`'s timeouts
+    /// (`--cloud-timeout`), and `cloud`'s call budget told the account of each exchanged key.
+    pub fn for_cloud(settings: KeylessSettings, cloud: &changeorder_cloud::client::CloudClient) -> Self {
+        let own = cloud.config();
+        let client = ClientConfig {
+            connect_timeout: own.connect_timeout,
+            read_timeout: own.read_timeout,
+            request_timeout: own.request_timeout,
+            user_agent: own.user_agent.clone(),
+            ..ClientConfig::default()
+        };
+        Self::build(settings, &client, Some(cloud.clone()))
+    }
+
+    fn build(
+        settings: KeylessSettings,
+        client: &ClientConfig,
+        cloud: Option<changeorder_cloud::client::CloudClient>,
+    ) -> Self {
+        let sts = StsClient::new(&settings.sts_endpoint, client);
+        let operator = OperatorChain::new(settings.operator_identity.clone(), client);
         Identities {
             settings,
+            cloud,
             sts,
             operator,
             slots: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The cloud refused `creds` as a key (unknown, revoked or expired key, a security token it
+    /// does not accept, a signature that does not match): drop the cached ServiceAccount keys
+    /// that are exactly these, so the next poll or action exchanges the token again. Keys
+    /// exchanged meanwhile by another watch are kept; a slot busy exchanging is left alone (it
+    /// is getting new keys). The caller's error backoff paces the next exchange, so keys the
+    /// cloud keeps refusing cost one exchange per backoff, never a loop.
+    pub fn refused(&self, creds: &Credentials) {
+        let Some(id) = creds.access_key_id() else { return };
+        let slots: Vec<(Key, Slot)> = {
+            let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+        };
+        for (key, slot) in slots {
+            if let Ok(mut cached) = slot.try_lock()
+                && cached
+                    .as_ref()
+                    .is_some_and(|(c, _)| c.access_key_id() == Some(id) && c == creds)
+            {
+                *cached = None;
+                tracing::info!(namespace = %key.namespace, service_account = %key.name, role = %key.role_arn,
+                    "the cloud refused the exchanged keys; the ServiceAccount token is exchanged again at the next attempt");
+            }
         }
     }
 
@@ -394,6 +446,13 @@ impl Identities {
             .await;
         metrics.identity_call("sts", if assumed.is_ok() { "ok" } else { "error" });
         let assumed = assumed?;
+        if let (Some(cloud), Some(account)) = (
+            &self.cloud,
+            changeorder_cloud::account::account_of_arn(&key.role_arn),
+        ) {
+            let left = Timestamp::now().duration_until(assumed.1);
+            cloud.learn_account(&assumed.0, account, Duration::try_from(left).ok());
+        }
         tracing::info!(namespace = %key.namespace, service_account = %key.name, role = %key.role_arn,
             expires = %assumed.1, "exchanged a ServiceAccount token for STS credentials");
         Ok(assumed)

@@ -1,5 +1,6 @@
 //! The `run` subcommand: ChangeOrderWatch → ChangeOrder.
 
+pub mod accounts;
 pub mod action;
 pub mod apply;
 pub mod args;
@@ -35,6 +36,7 @@ pub use args::RunArgs;
 pub use context::{Context, Settings};
 
 use crate::controller::cache::{LeanOrder, OrderCache};
+use crate::controller::identity::Identities;
 use crate::controller::metrics::Metrics;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, labels};
 use changeorder_cloud::client::CloudClient;
@@ -67,6 +69,9 @@ pub async fn run_controllers(
     } else {
         namespaces.into_iter().map(Some).collect()
     };
+    // One keyless credential cache for the process: every scope's watches and actions share
+    // its exchanges, bounded by the cloud client's timeouts.
+    let identities = Arc::new(Identities::for_cloud(rt.settings.keyless.clone(), &rt.cloud));
     let mut synced = Vec::new();
     let mut runs = Vec::new();
     for scope in scopes {
@@ -74,9 +79,10 @@ pub async fn run_controllers(
             client.clone(),
             &rt,
             scope.clone(),
+            identities.clone(),
             shutdown.clone(),
         ));
-        let (sync, run) = controller_for(client.clone(), &rt, scope, shutdown.clone());
+        let (sync, run) = controller_for(client.clone(), &rt, scope, identities.clone(), shutdown.clone());
         synced.push(sync);
         runs.push(run);
     }
@@ -167,6 +173,7 @@ fn controller_for(
     client: Client,
     rt: &Runtime,
     ns: Option<String>,
+    identities: Arc<Identities>,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> (Boxed, Boxed) {
     let ns = ns.as_deref();
@@ -228,6 +235,7 @@ fn controller_for(
         recorder,
         ns.map(str::to_string),
         synced_rx,
+        identities,
     );
     // Gauges are refreshed on a tick, not after each reconcile: a refresh reads every watch, so
     // one per poll made a round of polls quadratic in the number of watches (at 1,000 watches

@@ -27,6 +27,7 @@ use crate::controller::spec::WatchConfig;
 use crate::controller::watch_status::{self, Outcome, reason};
 use crate::crd::{ChangeOrder, ChangeOrderWatch, LatestOrder, RECONCILE_REQUEST_ANNOTATION};
 use crate::mapping::label_value;
+use changeorder_cloud::account::refuses_key;
 use changeorder_cloud::credentials::{Credentials, check_secret_type};
 use changeorder_cloud::error::{CloudError, ErrorKind};
 use changeorder_cloud::http::{Claim, Demand};
@@ -329,7 +330,7 @@ impl Poll<'_> {
                 latest = Some(newest);
                 match fetched.first_failure() {
                     // The orders were written as far as known; the watch still reports it.
-                    Some(e) => failure(e, memory),
+                    Some(e) => failure(e, memory, self.keyless()),
                     None => polled(&applied),
                 }
             }
@@ -349,9 +350,21 @@ impl Poll<'_> {
                 memory.credentials_rejected = true;
                 Outcome::Failed { reason, message }
             }
-            Err(PollError::Cloud(e)) => failure(&e, memory),
+            Err(PollError::Cloud(e)) => failure(&e, memory, self.keyless()),
         };
         Ok(Polled::Done(outcome, Box::new(latest)))
+    }
+
+    /// Whether the watch's credentials come from its ServiceAccount (exchanged keys).
+    fn keyless(&self) -> bool {
+        matches!(self.config.source, Source::ServiceAccount(_))
+    }
+
+    /// Keyless keys the cloud refuses are dropped, to be exchanged again at the next poll.
+    fn refused(&self, e: &CloudError, credentials: &Credentials) {
+        if matches!(self.config.source, Source::ServiceAccount(_)) && refuses_key(e) {
+            self.ctx.identities.refused(credentials);
+        }
     }
 
     async fn steps(
@@ -361,6 +374,8 @@ impl Poll<'_> {
     ) -> Result<(fetch::Fetched, Applied, Option<LatestOrder>), PollError> {
         let (ctx, watch) = (self.ctx, self.watch);
         let credentials = credentials(ctx, self.ns, self.config, secret_version, memory).await?;
+        // Whose budget these credentials spend (their account), learned once per credential.
+        ctx.cloud.identify(&credentials).await;
         let existing = plan::existing_by_id(self.objects, &watch.name_any());
         let in_flight = self.objects.iter().filter(|o| !plan::is_settled(o)).count();
         let misses = &memory.describe_misses;
@@ -394,7 +409,11 @@ impl Poll<'_> {
             |listed| plan::to_describe(listed, &existing, misses),
             &|| ctx.is_stopping(),
         )
-        .await?;
+        .await
+        .inspect_err(|e| self.refused(e, &credentials))?;
+        if let Some(e) = fetched.first_failure() {
+            self.refused(e, &credentials);
+        }
         if fetched.from_cloud {
             memory.last_list = Some(started);
         }
@@ -466,12 +485,17 @@ fn count_write_failures(ctx: &Context, config: &WatchConfig, applied: &Applied) 
     }
 }
 
-fn failure(e: &CloudError, memory: &mut Memory) -> Outcome {
+/// A failed poll as the watch reports it. Refused credentials of a Secret wait for the Secret
+/// to change; refused keyless keys were dropped (see [`Poll::refused`]) and the next poll, at
+/// the error backoff, exchanges again.
+fn failure(e: &CloudError, memory: &mut Memory, keyless: bool) -> Outcome {
     let reason = watch_status::failure_reason(e.kind());
-    if matches!(
-        e.kind(),
-        ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch
-    ) {
+    if !(keyless && refuses_key(e))
+        && matches!(
+            e.kind(),
+            ErrorKind::InvalidCredentials | ErrorKind::SignatureMismatch
+        )
+    {
         memory.credentials_rejected = true;
     }
     memory.retry_after = e.retry_after();

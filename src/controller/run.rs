@@ -13,6 +13,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
 use crate::admin::{self, Readiness};
+use crate::controller::accounts::Accounts;
 use crate::controller::budget::Budget;
 use crate::controller::leader::{ElectionConfig, ElectionState, LeaderElection, default_identity};
 use crate::controller::metrics::Metrics;
@@ -108,7 +109,15 @@ pub fn cloud_client(args: &RunArgs, metrics: &Metrics) -> Result<CloudClient, Ru
         observer: Some(Arc::new(move |o: &CallOutcome<'_>| {
             observed.cloud_call(o.provider, o.operation, o.result)
         })),
-        budget: Some(Arc::new(Budget::new(args.calls_per_minute))),
+        // One budget per cloud account: STS (the administrator's endpoint, never a watch's)
+        // says which account each AccessKey belongs to.
+        budget: Some(Arc::new(Budget::with_accounts(
+            args.calls_per_minute,
+            Accounts::new(
+                &crate::controller::identity::KeylessSettings::from_args(args).sts_endpoint,
+                args.cloud_timeout,
+            ),
+        ))),
         ..ClientConfig::default()
     };
     CloudClient::try_new(cfg).map_err(|e| RunError::Cloud(e.to_string()))

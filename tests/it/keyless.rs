@@ -76,9 +76,13 @@ fn issuer_and_jwks(cluster: &TestCluster) -> (String, Jwks) {
 }
 
 pub(crate) async fn keyless_sim(max_duration: Option<Duration>, ecs: bool) -> RunningSim {
+    keyless_sim_with(SCENARIO, max_duration, ecs).await
+}
+
+async fn keyless_sim_with(scenario: &str, max_duration: Option<Duration>, ecs: bool) -> RunningSim {
     let cluster = TestCluster::get();
     let (issuer, jwks) = issuer_and_jwks(cluster);
-    let mut config = SimConfig::new(Scenario::from_yaml(SCENARIO).expect("scenario"));
+    let mut config = SimConfig::new(Scenario::from_yaml(scenario).expect("scenario"));
     config.sts = Some(StsConfig {
         jwks,
         issuer,
@@ -935,4 +939,147 @@ async fn the_charts_keyless_rbac_is_enough_and_scoped() {
     assert!(!can(served.name(), "list", "serviceaccounts"), "get only");
     wait_watch_ready(&served, "edas", "True", "Polled").await;
     assert_eq!(sim.calls("sts", "AssumeRoleWithOIDC"), 1);
+}
+
+/// The cloud refuses exchanged keys before the expiry STS gave (the role's sessions revoked):
+/// the refused keys are dropped and the next poll, within the watch's error backoff, exchanges
+/// the ServiceAccount token again. Before, the keys were kept until the refresh margin (an
+/// hour here) and the watch failed all that time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_the_cloud_refuses_are_exchanged_again() {
+    support::logs::init();
+    let ns = namespace("kl-revoked").await;
+    let sim = keyless_sim(None, false).await;
+    service_account(&ns, "poller", true).await;
+    create_watch(
+        &ns,
+        "edas",
+        sa_watch(&sim, "kl-edas", serde_json::json!({"name": "poller"})),
+    )
+    .await;
+    let op = Operator::start(
+        ns.client(),
+        ns.name(),
+        keyless_settings(&sim, Duration::from_secs(180)),
+    )
+    .await;
+    wait_watch_ready(&ns, "edas", "True", "Polled").await;
+    let before = sim.calls("sts", "AssumeRoleWithOIDC");
+    assert_eq!(before, 1);
+    assert!(sim.revoke_issued_credentials() >= 1);
+    let revoked_at = jiff::Timestamp::now();
+    let started = std::time::Instant::now();
+    // Recovered: a poll after the revocation succeeded, with keys exchanged anew.
+    eventually(
+        "a successful poll with new keys",
+        Duration::from_secs(30),
+        || async {
+            let w: ChangeOrderWatch = ns.api().get("edas").await.ok()?;
+            let polled = w.status.as_ref()?.last_poll_time.as_ref()?.0;
+            let ready = watch_ready(&w)?;
+            (sim.calls("sts", "AssumeRoleWithOIDC") > before
+                && polled > revoked_at
+                && ready == ("True".to_string(), "Polled".to_string()))
+                .then_some(())
+        },
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(
+        metric(&op, "changeorder_polls_total", &["InvalidCredentials"]) >= 1,
+        "the revoked keys were refused once"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let exchanges = sim.calls("sts", "AssumeRoleWithOIDC") - before;
+    eprintln!("recovered {took:?} after the revocation with {exchanges} exchange(s)");
+    assert_eq!(exchanges, 1, "one exchange replaces the refused keys");
+    // Within the watch's error backoff (max 4 s here) plus a poll.
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// Keys the cloud refuses every time (it honours none of STS's lifetime): each poll exchanges
+/// at most once and the watch backs off; never a loop of exchanges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_refused_again_back_off_instead_of_looping() {
+    support::logs::init();
+    let ns = namespace("kl-refused").await;
+    let sim = keyless_sim(None, false).await;
+    sim.honour_issued_credentials_for(Some(Duration::ZERO));
+    service_account(&ns, "poller", true).await;
+    create_watch(
+        &ns,
+        "edas",
+        sa_watch(&sim, "kl-edas", serde_json::json!({"name": "poller"})),
+    )
+    .await;
+    let _op = Operator::start(
+        ns.client(),
+        ns.name(),
+        keyless_settings(&sim, Duration::from_secs(180)),
+    )
+    .await;
+    wait_watch_ready(&ns, "edas", "False", "InvalidCredentials").await;
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    let exchanges = sim.calls("sts", "AssumeRoleWithOIDC");
+    eprintln!("{exchanges} exchanges in ~14 s of refused keys");
+    // Backoff 1, 2, 4, 4, 4... s: about six polls, each one exchange.
+    assert!((2..=9).contains(&exchanges), "{exchanges} exchanges");
+}
+
+/// One credential provider for the process: the watch's poll and an action on its order, both
+/// through the same ServiceAccount, share one exchange (the action controller once had a cache
+/// of its own, and exchanged again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_and_an_action_share_one_exchange() {
+    use changeorder_operator::controller::action::ActionSettings;
+    use changeorder_operator::crd::{ActionPhase, ChangeOrderAction};
+    use kube::ResourceExt;
+    support::logs::init();
+    let ns = namespace("kl-shared").await;
+    let scenario = "apps:\n  - provider: sae\n    appId: kl-act\n    changeOrders:\n      - { id: kl-wait, createdAt: -1m, batchCount: 3, batchType: manual, status: 8, currentBatch: 2 }\n";
+    let sim = keyless_sim_with(scenario, None, false).await;
+    service_account(&ns, "poller", true).await;
+    let mut spec = sa_watch(&sim, "kl-act", serde_json::json!({"name": "poller"}));
+    spec["provider"] = "sae".into();
+    spec["interval"] = "2m".into();
+    spec["inFlightInterval"] = "60s".into();
+    spec["actions"] = serde_json::json!({"allowed": ["Confirm"]});
+    create_watch(&ns, "rel", spec).await;
+    let settings = Settings {
+        actions: ActionSettings {
+            enabled: true,
+            ttl: Duration::from_secs(600),
+        },
+        ..keyless_settings(&sim, Duration::from_secs(180))
+    };
+    let _op = Operator::start(ns.client(), ns.name(), settings).await;
+    let co = eventually("the waiting order", Duration::from_secs(30), || async {
+        order(&ns, "kl-wait")
+            .await
+            .filter(|o| phase(o).as_deref() == Some("AwaitingConfirmation"))
+    })
+    .await;
+    let action: ChangeOrderAction = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderAction",
+        "metadata": {"name": "go"},
+        "spec": {"changeOrder": co.name_any(), "action": "Confirm", "expectedBatch": 2},
+    }))
+    .expect("action manifest");
+    ns.api::<ChangeOrderAction>()
+        .create(&PostParams::default(), &action)
+        .await
+        .expect("create action");
+    let done = eventually("the action finished", Duration::from_secs(30), || async {
+        let a: ChangeOrderAction = ns.api().get("go").await.ok()?;
+        let s = a.status?;
+        s.phase.filter(|p| p.is_finished()).map(|p| (p, s.message))
+    })
+    .await;
+    assert_eq!(done.0, ActionPhase::Succeeded, "{:?}", done.1);
+    assert_eq!(sim.calls("sae", "ConfirmPipelineBatch"), 1);
+    assert_eq!(
+        sim.calls("sts", "AssumeRoleWithOIDC"),
+        1,
+        "the poll and the action shared one exchange"
+    );
 }

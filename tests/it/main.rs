@@ -16,6 +16,7 @@ mod sim_support;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod accounts;
 mod actions;
 mod argocd_health;
 mod bad_input;

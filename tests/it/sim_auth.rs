@@ -232,3 +232,73 @@ async fn unsigned_x_acs_header_is_incomplete() {
     assert_eq!(r.code(), "IncompleteSignature", "{}", r.text);
     assert!(r.text.contains("x-acs-extra"));
 }
+
+/// STS `GetCallerIdentity` as the real STS answers it: signed (RPC, HMAC-SHA1) with the key
+/// asked about, the account from the scenario's `accounts`, every other key in the default
+/// account, and a wrong secret next to a real key id refused.
+#[tokio::test]
+async fn get_caller_identity_names_the_account_of_a_signed_key() {
+    use changeorder_cloud::{ClientConfig, Credentials, ErrorKind};
+    let scenario = Scenario::from_yaml(
+        "accounts:\n  - id: \"2000000000000002\"\n    accessKeys: [key-a, key-b]\napps: []\n",
+    )
+    .expect("scenario");
+    let sim = sim_with(
+        scenario,
+        vec![
+            Credential::new("key-a", "secret-a"),
+            Credential::new("key-b", "secret-b"),
+            Credential::new(KEY_ID, SECRET),
+        ],
+    )
+    .await;
+    let sts = changeorder_cloud::sts::StsClient::new(&sim.url(), &ClientConfig::default()).expect("client");
+    let key = |id: &str, secret: &str| Credentials::AccessKey {
+        access_key_id: id.into(),
+        access_key_secret: secret.into(),
+        security_token: None,
+    };
+    let a = sts
+        .get_caller_identity(&key("key-a", "secret-a"))
+        .await
+        .expect("key-a");
+    let b = sts
+        .get_caller_identity(&key("key-b", "secret-b"))
+        .await
+        .expect("key-b");
+    assert_eq!(
+        (a.account_id.as_str(), b.account_id.as_str()),
+        ("2000000000000002", "2000000000000002")
+    );
+    assert_eq!(a.identity_type, "RAMUser");
+    assert!(a.arn.starts_with("acs:ram::2000000000000002:user/"), "{}", a.arn);
+    let other = sts
+        .get_caller_identity(&key(KEY_ID, SECRET))
+        .await
+        .expect("default account");
+    assert_eq!(other.account_id, changeorder_sim::accounts::DEFAULT_ACCOUNT_ID);
+    // Someone else's key id with a wrong secret proves nothing.
+    let borrowed = sts
+        .get_caller_identity(&key("key-a", "guessed"))
+        .await
+        .unwrap_err();
+    assert_eq!(borrowed.kind, ErrorKind::SignatureMismatch, "{borrowed}");
+    assert!(!borrowed.to_string().contains("guessed"), "{borrowed}");
+    let unknown = sts.get_caller_identity(&key("nobody", "x")).await.unwrap_err();
+    assert_eq!(unknown.kind, ErrorKind::InvalidCredentials, "{unknown}");
+    // An STS token on a long-term key is refused as the gateway refuses it.
+    let with_token = Credentials::AccessKey {
+        access_key_id: "key-a".into(),
+        access_key_secret: "secret-a".into(),
+        security_token: Some("t".into()),
+    };
+    assert_eq!(
+        sts.get_caller_identity(&with_token)
+            .await
+            .unwrap_err()
+            .code
+            .as_deref(),
+        Some("InvalidSecurityToken.MismatchWithAccessKey")
+    );
+    assert_eq!(sim.calls("sts", "GetCallerIdentity"), 6);
+}

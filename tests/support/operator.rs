@@ -9,7 +9,9 @@ use std::time::Duration;
 use changeorder_cloud::client::CloudClient;
 use changeorder_cloud::http::{CallOutcome, ClientConfig, RetryPolicy};
 use changeorder_cloud::policy::EndpointPolicy;
+use changeorder_operator::controller::accounts::Accounts;
 use changeorder_operator::controller::budget::Budget;
+use changeorder_operator::controller::identity::KeylessSettings;
 use changeorder_operator::controller::metrics::Metrics;
 use changeorder_operator::controller::{Runtime, Settings, run_controllers};
 use changeorder_operator::crd::{ChangeOrder, ChangeOrderWatch};
@@ -145,7 +147,16 @@ impl Operator {
                     l.push((o.operation.to_string(), o.result.to_string()));
                 }
             })),
-            budget: Some(Arc::new(Budget::new(calls_per_minute))),
+            // A budget per account when the test gives an STS endpoint (the simulator's);
+            // tests never ask the real STS.
+            budget: Some(Arc::new(Budget::with_accounts(
+                calls_per_minute,
+                if settings.keyless.sts_endpoint == KeylessSettings::default().sts_endpoint {
+                    Accounts::unasked()
+                } else {
+                    Accounts::new(&settings.keyless.sts_endpoint, Duration::from_secs(10))
+                },
+            ))),
             ..ClientConfig::default()
         })
         .expect("cloud client");

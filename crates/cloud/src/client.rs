@@ -88,6 +88,17 @@ impl CloudClient {
         self.transport.wait_before(&base, t.provider, c, calls, claim)
     }
 
+    /// Learn whose call budget `c` spend (see [`crate::http::CallBudget::identify`]) before
+    /// asking [`wait_before`](Self::wait_before).
+    pub async fn identify(&self, c: &Credentials) {
+        self.transport.identify(c).await
+    }
+
+    /// `c` belong to `account` for `valid_for` (see [`crate::http::CallBudget::learn`]).
+    pub fn learn_account(&self, c: &Credentials, account: &str, valid_for: Option<std::time::Duration>) {
+        self.transport.learn_account(c, account, valid_for)
+    }
+
     /// Record a poller's demand on its account's call budget; returns the account's round (see
     /// [`crate::http::CallBudget::pace`]).
     pub fn pace(&self, t: &Target, c: &Credentials, demand: &crate::http::Demand<'_>) -> std::time::Duration {

@@ -118,6 +118,19 @@ pub trait CallBudget: Send + Sync {
     ) -> Duration {
         Duration::ZERO
     }
+
+    /// Learn, before calls are counted, whose budget `creds` spend (e.g. the account STS
+    /// `GetCallerIdentity` names). Never fails; the default learns nothing.
+    fn identify<'a>(
+        &'a self,
+        _creds: &'a Credentials,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// `creds` belong to cloud account `account` for the next `valid_for` (`None`: while in
+    /// use), as the caller knows from elsewhere (an assumed role's ARN).
+    fn learn(&self, _creds: &Credentials, _account: &str, _valid_for: Option<Duration>) {}
 }
 
 /// A poller asking for calls before it starts a poll.
@@ -347,6 +360,20 @@ impl Transport {
         match (gate, budget) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// See [`CallBudget::identify`]; nothing without a budget.
+    pub async fn identify(&self, creds: &Credentials) {
+        if let Some(budget) = &self.cfg.budget {
+            budget.identify(creds).await;
+        }
+    }
+
+    /// See [`CallBudget::learn`]; nothing without a budget.
+    pub fn learn_account(&self, creds: &Credentials, account: &str, valid_for: Option<Duration>) {
+        if let Some(budget) = &self.cfg.budget {
+            budget.learn(creds, account, valid_for);
         }
     }
 

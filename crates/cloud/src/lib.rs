@@ -5,6 +5,7 @@
 //! Entry point: [`client::CloudClient`] with a [`target::Target`] and
 //! [`credentials::Credentials`]; see the `client` module docs.
 
+pub mod account;
 pub mod actions;
 pub mod appstack;
 pub mod chain;

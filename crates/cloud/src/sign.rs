@@ -348,6 +348,29 @@ pub fn roa_signature(string_to_sign: &str, access_key_secret: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The classic RPC string to sign (STS and other RPC products, `SignatureVersion=1.0`):
+/// `METHOD&%2F&` + the percent-encoded canonical query (every parameter but `Signature`, sorted
+/// by key, `key=value` each side RFC 3986-encoded, joined by `&`).
+pub fn rpc_string_to_sign(method: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().filter(|(k, _)| k != "Signature").collect();
+    sorted.sort();
+    let canonical = sorted
+        .iter()
+        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    format!(
+        "{}&%2F&{}",
+        method.to_ascii_uppercase(),
+        percent_encode(&canonical)
+    )
+}
+
+/// Base64 of HMAC-SHA1 keyed by the secret followed by `&` (the RPC scheme).
+pub fn rpc_signature(string_to_sign: &str, access_key_secret: &str) -> String {
+    roa_signature(string_to_sign, &format!("{access_key_secret}&"))
+}
+
 /// `acs <AccessKeyId>:<signature>`.
 pub fn roa_authorization(access_key_id: &str, signature: &str) -> String {
     format!("acs {access_key_id}:{signature}")

@@ -32,6 +32,9 @@ pub const ENV_ROLE_SESSION_NAME: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
 /// Refresh when this little validity remains.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(180);
 
+/// The STS API version (`AssumeRoleWithOIDC`, `GetCallerIdentity`).
+pub const STS_VERSION: &str = "2015-04-01";
+
 /// The RRSA variables are half set: the role is named but a variable the exchange needs is not.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{} is set but {missing} is not", ENV_ROLE_ARN)]
@@ -152,6 +155,14 @@ impl StsClient {
         &self.url
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub(crate) fn max_reply_bytes(&self) -> usize {
+        self.max_reply_bytes
+    }
+
     /// Exchange an OIDC token for temporary credentials and their expiry. Errors never carry
     /// the token (it is redacted should the server echo it).
     pub async fn assume_role_with_oidc(
@@ -161,7 +172,7 @@ impl StsClient {
     ) -> Result<(Credentials, Timestamp), CloudError> {
         let token = token.trim();
         let query = vec![
-            ("Version".to_string(), "2015-04-01".to_string()),
+            ("Version".to_string(), STS_VERSION.to_string()),
             ("Action".to_string(), "AssumeRoleWithOIDC".to_string()),
             ("Format".to_string(), "JSON".to_string()),
             ("Timestamp".to_string(), super::sign::v3_date(Timestamp::now())),

@@ -101,10 +101,34 @@ fn mismatch(server_string_to_sign: &str, canonical_request: Option<&str>) -> Rej
     reject(400, "SignatureDoesNotMatch", message)
 }
 
+/// A temporary credential the simulator handed out.
+#[derive(Clone, Debug)]
+struct IssuedKey {
+    cred: Credential,
+    /// Accepted until then (`InvalidSecurityToken.Expired` after).
+    expires: Timestamp,
+    /// The assumed role's ARN (`acs:ram::<account>:assumed-role/<role>/<session>`), if known.
+    arn: Option<String>,
+    /// Revoked before its expiry: refused as an unknown key.
+    revoked: bool,
+}
+
+/// Who signed a request that verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// A long-term AccessKey, by id.
+    LongTerm(String),
+    /// A temporary key issued for an assumed role (its ARN, when known).
+    Assumed {
+        access_key_id: String,
+        arn: Option<String>,
+    },
+}
+
 pub struct Verifier {
     credentials: Vec<Credential>,
-    /// Temporary credentials issued by the simulated STS and metadata service: id → (key, expiry).
-    issued: Mutex<HashMap<String, (Credential, Timestamp)>>,
+    /// Temporary credentials issued by the simulated STS and metadata service, by id.
+    issued: Mutex<HashMap<String, IssuedKey>>,
     /// (AccessKey id, nonce) → when first seen.
     nonces: Mutex<Nonces>,
 }
@@ -219,47 +243,125 @@ impl Verifier {
 
     /// Accept temporary credentials until `expires` (then `InvalidSecurityToken.Expired`).
     pub fn issue(&self, cred: Credential, expires: Timestamp) {
+        self.issue_as(cred, expires, None);
+    }
+
+    /// Like [`issue`](Self::issue), for the assumed role `arn`.
+    pub fn issue_as(&self, cred: Credential, expires: Timestamp, arn: Option<String>) {
         let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
         // Long-expired keys are dropped; recently expired ones stay to be refused by name.
         let horizon = Timestamp::now()
             .saturating_sub(SignedDuration::from_hours(1))
             .unwrap_or(expires);
-        issued.retain(|_, (_, exp)| *exp > horizon);
-        issued.insert(cred.access_key_id.clone(), (cred, expires));
+        issued.retain(|_, k| k.expires > horizon);
+        issued.insert(
+            cred.access_key_id.clone(),
+            IssuedKey {
+                cred,
+                expires,
+                arn,
+                revoked: false,
+            },
+        );
+    }
+
+    /// Revoke every temporary credential handed out so far, before its expiry (a role's
+    /// sessions revoked by an administrator): they are refused as unknown keys from now on.
+    pub fn revoke_issued(&self) -> usize {
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        issued.values_mut().for_each(|k| k.revoked = true);
+        issued.len()
     }
 
     /// Every temporary credential still remembered (tests look for their secrets in logs).
     pub fn issued(&self) -> Vec<Credential> {
         let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-        issued.values().map(|(c, _)| c.clone()).collect()
+        issued.values().map(|k| k.cred.clone()).collect()
     }
 
     fn credential(&self, id: &str, now: Timestamp) -> Result<Credential, Rejection> {
+        self.signer_credential(id, now).map(|(c, _)| c)
+    }
+
+    fn signer_credential(&self, id: &str, now: Timestamp) -> Result<(Credential, Signer), Rejection> {
+        let not_found = || {
+            reject(
+                404,
+                "InvalidAccessKeyId.NotFound",
+                "Specified access key is not found.",
+            )
+        };
         let temporary = {
             let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
             issued.get(id).cloned()
         };
-        if let Some((cred, expires)) = temporary {
-            if expires <= now {
+        if let Some(k) = temporary {
+            if k.revoked {
+                return Err(not_found());
+            }
+            if k.expires <= now {
                 return Err(reject(
                     400,
                     "InvalidSecurityToken.Expired",
                     "Specified SecurityToken is expired.",
                 ));
             }
-            return Ok(cred);
+            let signer = Signer::Assumed {
+                access_key_id: id.to_string(),
+                arn: k.arn,
+            };
+            return Ok((k.cred, signer));
         }
         self.credentials
             .iter()
             .find(|c| c.access_key_id == id)
             .cloned()
-            .ok_or_else(|| {
-                reject(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                )
-            })
+            .map(|c| (c, Signer::LongTerm(id.to_string())))
+            .ok_or_else(not_found)
+    }
+
+    /// Verify a classic RPC request (STS `GetCallerIdentity`): parameters from the query and the
+    /// form body, `SignatureMethod=HMAC-SHA1`, `SignatureVersion=1.0`, the signature over
+    /// `METHOD&%2F&<canonical query>` keyed by `secret&`, the timestamp within 15 minutes, the
+    /// security token of a temporary key, a fresh nonce.
+    pub fn check_rpc(&self, method: &str, params: &Params, now: Timestamp) -> Result<Signer, Rejection> {
+        let missing = |k: &str| {
+            reject(
+                400,
+                "MissingParameter",
+                format!(
+                    "The input parameter {k} that is mandatory for processing this request is not supplied."
+                ),
+            )
+        };
+        let id = params
+            .get("AccessKeyId")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("AccessKeyId"))?;
+        let signature = params
+            .get("Signature")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("Signature"))?;
+        if params.get("SignatureMethod") != Some("HMAC-SHA1") {
+            return Err(incomplete("SignatureMethod must be HMAC-SHA1."));
+        }
+        if params.get("SignatureVersion") != Some("1.0") {
+            return Err(incomplete("SignatureVersion must be 1.0."));
+        }
+        let nonce = params
+            .get("SignatureNonce")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| missing("SignatureNonce"))?;
+        let timestamp = params.get("Timestamp").ok_or_else(|| missing("Timestamp"))?;
+        check_skew(parse_v3_date(timestamp)?, now)?;
+        let (cred, signer) = self.signer_credential(id, now)?;
+        let sts = sign::rpc_string_to_sign(method, &params.0);
+        if !verify::constant_time_eq(&sign::rpc_signature(&sts, &cred.access_key_secret), signature) {
+            return Err(mismatch(&sts, None));
+        }
+        check_token(&cred, params.get("SecurityToken"))?;
+        self.remember_nonce(&cred.access_key_id, nonce)?;
+        Ok(signer)
     }
 
     /// Record a nonce; refuse one seen before (a replayed or badly generated request).

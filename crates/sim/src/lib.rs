@@ -3,6 +3,7 @@
 //! scenario file, verifying signatures like the real gateway. Used by `changeorder-sim`, by the demo
 //! and by tests (start it in-process with [`start`]).
 
+pub mod accounts;
 mod actions;
 mod appstack;
 mod auth;
@@ -104,6 +105,9 @@ struct Shared {
     faults: Faults,
     stats: Stats,
     sts: Option<sts::StsConfig>,
+    /// How long the EDAS/SAE side accepts a key the STS issues, whatever `Expiration` STS
+    /// replied (`None`: until that expiry): a cloud that does not honour STS's lifetime.
+    honoured_for: std::sync::Mutex<Option<Duration>>,
     ecs_role: Option<imds::EcsRoleConfig>,
     imds: imds::Imds,
 }
@@ -140,6 +144,20 @@ impl RunningSim {
     /// remember), for tests that check no secret leaks.
     pub fn issued_credentials(&self) -> Vec<Credential> {
         self.shared.verifier.issued()
+    }
+
+    /// Revoke every temporary key handed out so far, before its expiry (an administrator
+    /// revoking a role's sessions): each is refused as `InvalidAccessKeyId.NotFound` from now
+    /// on. Returns how many were revoked.
+    pub fn revoke_issued_credentials(&self) -> usize {
+        self.shared.verifier.revoke_issued()
+    }
+
+    /// Accept keys the STS issues from now on for only `d` (`None`: until their expiry), while
+    /// STS still replies the `Expiration` asked for: a cloud that does not honour the lifetime
+    /// STS gave. Past it they are refused with `InvalidSecurityToken.Expired`.
+    pub fn honour_issued_credentials_for(&self, d: Option<Duration>) {
+        *self.shared.honoured_for.lock().unwrap_or_else(|p| p.into_inner()) = d;
     }
 
     pub fn reset_stats(&self) {
@@ -200,6 +218,7 @@ pub async fn start(config: SimConfig) -> Result<RunningSim, SimError> {
         faults,
         stats: Stats::default(),
         sts: config.sts,
+        honoured_for: std::sync::Mutex::new(None),
         ecs_role: config.ecs_role,
         imds: imds::Imds::default(),
     });
@@ -345,10 +364,12 @@ fn keyless(
 ) -> Option<Response> {
     let path = uri.path();
     let now = Timestamp::now();
-    if path == "/" && *method == Method::POST {
+    if path == "/" && (*method == Method::POST || *method == Method::GET) {
         let params = with_form_body(Params::parse(uri.query()), headers, body);
-        if params.get("Action") != Some("AssumeRoleWithOIDC") {
-            return None;
+        match params.get("Action") {
+            Some("AssumeRoleWithOIDC") if *method == Method::POST => {}
+            Some("GetCallerIdentity") => return Some(caller_identity(sh, method, &params, now, host)),
+            _ => return None,
         }
         let (reply, issued) = match &sh.sts {
             Some(cfg) => sts::assume_role_with_oidc(cfg, &params, now, host),
@@ -364,9 +385,20 @@ fn keyless(
             ),
         };
         if let Some(i) = issued {
-            sh.verifier.issue(
+            let honoured = *sh.honoured_for.lock().unwrap_or_else(|p| p.into_inner());
+            let accepted_until = honoured
+                .and_then(|d| jiff::SignedDuration::try_from(d).ok())
+                .and_then(|d| now.checked_add(d).ok())
+                .map_or(i.expires, |t| t.min(i.expires));
+            let arn = reply
+                .body
+                .pointer("/AssumedRoleUser/Arn")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
+            sh.verifier.issue_as(
                 Credential::sts(i.access_key_id, i.access_key_secret, i.security_token),
-                i.expires,
+                accepted_until,
+                arn,
             );
         }
         sh.stats.record("sts", "AssumeRoleWithOIDC", &reply.outcome);
@@ -401,6 +433,60 @@ fn keyless(
         "text/plain"
     };
     Some((answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response())
+}
+
+/// STS `GetCallerIdentity`, signed (RPC) with the key asked about: the account of a long-term
+/// key from the scenario's `accounts`, of an issued key from its role's ARN.
+fn caller_identity(sh: &Shared, method: &Method, params: &Params, now: Timestamp, host: &str) -> Response {
+    let reply = match sh.verifier.check_rpc(method.as_str(), params, now) {
+        Err(r) => gateway_error(Provider::Edas, r.status, r.code, &r.message, host),
+        Ok(signer) => {
+            let accounts = &sh.world.scenario.accounts;
+            let digest = changeorder_cloud::sign::sha256_hex(format!("{signer:?}").as_bytes());
+            let user_id = u64::from_str_radix(&digest[..12], 16)
+                .unwrap_or_default()
+                .to_string();
+            let body = match signer {
+                auth::Signer::LongTerm(id) => {
+                    let account = accounts::of_key(accounts, &id);
+                    serde_json::json!({
+                        "AccountId": account,
+                        "UserId": user_id,
+                        "PrincipalId": user_id,
+                        "Arn": format!("acs:ram::{account}:user/user-{}", &digest[..8]),
+                        "IdentityType": "RAMUser",
+                    })
+                }
+                auth::Signer::Assumed { arn, .. } => {
+                    let arn = arn.unwrap_or_else(|| {
+                        format!(
+                            "acs:ram::{}:assumed-role/ecs-role/session",
+                            accounts::DEFAULT_ACCOUNT_ID
+                        )
+                    });
+                    let account = changeorder_cloud::account::account_of_arn(&arn)
+                        .unwrap_or(accounts::DEFAULT_ACCOUNT_ID)
+                        .to_string();
+                    let role_id = format!("3{}", &user_id);
+                    serde_json::json!({
+                        "AccountId": account,
+                        "UserId": format!("{role_id}:session"),
+                        "PrincipalId": format!("{role_id}:session"),
+                        "RoleId": role_id,
+                        "Arn": arn,
+                        "IdentityType": "AssumedRoleUser",
+                    })
+                }
+            };
+            let mut body = body;
+            if let Some(o) = body.as_object_mut() {
+                o.insert("RequestId".into(), reply::request_id().into());
+            }
+            Reply::ok(body)
+        }
+    };
+    sh.stats.record("sts", "GetCallerIdentity", &reply.outcome);
+    reply.into_response()
 }
 
 /// A write call (confirm, abort): refused for read-only keys; faults are decided before the

@@ -42,6 +42,10 @@ pub struct Scenario {
     /// `403 Forbidden.RAM`, as with a real read-only policy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read_only_access_keys: Vec<String>,
+    /// Accounts and their AccessKey ids, for STS `GetCallerIdentity` (unlisted keys belong to
+    /// one default account); see [`crate::accounts`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<crate::accounts::Account>,
     pub apps: Vec<App>,
 }
 
@@ -499,6 +503,7 @@ impl Scenario {
         for (i, f) in self.faults.iter().enumerate() {
             validate_fault(&format!("faults[{i}]"), f, None)?;
         }
+        crate::accounts::validate(&self.accounts).map_err(|(at, m)| invalid(&at, m))?;
         let mut seen_apps = HashSet::new();
         let mut seen_orders = HashSet::new();
         for (a, app) in self.apps.iter().enumerate() {

@@ -100,8 +100,9 @@ struct Ctx {
     metrics: crate::controller::metrics::Metrics,
     settings: Settings,
     recorder: Recorder,
-    /// Keyless credentials of the watches acted on (its own cache: actions are rare).
-    identities: Identities,
+    /// Keyless credentials of the watches acted on: the process's one cache, shared with the
+    /// watch controllers.
+    identities: Arc<Identities>,
     /// Claims whose reply was lost: stored perhaps, never sent.
     unsent: unsent::Unsent,
 }
@@ -111,6 +112,7 @@ pub fn controller(
     client: Client,
     rt: &Runtime,
     ns: Option<String>,
+    identities: Arc<Identities>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     let ctx = Arc::new(Ctx {
@@ -118,7 +120,7 @@ pub fn controller(
         cloud: rt.cloud.clone(),
         metrics: rt.metrics.clone(),
         settings: rt.settings.clone(),
-        identities: Identities::new(rt.settings.keyless.clone()),
+        identities,
         unsent: unsent::Unsent::default(),
         recorder: Recorder::new(
             client.clone(),

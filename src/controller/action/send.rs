@@ -78,6 +78,13 @@ pub(super) async fn execute(action: &ChangeOrderAction, ctx: &Ctx, ns: &str) -> 
         .cloud
         .act(&prepared.target, &prepared.credentials, &id, &write)
         .await;
+    if let WriteOutcome::RefusedBeforeActing(e) | WriteOutcome::Rejected(e) | WriteOutcome::Unknown(e) =
+        &outcome
+        && changeorder_cloud::account::refuses_key(e)
+    {
+        // Keyless keys the cloud refuses are exchanged again next time.
+        ctx.identities.refused(&prepared.credentials);
+    }
     let verdict = match outcome {
         WriteOutcome::Accepted(written) => {
             let message = match (kind, written.message) {

@@ -195,3 +195,28 @@ proptest::proptest! {
         let _ = roa_string_to_sign(&s, &s, &[(s.clone(), s.clone())], &[(s.clone(), s.clone())]);
     }
 }
+
+/// The RPC example of Alibaba Cloud's signature documentation (ECS DescribeRegions).
+#[test]
+fn rpc_documented_vector() {
+    let params = pairs(&[
+        ("AccessKeyId", "testid"),
+        ("Action", "DescribeRegions"),
+        ("Format", "XML"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
+        ("SignatureVersion", "1.0"),
+        ("Timestamp", "2016-02-23T12:46:24Z"),
+        ("Version", "2014-05-26"),
+    ]);
+    let sts = rpc_string_to_sign("GET", &params);
+    assert_eq!(
+        sts,
+        "GET&%2F&AccessKeyId%3Dtestid%26Action%3DDescribeRegions%26Format%3DXML%26SignatureMethod%3DHMAC-SHA1%26SignatureNonce%3D3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf%26SignatureVersion%3D1.0%26Timestamp%3D2016-02-23T12%253A46%253A24Z%26Version%3D2014-05-26"
+    );
+    assert_eq!(rpc_signature(&sts, "testsecret"), "OLeaidS1JvxuMvnyHOwuJ+uX5qY=");
+    // The signature itself is never part of what is signed.
+    let mut with = params.clone();
+    with.push(("Signature".into(), "x".into()));
+    assert_eq!(rpc_string_to_sign("get", &with), sts);
+}
