@@ -19,6 +19,7 @@ mod support;
 mod actions;
 mod argocd_health;
 mod chart;
+mod chart_alerts;
 mod chart_crds;
 mod chart_examples;
 mod chart_lifecycle;
