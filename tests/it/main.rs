@@ -32,6 +32,7 @@ mod cluster_smoke;
 mod controller;
 mod crds;
 mod dashboard;
+mod demo_view;
 mod faults;
 mod image;
 mod keyless;
