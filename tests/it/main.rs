@@ -50,3 +50,4 @@ mod sim_faults;
 mod sim_sae;
 mod sim_timeline;
 mod watch_gitops;
+mod workflows;
