@@ -76,20 +76,18 @@ export PATH="$bin_dir:$PATH"
 
 # Shows each order once per state. `kubectl get --watch` prints an order when the operator creates
 # it and again when its status is written a moment later, and again on writes that change no
-# column; keep the first row with a phase, then only rows that differ from the order's last one.
+# column; examples/order-rows.sh keeps the first row with a phase, then only rows that differ
+# from the order's last one (in bash: mawk, Debian's awk, holds a pipe's lines until it closes).
 # Custom columns put the phase at a fixed field (the type, which may contain spaces, goes last).
 show_orders() {
   local columns='NAME:.metadata.name,PROVIDER:.spec.provider,ORDER ID:.spec.changeOrderId'
   columns+=',PHASE:.status.phase,BATCH:.status.currentBatch,BATCHES:.status.batchCount'
   columns+=',REASON:.status.reason,TYPE:.spec.type'
   local watch_cmd=(kubectl get changeorders -n "$1" --watch -o "custom-columns=$columns")
-  local filter='NR == 1 { print; fflush(); next }
-    $4 == "<none>" { next }
-    last[$1] != $0 { last[$1] = $0; print; fflush() }'
   if [ "$seconds" -gt 0 ]; then
-    timeout "$seconds" "${watch_cmd[@]}" | awk "$filter" || true
+    timeout "$seconds" "${watch_cmd[@]}" | examples/order-rows.sh || true
   else
-    "${watch_cmd[@]}" | awk "$filter" || true
+    "${watch_cmd[@]}" | examples/order-rows.sh || true
   fi
 }
 

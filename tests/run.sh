@@ -12,6 +12,51 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# Suites that need packages the machine may lack. The tests skip them with a message that cargo
+# test hides (it shows a passing test's output only on failure), so the same checks are made
+# here: the run ends with a list of what it included and what it skipped and why, and under CI
+# (CI set, as .ci/run does) a skip fails the run at once instead of passing with less tested.
+suites_ran=() suites_skipped=()
+# suite NAME WHY: NAME runs when WHY is empty, else it is skipped because of WHY.
+suite() {
+  if [ -z "$2" ]; then suites_ran+=("$1"); else suites_skipped+=("$1: $2"); fi
+}
+summary() {
+  printf '\n==> suites\n' >&2
+  local s
+  for s in "${suites_ran[@]}"; do printf '  included: %s\n' "$s" >&2; done
+  for s in "${suites_skipped[@]}"; do printf '  SKIPPED:  %s\n' "$s" >&2; done
+}
+suite "lint, unit and integration tests (simulator, local control plane, chart)" ""
+suite "alert rules (promtool) and workflows (actionlint)" ""
+suite "the README's demo" ""
+missing=()
+for c in containerd runc ctr gcc iptables; do command -v "$c" >/dev/null || missing+=("$c"); done
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+if [ ${#missing[@]} -gt 0 ]; then
+  why="${missing[*]} not installed (.ci/run installs them)"
+elif [ "$(id -u)" != 0 ]; then
+  why="a node needs root"
+else
+  why=""
+fi
+suite "chart on a real node (containerd, kubelet)" "$why"
+suite "Argo CD health checks under Lua" "$(command -v lua5.4 >/dev/null || echo "lua5.4 not installed")"
+suite "demo live view under mawk" "$(command -v mawk >/dev/null || echo "mawk not installed")"
+if [ -x tests/sdk/run.sh ]; then
+  suite "official Alibaba Cloud Python SDKs against the simulator" ""
+fi
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+  suite "fuzz targets" ""
+else
+  suite "fuzz targets" "no cargo-fuzz or no nightly toolchain (cargo install cargo-fuzz --locked)"
+fi
+if [ ${#suites_skipped[@]} -gt 0 ] && [ -n "${CI:-}" ]; then
+  summary
+  echo "CI: a skipped suite is a failure; install what is missing (see .ci/run)" >&2
+  exit 1
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -23,6 +68,10 @@ if [ -x tests/tools/controlplane-bins.sh ]; then
   CONTROLPLANE_BIN_DIR="$(tests/tools/controlplane-bins.sh --node | tail -n 1)"
   export CONTROLPLANE_BIN_DIR
 fi
+
+step "linters: promtool, actionlint (built from source once, then cached)"
+LINT_BIN_DIR="$(tests/tools/lint-bins.sh | tail -n 1)"
+export LINT_BIN_DIR
 
 # Everything cargo test, the demo and the SDK check run, built once up front (they would
 # otherwise wait on each other's cargo lock).
@@ -41,8 +90,9 @@ side() {
   side_names+=("$name")
   side_pids+=($!)
 }
-# A failing step ends the script; the side steps then stop too (each cleans up on TERM).
-trap 'kill "${side_pids[@]}" 2>/dev/null || true; rm -rf "$side_dir"' EXIT
+# A failing step ends the script; the side steps then stop too (each cleans up on TERM). The
+# suite summary comes last either way.
+trap 'kill "${side_pids[@]}" 2>/dev/null || true; rm -rf "$side_dir"; summary' EXIT
 
 # Not niced: the demo must show every phase within its 60 s.
 side "the README's demo, as a new user runs it (60 s)" \

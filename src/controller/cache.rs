@@ -17,7 +17,7 @@ use kube::runtime::watcher::Event;
 
 use crate::controller::plan;
 use crate::crd::{ChangeOrder, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
-use crate::mapping::CONDITION_READY;
+use crate::mapping::{CONDITION_AWAITING_INPUT, CONDITION_READY};
 
 /// A watch's orders are found under (namespace, value of the watch label).
 type WatchKey = (String, String);
@@ -147,6 +147,9 @@ struct Index {
     /// Where each object is filed, to move it when its watch label changes.
     home: HashMap<ObjectKey, WatchKey>,
     phases: HashMap<Phase, u64>,
+    /// Orders waiting for a person: their watch and since when (Unix seconds), so the per-watch
+    /// "waiting since" gauge needs no scan of every order.
+    awaiting: HashMap<ObjectKey, (WatchKey, i64)>,
 }
 
 impl Index {
@@ -164,6 +167,10 @@ impl Index {
             compact_final(&mut order);
         }
         self.count(Some(&order), 1);
+        match awaiting_since(&order) {
+            Some(since) => self.awaiting.insert(home.clone(), (key.clone(), since)),
+            None => self.awaiting.remove(&home),
+        };
         let previous = self
             .by_watch
             .entry(key.clone())
@@ -174,6 +181,7 @@ impl Index {
     }
 
     fn remove(&mut self, object: &ObjectKey) {
+        self.awaiting.remove(object);
         let Some(key) = self.home.remove(object) else {
             return;
         };
@@ -247,6 +255,19 @@ impl OrderCache {
         counts
     }
 
+    /// For each watch with an order waiting for a person, since when its longest-waiting order
+    /// has waited (Unix seconds), keyed by (namespace, value of the watch label).
+    pub fn awaiting_input_since(&self) -> HashMap<WatchKey, i64> {
+        let mut oldest: HashMap<WatchKey, i64> = HashMap::new();
+        for (watch, since) in self.read().awaiting.values() {
+            oldest
+                .entry(watch.clone())
+                .and_modify(|s| *s = (*s).min(*since))
+                .or_insert(*since);
+        }
+        oldest
+    }
+
     pub fn len(&self) -> usize {
         self.read().home.len()
     }
@@ -273,6 +294,20 @@ impl OrderCache {
     fn relisting(&self) -> std::sync::MutexGuard<'_, Option<Index>> {
         self.relist.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Since when an order in a phase that waits for a person has waited: the transition time of
+/// its `AwaitingInput` condition, which stays True from one such phase to the next.
+fn awaiting_since(order: &ChangeOrder) -> Option<i64> {
+    let status = order.status.as_ref()?;
+    if !status.phase.is_some_and(Phase::awaits_input) {
+        return None;
+    }
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == CONDITION_AWAITING_INPUT && c.status == "True")?;
+    Some(c.last_transition_time.0.as_second())
 }
 
 #[cfg(test)]
@@ -316,6 +351,42 @@ mod tests {
             cache.phase_counts(),
             HashMap::from([(Phase::Running, 2), (Phase::Succeeded, 1)])
         );
+    }
+
+    #[test]
+    fn awaiting_input_since_is_the_oldest_wait_of_each_watch() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let waiting = |name: &str, watch: &str, phase: Phase, since: i64| {
+            let mut o = order("a", name, watch, Some(phase));
+            o.0.status.as_mut().expect("status").conditions = vec![Condition {
+                type_: CONDITION_AWAITING_INPUT.into(),
+                status: "True".into(),
+                reason: phase.to_string(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(jiff::Timestamp::from_second(since).expect("time")),
+            }];
+            o
+        };
+        let cache = OrderCache::default();
+        cache.apply(Event::Apply(waiting(
+            "w-1",
+            "w",
+            Phase::AwaitingConfirmation,
+            1000,
+        )));
+        cache.apply(Event::Apply(waiting("w-2", "w", Phase::AwaitingApproval, 400)));
+        cache.apply(Event::Apply(waiting("v-1", "v", Phase::Paused, 700)));
+        cache.apply(Event::Apply(order("a", "u-1", "u", Some(Phase::Running))));
+        let key = |w: &str| ("a".to_string(), w.to_string());
+        assert_eq!(
+            cache.awaiting_input_since(),
+            HashMap::from([(key("w"), 400), (key("v"), 700)])
+        );
+        // w-2 goes on: w's wait is now w-1's own, not the sum or the older one.
+        cache.apply(Event::Apply(order("a", "w-2", "w", Some(Phase::Running))));
+        cache.apply(Event::Delete(order("a", "v-1", "v", None)));
+        assert_eq!(cache.awaiting_input_since(), HashMap::from([(key("w"), 1000)]));
     }
 
     #[test]

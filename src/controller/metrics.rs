@@ -3,11 +3,13 @@
 //! Every label value is a `&'static str` from a closed set (providers, phases, operation names,
 //! error kinds): the type system then keeps per-object names (orders, apps) out of the label
 //! space, which would otherwise grow without bound. The one deliberate exception is the
-//! per-watch gauges (`watch_ready`, `watch_latest_order_phase`), labelled with the watch's
-//! namespace and name: watches are few and written by people, their series are removed when the
-//! watch is deleted, and "which watch is failing" is the question a dashboard must answer.
+//! per-watch gauges (`watch_ready`, `watch_ready_reason`, `watch_latest_order_phase`,
+//! `watch_awaiting_input_since_seconds`), labelled with the watch's namespace and name: watches
+//! are few and written by people, their series are removed when the watch is deleted, and "which
+//! watch is failing" is the question a dashboard must answer. Orders are not: an order's own
+//! waiting time is shown per watch (its longest-waiting order), never per order.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -103,6 +105,13 @@ struct WatchPhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchReasonLabels {
+    namespace: String,
+    name: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -114,8 +123,14 @@ pub struct WatchState {
     pub name: String,
     /// The watch's `Ready` condition is True.
     pub ready: bool,
+    /// Reason of the `Ready` condition, from the closed set of `watch_status::reason` (see
+    /// `watch_status::reason_label`), so it can be a label.
+    pub ready_reason: &'static str,
     /// Phase of `status.latestOrder`; `None` while the watch has no order with a phase.
     pub latest_phase: Option<Phase>,
+    /// Unix seconds since which the watch's longest-waiting order has waited for a person
+    /// (its `AwaitingInput` condition's transition time); `None` while no order waits.
+    pub awaiting_input_since: Option<i64>,
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -143,11 +158,14 @@ struct Inner {
     actions: Family<ActionLabels, Counter>,
     watch_ready: Family<WatchLabels, Gauge>,
     watch_latest_phase: Family<WatchPhaseLabels, Gauge>,
+    watch_ready_reason: Family<WatchReasonLabels, Gauge>,
+    watch_awaiting_since: Family<WatchLabels, Gauge>,
     identity_calls: Family<StepResultLabels, Counter>,
-    /// (namespace, name) of every watch that has per-watch series, to remove those of deleted
-    /// watches. The lock also serialises whole updates, so a scrape between two concurrent
-    /// updates never sees one watch half-written.
-    watch_series: Mutex<HashSet<(String, String)>>,
+    /// (namespace, name) of every watch that has per-watch series, with the reason its
+    /// `watch_ready_reason` series carries, to remove those of deleted watches and a reason's
+    /// series when it changes. The lock also serialises whole updates, so a scrape between two
+    /// concurrent updates never sees one watch half-written.
+    watch_series: Mutex<HashMap<(String, String), &'static str>>,
 }
 
 /// The controller's metrics. Cheap to clone; all clones share one registry.
@@ -253,6 +271,21 @@ impl Metrics {
              phase, 0 for the others; no series while the watch has no order",
             watch_latest_phase.clone(),
         );
+        let watch_ready_reason = Family::<WatchReasonLabels, Gauge>::default();
+        registry.register(
+            "watch_ready_reason",
+            "Always 1, one series per ChangeOrderWatch: the reason of its Ready condition \
+             (Polled, InvalidCredentials, Throttled, ProviderError, Suspended, ...)",
+            watch_ready_reason.clone(),
+        );
+        let watch_awaiting_since = Family::<WatchLabels, Gauge>::default();
+        registry.register_with_unit(
+            "watch_awaiting_input_since",
+            "Unix time since which the watch's longest-waiting ChangeOrder has waited for a \
+             person (confirmation, approval, resume); no series while none waits",
+            Unit::Seconds,
+            watch_awaiting_since.clone(),
+        );
         let build_info = Family::<VersionLabels, Gauge>::default();
         registry.register(
             "build_info",
@@ -290,6 +323,8 @@ impl Metrics {
                 actions,
                 watch_ready,
                 watch_latest_phase,
+                watch_ready_reason,
+                watch_awaiting_since,
                 watch_series: Mutex::default(),
             }),
         };
@@ -410,13 +445,34 @@ impl Metrics {
     /// remove another scope's series.
     pub fn set_watch_states(&self, scope: Option<&str>, states: &[WatchState]) {
         let mut series = self.inner.watch_series.lock().unwrap_or_else(|p| p.into_inner());
-        let mut live = HashSet::new();
+        let mut live = HashMap::new();
         for w in states {
             let key = WatchLabels {
                 namespace: w.namespace.clone(),
                 name: w.name.clone(),
             };
             self.inner.watch_ready.get_or_create(&key).set(i64::from(w.ready));
+            // One series per watch: the old reason's goes when the reason changes.
+            let id = (w.namespace.clone(), w.name.clone());
+            if let Some(old) = series.get(&id).copied()
+                && old != w.ready_reason
+            {
+                self.inner
+                    .watch_ready_reason
+                    .remove(&self.reason_labels(&key, old));
+            }
+            self.inner
+                .watch_ready_reason
+                .get_or_create(&self.reason_labels(&key, w.ready_reason))
+                .set(1);
+            match w.awaiting_input_since {
+                Some(since) => {
+                    self.inner.watch_awaiting_since.get_or_create(&key).set(since);
+                }
+                None => {
+                    self.inner.watch_awaiting_since.remove(&key);
+                }
+            }
             match w.latest_phase {
                 // Every phase, 0 or 1, so `== 1` selects the current one and a phase change
                 // never leaves the old phase at 1.
@@ -430,21 +486,33 @@ impl Metrics {
                 }
                 None => self.remove_phases(&key),
             }
-            live.insert((w.namespace.clone(), w.name.clone()));
+            live.insert(id, w.ready_reason);
         }
-        let gone: Vec<(String, String)> = series
+        let gone: Vec<((String, String), &'static str)> = series
             .iter()
-            .filter(|(ns, _)| scope.is_none_or(|s| s == ns))
-            .filter(|k| !live.contains(*k))
-            .cloned()
+            .filter(|((ns, _), _)| scope.is_none_or(|s| s == ns))
+            .filter(|(k, _)| !live.contains_key(*k))
+            .map(|(k, r)| (k.clone(), *r))
             .collect();
-        for (namespace, name) in gone {
+        for ((namespace, name), reason) in gone {
             let key = WatchLabels { namespace, name };
             self.inner.watch_ready.remove(&key);
+            self.inner
+                .watch_ready_reason
+                .remove(&self.reason_labels(&key, reason));
+            self.inner.watch_awaiting_since.remove(&key);
             self.remove_phases(&key);
             series.remove(&(key.namespace, key.name));
         }
         series.extend(live);
+    }
+
+    fn reason_labels(&self, watch: &WatchLabels, reason: &'static str) -> WatchReasonLabels {
+        WatchReasonLabels {
+            namespace: watch.namespace.clone(),
+            name: watch.name.clone(),
+            reason,
+        }
     }
 
     fn phase_labels(&self, watch: &WatchLabels, phase: Phase) -> WatchPhaseLabels {

@@ -10,6 +10,7 @@ use kube::runtime::events::{Event, EventType};
 use crate::conditions;
 use crate::controller::context::Context;
 use crate::controller::metrics::WatchState;
+use crate::controller::watch_status;
 use crate::crd::{ChangeOrder, ChangeOrderWatch, ChangeOrderWatchStatus, Phase};
 use crate::mapping;
 
@@ -124,6 +125,7 @@ fn truncate(mut s: String, max: usize) -> String {
 /// deleted watches (their memory and their per-watch series).
 pub fn update_gauges(ctx: &Context) {
     let counts = ctx.orders.phase_counts();
+    let awaiting = ctx.orders.awaiting_input_since();
     let (mut ready, mut not_ready) = (0, 0);
     let mut live = std::collections::HashSet::new();
     let mut states = Vec::new();
@@ -131,20 +133,28 @@ pub fn update_gauges(ctx: &Context) {
         if let Some(uid) = &w.metadata.uid {
             live.insert(uid.clone());
         }
-        let is_ready = w
+        let ready_condition = w
             .status
             .as_ref()
-            .and_then(|s| conditions::find(&s.conditions, "Ready"))
-            .is_some_and(|c| c.status == "True");
+            .and_then(|s| conditions::find(&s.conditions, "Ready"));
+        let is_ready = ready_condition.is_some_and(|c| c.status == "True");
         if is_ready {
             ready += 1
         } else {
             not_ready += 1
         }
+        let namespace = w.metadata.namespace.clone().unwrap_or_default();
+        let name = w.metadata.name.clone().unwrap_or_default();
+        // Orders carry the watch's name as a label value (shortened when it is not one).
+        let awaiting_input_since = awaiting
+            .get(&(namespace.clone(), mapping::label_value(&name)))
+            .copied();
         states.push(WatchState {
-            namespace: w.metadata.namespace.clone().unwrap_or_default(),
-            name: w.metadata.name.clone().unwrap_or_default(),
+            namespace,
+            name,
             ready: is_ready,
+            ready_reason: watch_status::reason_label(ready_condition.map(|c| c.reason.as_str())),
+            awaiting_input_since,
             latest_phase: w
                 .status
                 .as_ref()

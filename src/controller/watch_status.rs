@@ -60,6 +60,37 @@ pub mod reason {
     pub const ORDER_PENDING: &str = "OrderStatusPending";
 }
 
+/// Every reason a watch's `Ready` condition may carry, so it can be a metric label.
+const READY_REASONS: [&str; 13] = [
+    reason::POLLED,
+    reason::INVALID_CREDENTIALS,
+    reason::THROTTLED,
+    reason::APP_NOT_FOUND,
+    reason::PROVIDER_ERROR,
+    reason::INVALID_SPEC,
+    reason::SUSPENDED,
+    reason::ORDER_WRITE_FAILED,
+    reason::FORBIDDEN,
+    reason::ENDPOINT_NOT_ALLOWED,
+    reason::SERVICE_ACCOUNT_NOT_FOUND,
+    reason::IDENTITY_NOT_ALLOWED,
+    reason::AWAITING_FIRST_POLL,
+];
+
+/// A Ready reason as a metric label: one of the known reasons, `AwaitingFirstPoll` when there is
+/// no Ready condition yet, and `Other` for anything else (an object written by another version),
+/// so the label's values stay a closed set.
+pub fn reason_label(ready_reason: Option<&str>) -> &'static str {
+    match ready_reason {
+        None => reason::AWAITING_FIRST_POLL,
+        Some(r) => READY_REASONS
+            .iter()
+            .find(|k| **k == r)
+            .copied()
+            .unwrap_or("Other"),
+    }
+}
+
 /// Ready reasons after which polling cannot succeed until a person changes something (the
 /// Secret, the spec, the application, the RAM policy or the operator's endpoint policy).
 const STALLED_REASONS: [&str; 7] = [

@@ -48,6 +48,33 @@ pub fn controlplane_bin(name: &str) -> Option<PathBuf> {
     found.pop()
 }
 
+/// A linter built by tests/tools/lint-bins.sh (`promtool`, `actionlint`): in `LINT_BIN_DIR`
+/// (set by tests/run.sh), else in that script's cache; `None` after printing why the caller
+/// skips. In CI a missing linter is a failure.
+pub fn lint_bin(name: &str) -> Option<PathBuf> {
+    let in_env = std::env::var_os("LINT_BIN_DIR").map(|d| PathBuf::from(d).join(name));
+    let found = in_env.filter(|p| p.is_file()).or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?
+            .join("changeorder-operator/lint");
+        let mut found: Vec<PathBuf> = std::fs::read_dir(cache)
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin").join(name)))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        found.pop()
+    });
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} not found: CI builds it with tests/tools/lint-bins.sh");
+        }
+        eprintln!("SKIPPED: {name} not found (run tests/tools/lint-bins.sh and set LINT_BIN_DIR)");
+    }
+    found
+}
+
 /// `helm`, or `None` after printing why the caller skips. In CI a missing helm is a failure.
 pub fn helm() -> Option<PathBuf> {
     let found = controlplane_bin("helm").or_else(|| which("helm"));

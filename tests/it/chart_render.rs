@@ -579,22 +579,24 @@ fn all_features_render_monitoring_network_policy_and_pod_settings() {
     let polls = alert("ChangeOrderPollsFailing");
     assert_eq!(
         polls["expr"].as_str().unwrap(),
-        format!("sum by (result) (rate(changeorder_polls_total{{result!=\"ok\",{sel}}}[10m])) > 0")
+        format!(
+            "max by (namespace, exported_namespace, name) (changeorder_watch_ready_reason{{reason=~\"Throttled|ProviderError|OrderWriteFailed\",{sel}}}) == 1"
+        )
     );
     assert_eq!(polls["for"].as_str(), Some("15m"));
     assert_eq!(polls["labels"]["team"].as_str(), Some("platform"));
     // Prometheus' own template syntax must reach Prometheus, not be eaten by Helm.
-    assert!(str_of(&polls["annotations"]["description"]).contains("{{ $labels.result }}"));
+    assert!(str_of(&polls["annotations"]["description"]).contains("{{ $labels.name }}"));
     let creds = alert("ChangeOrderInvalidCredentials");
-    assert!(str_of(&creds["expr"]).contains("changeorder_polls_total{result=\"InvalidCredentials\","));
+    assert!(str_of(&creds["expr"]).contains("changeorder_watch_ready_reason{reason=\"InvalidCredentials\","));
     let waiting = alert("ChangeOrderAwaitingInput");
     assert_eq!(
         waiting["expr"].as_str().unwrap(),
         format!(
-            "max by (phase) (changeorder_orders{{phase=~\"AwaitingConfirmation|AwaitingApproval|Paused\",{sel}}}) > 0"
+            "time() - min by (namespace, exported_namespace, name) (changeorder_watch_awaiting_input_since_seconds{{{sel}}}) > 7200"
         )
     );
-    assert_eq!(waiting["for"].as_str(), Some("2h"));
+    // promtool's unit tests of each alert: tests/it/chart_alerts.rs.
     assert_eq!(
         alert("ChangeOrderOperatorDown")["expr"].as_str().unwrap(),
         format!("absent(up{{{sel}}} == 1)")

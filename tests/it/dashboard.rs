@@ -129,6 +129,23 @@ async fn every_dashboard_query_uses_an_exported_metric_and_watch_series_follow_t
     assert_eq!(value(&text, &ready("app")), Some(1.0), "{text}");
     assert_eq!(value(&text, &ready("no-secret")), Some(0.0), "{text}");
     assert_eq!(value(&text, &phase("Running")), Some(0.0), "{text}");
+    // The alerts' series: one Ready reason per watch, and no "waiting since" once none waits.
+    let reasons = |name: &str| -> Vec<&str> {
+        let prefix = format!(r#"changeorder_watch_ready_reason{{namespace="{n}",name="{name}",reason=""#);
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .collect()
+    };
+    assert_eq!(reasons("app"), [r#"Polled"} 1"#], "{text}");
+    let missing_secret = reasons("no-secret");
+    assert!(
+        missing_secret.len() == 1 && !missing_secret[0].starts_with("Polled"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("changeorder_watch_awaiting_input_since_seconds{"),
+        "{text}"
+    );
     assert!(
         !text.contains(r#"name="no-secret",phase="#),
         "a watch without orders has no phase series\n{text}"

@@ -323,7 +323,8 @@ cmd_up() {
   [[ $dir != *"'"* && $dir != *$'\n'* ]] || die "DIR must not contain quotes or newlines"
 
   local t0=$SECONDS
-  bin=$("$here/controlplane-bins.sh" </dev/null | tail -n 1)
+  # Only what a control plane runs: helm (a long build) is for the chart tests, not for `up`.
+  bin=$("$here/controlplane-bins.sh" --only kube-apiserver,kube-controller-manager,kubectl,etcd </dev/null | tail -n 1)
   [[ -x $bin/kube-apiserver ]] || die "controlplane-bins.sh gave no usable bin dir"
 
   mkdir -p "$dir/logs" "$dir/pids"

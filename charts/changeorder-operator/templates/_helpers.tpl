@@ -113,3 +113,20 @@ Secrets are read with get; Events go through events.k8s.io (create, then patch f
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/*
+A Go duration (2h, 1h30m, 90s, 1.5h) in seconds, for PromQL comparisons, which take numbers.
+*/}}
+{{- define "changeorder-operator.seconds" -}}
+{{- $d := toString . }}
+{{- if not (regexMatch "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$" $d) }}
+{{- fail (printf "%q is not a duration like 30s, 5m or 1h30m" $d) }}
+{{- end }}
+{{- $units := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 }}
+{{- $total := 0.0 }}
+{{- range regexFindAll "[0-9.]+(ms|s|m|h)" $d -1 }}
+{{- $n := regexFind "^[0-9.]+" . }}
+{{- $total = addf $total (mulf (float64 $n) (get $units (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}

@@ -162,7 +162,9 @@ fn watch(ns: &str, name: &str, ready: bool, phase: Option<Phase>) -> WatchState 
         namespace: ns.into(),
         name: name.into(),
         ready,
+        ready_reason: if ready { "Polled" } else { "ProviderError" },
         latest_phase: phase,
+        awaiting_input_since: None,
     }
 }
 
@@ -236,7 +238,8 @@ fn is_clone_send_sync_and_shared() {
 }
 
 /// Label keys whose values come from closed sets in the code (`le` is the histogram bucket).
-const CLOSED_KEYS: [&str; 9] = [
+const CLOSED_KEYS: [&str; 10] = [
+    "reason",
     "provider",
     "operation",
     "result",
@@ -283,7 +286,9 @@ fn security_md_names_the_metrics_that_carry_names() {
     m.action_finished("Confirm", "Succeeded");
     m.order_finished(Provider::Sae, Phase::Succeeded, Duration::from_secs(60));
     m.awaited_input(Provider::Sae, Duration::from_secs(60));
-    m.set_watch_states(None, &[watch("team-a", "web", true, Some(Phase::Running))]);
+    let mut waiting = watch("team-a", "web", true, Some(Phase::AwaitingApproval));
+    waiting.awaiting_input_since = Some(1_700_000_000);
+    m.set_watch_states(None, &[waiting]);
     m.set_leader(true);
     let keys = label_keys(&m.encode());
     let named: std::collections::BTreeMap<&String, Vec<&String>> = keys
@@ -315,4 +320,47 @@ fn security_md_names_the_metrics_that_carry_names() {
         .collect();
     let actual: std::collections::BTreeSet<&str> = named.keys().map(|f| f.as_str()).collect();
     assert_eq!(documented, actual, "SECURITY.md and the metrics disagree");
+}
+
+#[test]
+fn reason_and_awaiting_series_follow_the_watch() {
+    let m = Metrics::new();
+    let reason = |text: &str, r: &str| {
+        value(
+            text,
+            &format!(r#"changeorder_watch_ready_reason{{namespace="a",name="w",reason="{r}"}}"#),
+        )
+    };
+    let since = |text: &str| {
+        value(
+            text,
+            r#"changeorder_watch_awaiting_input_since_seconds{namespace="a",name="w"}"#,
+        )
+    };
+    let mut w = watch("a", "w", false, Some(Phase::AwaitingApproval));
+    w.ready_reason = "Throttled";
+    w.awaiting_input_since = Some(1_700_000_000);
+    m.set_watch_states(Some("a"), std::slice::from_ref(&w));
+    let text = m.encode();
+    assert_eq!(reason(&text, "Throttled"), Some(1.0), "{text}");
+    assert_eq!(since(&text), Some(1_700_000_000.0), "{text}");
+    assert!(text.contains("# UNIT changeorder_watch_awaiting_input_since_seconds seconds"));
+
+    // A new reason replaces the old series (one per watch); no order waits: no series.
+    w.ready_reason = "InvalidCredentials";
+    w.awaiting_input_since = None;
+    m.set_watch_states(Some("a"), std::slice::from_ref(&w));
+    let text = m.encode();
+    assert_eq!(reason(&text, "Throttled"), None, "{text}");
+    assert_eq!(reason(&text, "InvalidCredentials"), Some(1.0), "{text}");
+    assert_eq!(since(&text), None, "{text}");
+
+    w.awaiting_input_since = Some(1_700_000_100);
+    m.set_watch_states(Some("a"), std::slice::from_ref(&w));
+    m.set_watch_states(Some("a"), &[]);
+    let text = m.encode();
+    assert!(
+        !text.contains(r#"name="w""#),
+        "deleted watch keeps series:\n{text}"
+    );
 }

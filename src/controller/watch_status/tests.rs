@@ -465,6 +465,14 @@ fn failure_reasons_and_which_stall() {
     }
 }
 
+#[test]
+fn reason_labels_are_a_closed_set() {
+    assert_eq!(reason_label(Some(reason::THROTTLED)), reason::THROTTLED);
+    assert_eq!(reason_label(Some(reason::POLLED)), reason::POLLED);
+    assert_eq!(reason_label(None), reason::AWAITING_FIRST_POLL);
+    assert_eq!(reason_label(Some("SomethingNew")), "Other");
+}
+
 // ---- latest order ----
 
 fn order(id: &str, created: Option<&str>, phase: Option<Phase>) -> ChangeOrder {
