@@ -46,6 +46,7 @@ mod probe_cli;
 mod probe_demo;
 mod quiet;
 mod security;
+mod served_namespaces;
 mod sim_appstack;
 mod sim_auth;
 mod sim_edas;
