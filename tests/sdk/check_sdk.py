@@ -27,6 +27,7 @@ from alibabacloud_edas20170801 import models as edas_models
 from alibabacloud_edas20170801.client import Client as EdasClient
 from alibabacloud_sae20190506 import models as sae_models
 from alibabacloud_sae20190506.client import Client as SaeClient
+from alibabacloud_sts20150401.client import Client as StsClient
 from alibabacloud_tea_openapi import utils_models as openapi_models
 
 ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -226,6 +227,30 @@ def wrong_secret(scheme, edas, sae):
             raise AssertionError("accepted a wrong secret")
 
 
+@check("{0} sts GetCallerIdentity names the key's account")
+def sts_caller_identity(scheme, sts):
+    # v3: `POST /` signed ACS3-HMAC-SHA256 in the headers; v2: the classic RPC form, signed in
+    # the query. The simulator's default account owns every key no scenario lists.
+    resp = sts.get_caller_identity()
+    body = resp.body
+    expect(resp.status_code == 200, f"HTTP {resp.status_code}")
+    expect(body.account_id == "1000000000000001", f"AccountId {body.account_id!r}")
+    expect(body.identity_type == "RAMUser", f"IdentityType {body.identity_type!r}")
+    expect((body.arn or "").startswith(f"acs:ram::{body.account_id}:"), f"Arn {body.arn!r}")
+    expect(bool(body.request_id), "RequestId")
+
+
+@check("{0} sts GetCallerIdentity refuses a wrong secret")
+def sts_wrong_secret(scheme, sts):
+    try:
+        sts.get_caller_identity()
+    except Exception as e:  # noqa: BLE001
+        code, _ = error_code(e)
+        expect(code == "SignatureDoesNotMatch", f"code {code!r}: {e}")
+    else:
+        raise AssertionError("accepted a wrong secret")
+
+
 def schemes(url):
     """Requests the simulator authenticated so far, by signing scheme."""
     with urlopen(url.rstrip("/") + "/__sim/stats", timeout=10) as r:
@@ -263,6 +288,8 @@ def main():
         sae_key_filter(scheme, sae)
         sae_unknown_app(scheme, sae)
         signed_with(scheme, wire_name, before, schemes(args.url))
+        sts_caller_identity(scheme, StsClient(config(endpoint, args.access_key_id, args.access_key_secret, scheme)))
+        sts_wrong_secret(scheme, StsClient(config(endpoint, args.access_key_id, args.access_key_secret + "x", scheme)))
         bad_edas = EdasClient(config(endpoint, args.access_key_id, args.access_key_secret + "x", scheme))
         bad_sae = SaeClient(config(endpoint, args.access_key_id, args.access_key_secret + "x", scheme))
         wrong_secret(scheme, bad_edas, bad_sae)

@@ -149,7 +149,49 @@ impl Verifier {
         let get =
             |name: &str| -> Option<&str> { headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()) };
         check_operation(op, get(sign::HEADER_VERSION), get(sign::HEADER_ACTION))?;
+        self.check_signature(req, &headers, now).map(|(scheme, _)| scheme)
+    }
 
+    /// An STS call (`POST /` with `x-acs-action`, as today's SDKs send it) signed with V3 or
+    /// ROA headers: who signed it. The classic RPC form, signed in the query, is
+    /// [`check_rpc`](Self::check_rpc).
+    pub fn check_sts(&self, req: &Incoming<'_>, action: &str, now: Timestamp) -> Result<Signer, Rejection> {
+        let headers = header_pairs(req.headers);
+        let get =
+            |name: &str| -> Option<&str> { headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()) };
+        let version = get(sign::HEADER_VERSION);
+        if version != Some(changeorder_cloud::sts::STS_VERSION) {
+            return Err(reject(
+                400,
+                "InvalidVersion",
+                format!(
+                    "Specified parameter Version is not valid: x-acs-version is {:?}, this API is version {}.",
+                    version.unwrap_or(""),
+                    changeorder_cloud::sts::STS_VERSION
+                ),
+            ));
+        }
+        if get(sign::HEADER_ACTION) != Some(action) {
+            return Err(reject(
+                404,
+                "InvalidAction.NotFound",
+                format!("Specified api is not found: x-acs-action is not {action}."),
+            ));
+        }
+        self.check_signature(req, &headers, now).map(|(_, signer)| signer)
+    }
+
+    /// The signature in the `Authorization` header (V3 or ROA), the date, the token and the
+    /// nonce: the scheme used and who signed.
+    fn check_signature(
+        &self,
+        req: &Incoming<'_>,
+        headers: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<(&'static str, Signer), Rejection> {
+        let headers = headers.to_vec();
+        let get =
+            |name: &str| -> Option<&str> { headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()) };
         let Some(authorization) = get("authorization") else {
             return Err(incomplete("The Authorization header is missing."));
         };
@@ -157,13 +199,13 @@ impl Verifier {
             .ok_or_else(|| incomplete("The x-acs-signature-nonce header is missing."))?;
         let path = sign::percent_decode(req.path);
         let query = &req.query.0;
-        let (scheme, cred) = if authorization.trim_start().starts_with(sign::V3_ALGORITHM) {
+        let (scheme, cred, signer) = if authorization.trim_start().starts_with(sign::V3_ALGORITHM) {
             let Some(auth) = verify::parse_v3_authorization(authorization) else {
                 return Err(incomplete(
                     "Authorization must be `ACS3-HMAC-SHA256 Credential=..,SignedHeaders=..,Signature=..`.",
                 ));
             };
-            let cred = self.credential(&auth.access_key_id, now)?;
+            let (cred, signer) = self.signer_credential(&auth.access_key_id, now)?;
             let date =
                 get(sign::HEADER_DATE).ok_or_else(|| incomplete("The x-acs-date header is missing."))?;
             check_skew(parse_v3_date(date)?, now)?;
@@ -196,14 +238,14 @@ impl Verifier {
             if !verify::constant_time_eq(&sig.signature, &auth.signature.to_ascii_lowercase()) {
                 return Err(mismatch(&sig.string_to_sign, Some(&sig.canonical_request)));
             }
-            (sign::V3_ALGORITHM, cred)
+            (sign::V3_ALGORITHM, cred, signer)
         } else if authorization.trim_start().starts_with("acs ") {
             let Some((id, signature)) = verify::parse_roa_authorization(authorization) else {
                 return Err(incomplete(
                     "Authorization must be `acs <AccessKeyId>:<signature>`.",
                 ));
             };
-            let cred = self.credential(&id, now)?;
+            let (cred, signer) = self.signer_credential(&id, now)?;
             match get(sign::HEADER_SIGNATURE_METHOD) {
                 Some("HMAC-SHA1") => {}
                 other => {
@@ -229,7 +271,7 @@ impl Verifier {
             if !verify::constant_time_eq(&sign::roa_signature(&sts, &cred.access_key_secret), &signature) {
                 return Err(mismatch(&sts, None));
             }
-            ("acs", cred)
+            ("acs", cred, signer)
         } else {
             return Err(incomplete(
                 "Unsupported signature algorithm; use ACS3-HMAC-SHA256 or acs (HMAC-SHA1).",
@@ -238,7 +280,7 @@ impl Verifier {
 
         check_token(&cred, get(sign::HEADER_SECURITY_TOKEN))?;
         self.remember_nonce(&cred.access_key_id, nonce)?;
-        Ok(scheme)
+        Ok((scheme, signer))
     }
 
     /// Accept temporary credentials until `expires` (then `InvalidSecurityToken.Expired`).
@@ -277,10 +319,6 @@ impl Verifier {
     pub fn issued(&self) -> Vec<Credential> {
         let issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
         issued.values().map(|k| k.cred.clone()).collect()
-    }
-
-    fn credential(&self, id: &str, now: Timestamp) -> Result<Credential, Rejection> {
-        self.signer_credential(id, now).map(|(c, _)| c)
     }
 
     fn signer_credential(&self, id: &str, now: Timestamp) -> Result<(Credential, Signer), Rejection> {

@@ -364,11 +364,34 @@ fn keyless(
 ) -> Option<Response> {
     let path = uri.path();
     let now = Timestamp::now();
+    // Today's SDKs send STS calls as `POST /` with `x-acs-action` and a V3 (or ROA) signature
+    // in the headers; the classic RPC form signs in the query (`Signature=`), and may carry the
+    // header too.
+    if path == "/" && headers.get("x-acs-action").and_then(|v| v.to_str().ok()) == Some("GetCallerIdentity") {
+        let params = with_form_body(Params::parse(uri.query()), headers, body);
+        let signer = if params.get("Signature").is_some() {
+            sh.verifier.check_rpc(method.as_str(), &params, now)
+        } else {
+            let query = Params::parse(uri.query());
+            let req = auth::Incoming {
+                method: method.as_str(),
+                path,
+                query: &query,
+                headers,
+                body,
+            };
+            sh.verifier.check_sts(&req, "GetCallerIdentity", now)
+        };
+        return Some(caller_identity(sh, signer, host));
+    }
     if path == "/" && (*method == Method::POST || *method == Method::GET) {
         let params = with_form_body(Params::parse(uri.query()), headers, body);
         match params.get("Action") {
             Some("AssumeRoleWithOIDC") if *method == Method::POST => {}
-            Some("GetCallerIdentity") => return Some(caller_identity(sh, method, &params, now, host)),
+            Some("GetCallerIdentity") => {
+                let signer = sh.verifier.check_rpc(method.as_str(), &params, now);
+                return Some(caller_identity(sh, signer, host));
+            }
             _ => return None,
         }
         let (reply, issued) = match &sh.sts {
@@ -435,10 +458,11 @@ fn keyless(
     Some((answer.status, [(header::CONTENT_TYPE, content_type)], answer.body).into_response())
 }
 
-/// STS `GetCallerIdentity`, signed (RPC) with the key asked about: the account of a long-term
-/// key from the scenario's `accounts`, of an issued key from its role's ARN.
-fn caller_identity(sh: &Shared, method: &Method, params: &Params, now: Timestamp, host: &str) -> Response {
-    let reply = match sh.verifier.check_rpc(method.as_str(), params, now) {
+/// STS `GetCallerIdentity`, signed with the key asked about (classic RPC in the query, or V3/ROA
+/// headers): the account of a long-term key from the scenario's `accounts`, of an issued key
+/// from its role's ARN.
+fn caller_identity(sh: &Shared, signer: Result<auth::Signer, auth::Rejection>, host: &str) -> Response {
+    let reply = match signer {
         Err(r) => gateway_error(Provider::Edas, r.status, r.code, &r.message, host),
         Ok(signer) => {
             let accounts = &sh.world.scenario.accounts;
