@@ -114,8 +114,13 @@ pub fn text(out: &Output) -> String {
 /// `helm template` of the chart with extra arguments (`-f file`, `--set k=v`); the manifest text
 /// or helm's error output.
 pub fn template(helm: &Path, args: &[&str]) -> Result<String, String> {
+    template_release(helm, RELEASE, args)
+}
+
+/// [`template`] under another release name.
+pub fn template_release(helm: &Path, release: &str, args: &[&str]) -> Result<String, String> {
     let out = run(Command::new(helm)
-        .args(["template", RELEASE])
+        .args(["template", release])
         .arg(chart_dir())
         .args(["--namespace", NAMESPACE])
         .args(args));
@@ -128,10 +133,21 @@ pub fn template(helm: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Every object in a YAML stream (empty documents dropped).
 pub fn objects(manifest: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(manifest)
-        .map(|d| <Value as serde::Deserialize>::deserialize(d).expect("rendered YAML parses"))
-        .filter(|v| !v.is_null())
-        .collect()
+    strict_objects(manifest).unwrap_or_else(|e| panic!("rendered YAML does not parse: {e}"))
+}
+
+/// Every object in a YAML stream, or the first parse error. Strict: a mapping with a key given
+/// twice is an error (serde_yaml refuses it), as it is for kubectl's strict decoding, where a
+/// lenient parser would silently keep one of the two.
+pub fn strict_objects(manifest: &str) -> Result<Vec<Value>, String> {
+    let mut objs = Vec::new();
+    for d in serde_yaml::Deserializer::from_str(manifest) {
+        let v = <Value as serde::Deserialize>::deserialize(d).map_err(|e| e.to_string())?;
+        if !v.is_null() {
+            objs.push(v);
+        }
+    }
+    Ok(objs)
 }
 
 pub fn render(helm: &Path, args: &[&str]) -> Vec<Value> {

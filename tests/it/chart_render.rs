@@ -1020,3 +1020,336 @@ fn keyless_token_minting_is_opt_in_and_scoped_to_served_namespaces() {
         Some("team-b")
     );
 }
+
+/// Labels the chart sets itself, given again in values: each key must render once. A YAML
+/// mapping with a key twice is refused by strict parsers (serde_yaml here, kubectl's strict
+/// decoding) and silently resolved by lenient ones (issue 22: `grafana_dashboard` in
+/// grafanaDashboard.labels rendered the label twice).
+#[test]
+fn labels_given_in_values_render_each_key_once() {
+    let helm = need_helm!();
+    // The case of the issue on its own: the label the Grafana sidecar looks for, set explicitly.
+    let manifest = template(
+        &helm,
+        &[
+            "--set",
+            "grafanaDashboard.enabled=true",
+            "--set-string",
+            "grafanaDashboard.labels.grafana_dashboard=1",
+        ],
+    )
+    .unwrap();
+    strict_objects(&manifest).unwrap_or_else(|e| panic!("duplicate key: {e}"));
+    let manifest = template(
+        &helm,
+        &[
+            "-f",
+            &profile("full"),
+            "--set-string",
+            "grafanaDashboard.labels.grafana_dashboard=1",
+            "--set-string",
+            "metrics.service.labels.app\\.kubernetes\\.io/part-of=mine",
+            "--set-string",
+            "serviceAccount.labels.helm\\.sh/chart=mine",
+            "--set-string",
+            "podLabels.app\\.kubernetes\\.io/version=mine",
+            "--set-string",
+            "metrics.serviceMonitor.labels.app\\.kubernetes\\.io/managed-by=mine",
+        ],
+    )
+    .unwrap();
+    let objs = strict_objects(&manifest).unwrap_or_else(|e| panic!("duplicate key: {e}"));
+    let cm = of_kind(&objs, "ConfigMap")
+        .into_iter()
+        .find(|c| str_of(&c["metadata"]["name"]).ends_with("-dashboard"))
+        .expect("dashboard ConfigMap");
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"].as_str(), Some("1"));
+    // Values win over the chart's own labels, except the selector labels.
+    let svc = one(&objs, "Service");
+    assert_eq!(
+        svc["metadata"]["labels"]["app.kubernetes.io/part-of"].as_str(),
+        Some("mine")
+    );
+    let pod_labels = &one(&objs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["app.kubernetes.io/version"].as_str(), Some("mine"));
+    // The selector labels cannot be overridden: the pods would no longer match the Deployment.
+    let manifest = template(
+        &helm,
+        &["--set-string", "podLabels.app\\.kubernetes\\.io/instance=other"],
+    )
+    .unwrap();
+    let objs = strict_objects(&manifest).unwrap_or_else(|e| panic!("duplicate key: {e}"));
+    let pod_labels = &one(&objs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["app.kubernetes.io/instance"].as_str(), Some(RELEASE));
+}
+
+/// Values that render every object the chart has.
+fn every_object_args() -> Vec<String> {
+    [
+        "-f",
+        &profile("full"),
+        "--set",
+        "keyless.enabled=true,rbac.readCRDs=true,actions.enabled=true,actions.userRole=true",
+        "--set",
+        "grafanaDashboard.enabled=true,metrics.prometheusRule.enabled=true",
+        "--set",
+        "test.probe.watch.provider=sae,test.probe.watch.credentialsSecretRef.name=s",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// Every object's name fits: at most 63 characters (Helm's `fullname` convention; a Service
+/// name must be a DNS label), valid for its kind, and unique per kind and namespace.
+fn assert_names_fit(objs: &[Value], what: &str) {
+    let mut seen = BTreeSet::new();
+    for o in objs {
+        let kind = str_of(&o["kind"]);
+        let name = str_of(&o["metadata"]["name"]);
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or("");
+        assert!(name.len() <= 63, "{what}: {kind} {name} is {} long", name.len());
+        // Services and Deployments (whose pods' hostnames derive from it) are DNS labels; the
+        // rest are DNS subdomains (CRDs are `<plural>.<group>`).
+        let ok = match kind {
+            "Service" | "Deployment" => is_dns_label(name),
+            _ => is_dns_subdomain(name),
+        };
+        assert!(ok, "{what}: {kind} name {name:?} is not valid for its kind");
+        assert!(
+            seen.insert((kind.to_string(), ns.to_string(), name.to_string())),
+            "{what}: two {kind} objects named {ns}/{name}"
+        );
+    }
+}
+
+/// A 35-character release name made a 64-character Service name (issue 22). Every length Helm
+/// accepts (it refuses release names over 53), with a hyphen at each possible cut.
+#[test]
+fn every_release_name_length_gives_valid_unique_names() {
+    let helm = need_helm!();
+    let args = every_object_args();
+    let pattern = "ab-cd-efg-h-ijklm-";
+    for len in 1..=60 {
+        let mut release: String = pattern.chars().cycle().take(len).collect();
+        if release.ends_with('-') {
+            release.replace_range(len - 1.., "z");
+        }
+        let out = template_release(&helm, &release, &strs(&args));
+        if len > 53 {
+            let err = out.expect_err("helm refuses release names over 53 characters");
+            assert!(err.contains("53"), "{release}: {err}");
+            continue;
+        }
+        let objs = objects(&out.unwrap_or_else(|e| panic!("{release}: {e}")));
+        assert_names_fit(&objs, &release);
+        // The alerts select the Service's series by its (cut) name.
+        let rule = one(&objs, "PrometheusRule");
+        let svc = str_of(&one(&objs, "Service")["metadata"]["name"]);
+        let exprs = serde_yaml::to_string(&rule["spec"]).unwrap();
+        assert!(exprs.contains(&format!("job=\"{svc}\"")), "{release}: {exprs}");
+    }
+    // fullnameOverride past the limit is cut as well.
+    for len in [62, 63, 64, 70] {
+        let over: String = pattern.chars().cycle().take(len).collect();
+        let mut a = args.clone();
+        a.extend(["--set".into(), format!("fullnameOverride={over}")]);
+        assert_names_fit(&render(&helm, &strs(&a)), &over);
+    }
+}
+
+fn pod_spec(objs: &[Value]) -> &Value {
+    &one(objs, "Deployment")["spec"]["template"]["spec"]
+}
+
+/// kube-score: replicas on one node all go with it. With more than one replica they are spread
+/// over nodes by default, softly, unless the values spread them themselves.
+#[test]
+fn replicas_are_spread_over_nodes_by_default() {
+    let helm = need_helm!();
+    let one_replica = render(&helm, &[]);
+    assert!(pod_spec(&one_replica)["topologySpreadConstraints"].is_null());
+    assert!(pod_spec(&one_replica)["affinity"].is_null());
+
+    let two = render(&helm, &["--set", "replicaCount=2"]);
+    let spec = pod_spec(&two);
+    let tsc = spec["topologySpreadConstraints"]
+        .as_sequence()
+        .expect("default spread");
+    assert_eq!(tsc.len(), 1);
+    assert_eq!(tsc[0]["topologyKey"].as_str(), Some("kubernetes.io/hostname"));
+    assert_eq!(tsc[0]["whenUnsatisfiable"].as_str(), Some("ScheduleAnyway"));
+    assert_eq!(tsc[0]["maxSkew"].as_u64(), Some(1));
+    // It selects exactly the operator's pods.
+    let selector = &one(&two, "Deployment")["spec"]["selector"]["matchLabels"];
+    assert_eq!(&tsc[0]["labelSelector"]["matchLabels"], selector);
+
+    // The user's own constraints replace it...
+    let own = render(
+        &helm,
+        &[
+            "--set",
+            "replicaCount=3,topologySpreadConstraints[0].maxSkew=2",
+            "--set",
+            "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+            "--set",
+            "topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+        ],
+    );
+    let tsc = pod_spec(&own)["topologySpreadConstraints"].as_sequence().unwrap();
+    assert_eq!(tsc.len(), 1);
+    assert_eq!(
+        tsc[0]["topologyKey"].as_str(),
+        Some("topology.kubernetes.io/zone")
+    );
+    // ...as does a podAntiAffinity of theirs,
+    let anti = "affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1";
+    let anti_objs = render(&helm, &["--set", "replicaCount=2", "--set", anti]);
+    assert!(pod_spec(&anti_objs)["topologySpreadConstraints"].is_null());
+    assert!(pod_spec(&anti_objs)["affinity"]["podAntiAffinity"].is_mapping());
+    // ...but not an affinity for nodes, which says nothing about spreading.
+    let node = "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1";
+    let node_objs = render(&helm, &["--set", "replicaCount=2", "--set", node]);
+    assert!(pod_spec(&node_objs)["topologySpreadConstraints"][0].is_mapping());
+    assert!(pod_spec(&node_objs)["affinity"]["nodeAffinity"].is_mapping());
+}
+
+/// commonLabels reach every object the chart renders, hooks and CRDs included.
+#[test]
+fn common_labels_are_on_every_object() {
+    let helm = need_helm!();
+    let mut args = every_object_args();
+    args.extend(["--set-string", "commonLabels.team=payments,commonLabels.tier=1"].map(String::from));
+    let objs = render(&helm, &strs(&args));
+    assert!(objs.len() > 20, "rendered too few objects: {}", objs.len());
+    for o in &objs {
+        let labels = &o["metadata"]["labels"];
+        let what = format!("{} {}", str_of(&o["kind"]), str_of(&o["metadata"]["name"]));
+        assert_eq!(labels["team"].as_str(), Some("payments"), "{what}");
+        assert_eq!(labels["tier"].as_str(), Some("1"), "{what}");
+    }
+    let pod_labels = &one(&objs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["team"].as_str(), Some("payments"));
+}
+
+/// namespaceOverride moves every namespaced object, and the RBAC bindings, the Lease and the
+/// ServiceMonitor follow it, so the operator still has its rights there.
+#[test]
+fn namespace_override_moves_every_namespaced_object() {
+    let helm = need_helm!();
+    for served in ["[]", r#"["team-a","team-b"]"#] {
+        let mut args = every_object_args();
+        args.extend(["--set".into(), "namespaceOverride=ops".into()]);
+        args.extend(["--set-json".into(), format!("watchNamespaces={served}")]);
+        // The full profile pins the monitoring objects' own namespaces: let them follow.
+        args.extend(
+            [
+                "--set",
+                "metrics.serviceMonitor.namespace=,metrics.prometheusRule.namespace=,grafanaDashboard.namespace=",
+            ]
+            .map(String::from),
+        );
+        let objs = render(&helm, &strs(&args));
+        for o in &objs {
+            let kind = str_of(&o["kind"]);
+            let ns = o["metadata"]["namespace"].as_str();
+            let what = format!("{served}: {kind} {}", str_of(&o["metadata"]["name"]));
+            match kind {
+                "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding" => {
+                    assert_eq!(ns, None, "{what}")
+                }
+                // The served namespaces' Roles stay where they grant.
+                "Role" | "RoleBinding" if !str_of(&o["metadata"]["name"]).ends_with("-leader-election") => {
+                    assert_ne!(served, "[]", "{what}: cluster-wide, no per-namespace Role");
+                    assert!(matches!(ns, Some("team-a" | "team-b")), "{what}");
+                }
+                _ => assert_eq!(ns, Some("ops"), "{what}"),
+            }
+            if let Some(subjects) = o["subjects"].as_sequence() {
+                for s in subjects {
+                    assert_eq!(s["namespace"].as_str(), Some("ops"), "{what}");
+                }
+            }
+        }
+        let env = env(&objs);
+        let lease_ns = env
+            .iter()
+            .find(|(n, _)| n == "CHANGEORDER_LEADER_ELECTION_NAMESPACE")
+            .and_then(|(_, v)| v.clone());
+        assert_eq!(lease_ns.as_deref(), Some("ops"));
+        let sm = one(&objs, "ServiceMonitor");
+        assert_eq!(
+            sm["spec"]["namespaceSelector"]["matchNames"][0].as_str(),
+            Some("ops")
+        );
+        let rule = serde_yaml::to_string(&one(&objs, "PrometheusRule")["spec"]).unwrap();
+        assert!(rule.contains("namespace=\"ops\""), "{rule}");
+    }
+}
+
+#[test]
+fn extra_args_follow_the_run_command() {
+    let helm = need_helm!();
+    let objs = render(&helm, &["--set", "extraArgs={--log-format=plain,--x=1}"]);
+    let args: Vec<&str> = container(&objs)["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(str_of)
+        .collect();
+    assert_eq!(args, ["run", "--log-format=plain", "--x=1"]);
+    let objs = render(&helm, &[]);
+    assert_eq!(container(&objs)["args"].as_sequence().unwrap().len(), 1);
+}
+
+/// extraObjects: maps and strings, both through `tpl`.
+#[test]
+fn extra_objects_are_rendered_with_tpl() {
+    let helm = need_helm!();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.yaml");
+    std::fs::write(
+        &file,
+        r#"extraObjects:
+  - apiVersion: v1
+    kind: ConfigMap
+    metadata:
+      name: '{{ include "changeorder-operator.fullname" . }}-extra'
+      namespace: '{{ .Release.Namespace }}'
+    data:
+      replicas: '{{ .Values.replicaCount }}'
+  - |
+    apiVersion: v1
+    kind: Secret
+    metadata:
+      name: {{ .Release.Name }}-string
+      namespace: {{ .Release.Namespace }}
+    stringData:
+      a: b
+"#,
+    )
+    .unwrap();
+    let objs = render(&helm, &["-f", file.to_str().unwrap()]);
+    let cm = of_kind(&objs, "ConfigMap")
+        .into_iter()
+        .find(|c| str_of(&c["metadata"]["name"]) == "co-changeorder-operator-extra")
+        .expect("the map object, its name through tpl");
+    assert_eq!(cm["metadata"]["namespace"].as_str(), Some(NAMESPACE));
+    assert_eq!(cm["data"]["replicas"].as_str(), Some("1"));
+    let secret = one(&objs, "Secret");
+    assert_eq!(secret["metadata"]["name"].as_str(), Some("co-string"));
+    // None by default.
+    assert!(of_kind(&render(&helm, &[]), "Secret").is_empty());
+}

@@ -20,17 +20,57 @@ repeated ("changeorder-operator", not "changeorder-operator-changeorder-operator
 {{- end }}
 {{- end }}
 
+{{/*
+The full name with a suffix ("metrics", "leader-election"), at most 63 characters like the full
+name itself: the base is cut first, so the suffix that tells the objects apart survives.
+Called with (list $ctx "suffix").
+*/}}
+{{- define "changeorder-operator.suffixedName" -}}
+{{- $suffix := index . 1 }}
+{{- $base := include "changeorder-operator.fullname" (index . 0) | trunc (int (sub 62 (len $suffix))) | trimSuffix "-" }}
+{{- printf "%s-%s" $base $suffix }}
+{{- end }}
+
+{{/*
+The namespace of every namespaced object of the release: namespaceOverride (for a release
+rendered into another namespace by a parent chart or `helm template | kubectl apply`), else the
+release's. RoleBindings name the ServiceAccount there too.
+*/}}
+{{- define "changeorder-operator.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride }}
+{{- end }}
+
 {{- define "changeorder-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels on every object of the release. */}}
+{{/* Labels on every object of the release, with the user's commonLabels. */}}
 {{- define "changeorder-operator.labels" -}}
-helm.sh/chart: {{ include "changeorder-operator.chart" . }}
-{{ include "changeorder-operator.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: changeorder-operator
+{{- include "changeorder-operator.labelsWith" (list .) }}
+{{- end }}
+
+{{/*
+The release's labels merged with further label maps, later ones winning: (list $ctx map...).
+Merged as one map so that a key given twice (say `grafana_dashboard` in both the chart and the
+values) renders once; a YAML mapping with a duplicate key is refused by strict parsers and
+kubectl apply alike. The selector labels always win: pods must keep matching their selectors.
+*/}}
+{{- define "changeorder-operator.labelsWith" -}}
+{{- $ctx := index . 0 }}
+{{- $all := dict
+  "helm.sh/chart" (include "changeorder-operator.chart" $ctx)
+  "app.kubernetes.io/version" ($ctx.Values.image.tag | default $ctx.Chart.AppVersion | toString)
+  "app.kubernetes.io/managed-by" $ctx.Release.Service
+  "app.kubernetes.io/part-of" "changeorder-operator" }}
+{{- range $extra := prepend (rest .) $ctx.Values.commonLabels }}
+{{- range $k, $v := $extra }}
+{{- $_ := set $all $k (toString $v) }}
+{{- end }}
+{{- end }}
+{{- range $k, $v := include "changeorder-operator.selectorLabels" $ctx | fromYaml }}
+{{- $_ := set $all $k (toString $v) }}
+{{- end }}
+{{- toYaml $all }}
 {{- end }}
 
 {{/* Labels that select the operator pods; never change them, a Deployment's selector is immutable. */}}
