@@ -136,6 +136,22 @@ async fn rendered_chart_passes_server_side_validation() {
     for kind in ["NetworkPolicy", "PodDisruptionBudget", "Deployment", "Service"] {
         assert!(objs.iter().any(|o| o["kind"] == kind), "{kind} was checked");
     }
+    // The longest release name Helm takes, with the values added for issue 22: names cut to 63
+    // characters, labels merged, the default spread of replicas.
+    let long = format!("dry-long-{}", "x".repeat(44));
+    assert_eq!(long.len(), 53);
+    assert_server_accepts(
+        &ns,
+        &long,
+        &[
+            "--set",
+            "replicaCount=2,commonLabels.team=payments,extraArgs={--log-format=plain}",
+            "--set",
+            "keyless.enabled=true,actions.enabled=true,rbac.readCRDs=true,grafanaDashboard.enabled=true",
+            "--set-string",
+            "grafanaDashboard.labels.grafana_dashboard=1",
+        ],
+    );
 }
 
 /// A Pod with the Deployment's template, as the ReplicaSet controller would create it.
