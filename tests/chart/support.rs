@@ -198,3 +198,90 @@ pub fn env_value(objs: &[Value], name: &str) -> Option<String> {
         .find(|(n, _)| n == name)
         .and_then(|(_, v)| v)
 }
+
+/// Values documented as a whole in the README's values table, not key by key: free-form
+/// Kubernetes objects whose keys are Kubernetes' own.
+pub const DOCUMENTED_WHOLE: [&str; 5] = [
+    "podSecurityContext",
+    "securityContext",
+    "resources",
+    "livenessProbe",
+    "readinessProbe",
+];
+
+/// The README's values table, generated from values.yaml the way helm-docs reads it: each row is
+/// a value that is not a non-empty map (maps are walked into, except [`DOCUMENTED_WHOLE`]); its
+/// description is the `# -- ` comment above the key (continued by the `#` lines under it, up to
+/// the key), its default the value as JSON unless a `# @default -- text` line gives another.
+/// Plain `#` comments are left out. Every row must have a description: `Err` lists those that
+/// do not.
+pub fn values_table(values_yaml: &str) -> Result<String, Vec<String>> {
+    let tree: Value = serde_yaml::from_str(values_yaml).expect("values.yaml parses");
+    // Comments by dotted key path.
+    let mut docs: std::collections::HashMap<String, (String, Option<String>)> = Default::default();
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let (mut desc, mut default): (Option<String>, Option<String>) = (None, None);
+    for line in values_yaml.lines() {
+        let t = line.trim_start();
+        let indent = line.len() - t.len();
+        if let Some(rest) = t.strip_prefix("# --") {
+            desc = Some(rest.trim().to_string());
+        } else if let Some(rest) = t.strip_prefix("# @default --") {
+            default = Some(rest.trim().to_string());
+        } else if let Some(rest) = t.strip_prefix('#') {
+            if let Some(d) = desc.as_mut() {
+                d.push(' ');
+                d.push_str(rest.trim());
+            }
+        } else if t.is_empty() || t.starts_with('-') {
+            // A blank line ends a comment block; list items hold no documented keys.
+            (desc, default) = (None, None);
+        } else if let Some((key, _)) = t.split_once(':') {
+            while stack.last().is_some_and(|(i, _)| *i >= indent) {
+                stack.pop();
+            }
+            stack.push((indent, key.to_string()));
+            let path: Vec<&str> = stack.iter().map(|(_, k)| k.as_str()).collect();
+            if let Some(d) = desc.take() {
+                docs.insert(path.join("."), (d, default.take()));
+            }
+            default = None;
+        }
+    }
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
+        match v {
+            Value::Mapping(m) if !m.is_empty() && !DOCUMENTED_WHOLE.contains(&prefix) => {
+                for (k, v) in m {
+                    let key = str_of(k);
+                    let path = if prefix.is_empty() {
+                        key.to_string()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&path, v, out);
+                }
+            }
+            _ => out.push((prefix.to_string(), v.clone())),
+        }
+    }
+    let mut leaves = Vec::new();
+    walk("", &tree, &mut leaves);
+    let mut table = String::from("| key | default | description |\n|---|---|---|\n");
+    let mut undocumented = Vec::new();
+    for (path, value) in leaves {
+        let Some((desc, default)) = docs.get(&path) else {
+            undocumented.push(path);
+            continue;
+        };
+        let default = default
+            .clone()
+            .unwrap_or_else(|| format!("`{}`", serde_json::to_string(&value).expect("JSON default")));
+        let cell = |s: &str| s.replace('|', "\\|");
+        table.push_str(&format!("| `{path}` | {} | {} |\n", cell(&default), cell(desc)));
+    }
+    if undocumented.is_empty() {
+        Ok(table)
+    } else {
+        Err(undocumented)
+    }
+}

@@ -786,49 +786,104 @@ fn existing_service_account_must_be_named() {
     }
 }
 
-/// Every key of values.yaml is documented in the chart README's values table.
+/// The README's values table is the one [`values_table`] generates from values.yaml's comments,
+/// so every value is documented once, next to its default, and the table cannot drift.
+/// Regenerate it with `UPDATE_CHART_README=1 cargo test --test it chart_render::readme`.
 #[test]
 fn readme_documents_every_value() {
-    let values: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
-    let readme = std::fs::read_to_string(chart_dir().join("README.md")).unwrap();
-    // Free-form objects are documented as a whole, not key by key.
-    let whole = [
-        "podSecurityContext",
-        "securityContext",
-        "resources",
-        "livenessProbe",
-        "readinessProbe",
-    ];
-    let mut missing = Vec::new();
-    fn walk(prefix: &str, v: &Value, whole: &[&str], out: &mut Vec<String>) {
-        match v {
-            Value::Mapping(m) if !m.is_empty() && !whole.contains(&prefix) => {
-                for (k, v) in m {
-                    let key = str_of(k);
-                    let path = if prefix.is_empty() {
-                        key.to_string()
-                    } else {
-                        format!("{prefix}.{key}")
-                    };
-                    walk(&path, v, whole, out);
-                }
-            }
-            _ => out.push(prefix.to_string()),
-        }
-    }
-    let mut keys = Vec::new();
-    walk("", &values, &whole, &mut keys);
-    for k in keys {
-        if !readme.contains(&format!("| `{k}` |")) {
-            missing.push(k);
-        }
+    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    let table =
+        values_table(&values).unwrap_or_else(|keys| panic!("values.yaml has no `# --` comment for {keys:?}"));
+    let path = chart_dir().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (begin, end) = (README_TABLE_BEGIN, README_TABLE_END);
+    let start = readme.find(begin).expect("README has the table's begin marker") + begin.len();
+    let stop = readme.find(end).expect("README has the table's end marker");
+    let want = format!("\n{table}");
+    if std::env::var_os("UPDATE_CHART_README").is_some() {
+        let updated = format!("{}{want}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(&path, updated).unwrap();
+        return;
     }
     assert!(
-        missing.is_empty(),
-        "values missing from the README table: {missing:?}"
+        readme[start..stop] == want,
+        "the README's values table is not the one values.yaml gives; regenerate it with \
+         `UPDATE_CHART_README=1 cargo test --test it chart_render::readme`"
     );
 }
+
+/// values.schema.json knows every value of values.yaml, with the type of its default, and
+/// values.yaml sets every value the schema describes (so the README table, generated from
+/// values.yaml, lists them all). Maps the schema leaves free-form (`type: object` without
+/// `properties`, like `resources`) are checked as a whole.
+#[test]
+fn schema_covers_every_value() {
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(chart_dir().join("values.schema.json")).unwrap())
+            .unwrap();
+    fn types(s: &serde_json::Value) -> Vec<String> {
+        match &s["type"] {
+            serde_json::Value::String(t) => vec![t.clone()],
+            serde_json::Value::Array(ts) => ts.iter().filter_map(|t| t.as_str().map(String::from)).collect(),
+            _ => vec![],
+        }
+    }
+    fn walk(path: &str, v: &Value, s: &serde_json::Value, errs: &mut Vec<String>) {
+        let want = match v {
+            Value::Bool(_) => &["boolean"][..],
+            Value::Number(n) if n.is_f64() => &["number"][..],
+            Value::Number(_) => &["integer", "number"][..],
+            Value::String(_) => &["string"][..],
+            Value::Sequence(_) => &["array"][..],
+            Value::Mapping(_) => &["object"][..],
+            _ => &[][..],
+        };
+        let have = types(s);
+        if !have.iter().any(|t| want.contains(&t.as_str())) {
+            errs.push(format!("{path}: schema type {have:?}, default is {want:?}"));
+            return;
+        }
+        let (Value::Mapping(m), Some(props)) = (v, s["properties"].as_object()) else {
+            return;
+        };
+        for (k, v) in m {
+            let k = str_of(k);
+            let p = if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            };
+            match props.get(k) {
+                Some(ks) => walk(&p, v, ks, errs),
+                None => errs.push(format!("{p}: not in the schema")),
+            }
+        }
+        for k in props.keys() {
+            // A parent chart's `global` is allowed without a default.
+            let global = path.is_empty() && k == "global";
+            if !global && !m.contains_key(k.as_str()) {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                errs.push(format!("{p}: in the schema, not in values.yaml"));
+            }
+        }
+    }
+    let mut errs = Vec::new();
+    walk("", &values, &schema, &mut errs);
+    assert!(
+        errs.is_empty(),
+        "values.yaml and values.schema.json differ:\n{}",
+        errs.join("\n")
+    );
+}
+
+const README_TABLE_BEGIN: &str = "<!-- Generated from values.yaml by `UPDATE_CHART_README=1 cargo test --test it chart_render::readme`; do not edit. -->";
+const README_TABLE_END: &str = "<!-- end of generated values table -->";
 
 #[test]
 fn notes_tell_what_was_installed() {
