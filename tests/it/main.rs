@@ -24,6 +24,7 @@ mod chart;
 mod chart_alerts;
 mod chart_crds;
 mod chart_examples;
+mod chart_kubeconform;
 mod chart_lifecycle;
 mod chart_node;
 mod chart_render;

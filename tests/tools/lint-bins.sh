@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned linters the tests run on files people write by hand (promtool for the
-# chart's alert rules, actionlint for the GitHub workflows) from source through the Go module
+# chart's alert rules, actionlint for the GitHub workflows, kubeconform for the rendered chart)
+# from source through the Go module
 # proxy, like controlplane-bins.sh: each tool has a build-only Go module under go/ with a
 # committed go.sum, and the binaries are cached outside the repo, keyed by the pinned versions.
 #
@@ -14,17 +15,18 @@
 #
 # Measured on the 2-core project machine (go 1.26.8, modules downloaded, build cache cold, a
 # Rust build sharing the cores): promtool 99 s (with the remove_all_sd tag: without it every
-# cloud's service discovery SDK is compiled too), actionlint under 10 s. Downloading the modules on a
+# cloud's service discovery SDK is compiled too), actionlint under 10 s, kubeconform about 20 s. Downloading the modules on a
 # fresh machine comes on top (about 30 s here). Warm run: a few ms.
 set -euo pipefail
 
 PROMETHEUS_VERSION=v0.316.0 # the Go module version of Prometheus v3.16.0
 ACTIONLINT_VERSION=v1.7.12
+KUBECONFORM_VERSION=v0.8.0
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${LINT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/lint}
-bin_dir=$cache_root/promtool-$PROMETHEUS_VERSION-actionlint-$ACTIONLINT_VERSION/bin
-binaries=(promtool actionlint)
+bin_dir=$cache_root/promtool-$PROMETHEUS_VERSION-actionlint-$ACTIONLINT_VERSION-kubeconform-$KUBECONFORM_VERSION/bin
+binaries=(promtool actionlint kubeconform)
 usage() { printf 'usage: %s [--only NAME,...]\n' "$0" >&2; exit 2; }
 while (($#)); do
   case $1 in
@@ -34,7 +36,7 @@ while (($#)); do
   shift
 done
 for b in "${binaries[@]}"; do
-  [[ $b == promtool || $b == actionlint ]] || { printf 'lint-bins: unknown binary %s\n' "$b" >&2; exit 2; }
+  [[ $b == promtool || $b == actionlint || $b == kubeconform ]] || { printf 'lint-bins: unknown binary %s\n' "$b" >&2; exit 2; }
 done
 
 log() { printf 'lint-bins: %s\n' "$*" >&2; }
@@ -87,6 +89,8 @@ build promtool promtool github.com/prometheus/prometheus/cmd/promtool remove_all
   "-s -w -X github.com/prometheus/common/version.Version=3.${PROMETHEUS_VERSION#v0.3}"
 build actionlint actionlint github.com/rhysd/actionlint/cmd/actionlint "" \
   "-s -w -X github.com/rhysd/actionlint.version=$ACTIONLINT_VERSION"
+build kubeconform kubeconform github.com/yannh/kubeconform/cmd/kubeconform "" \
+  "-s -w -X main.version=$KUBECONFORM_VERSION"
 
 all_present
 log "all binaries in $bin_dir"
