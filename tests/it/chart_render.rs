@@ -1210,9 +1210,11 @@ fn every_release_name_length_gives_valid_unique_names() {
         }
         let objs = objects(&out.unwrap_or_else(|e| panic!("{release}: {e}")));
         assert_names_fit(&objs, &release);
+        // The suffix that tells the objects apart survives the cut.
+        let svc = str_of(&one(&objs, "Service")["metadata"]["name"]);
+        assert!(svc.ends_with("-metrics"), "{release}: Service {svc}");
         // The alerts select the Service's series by its (cut) name.
         let rule = one(&objs, "PrometheusRule");
-        let svc = str_of(&one(&objs, "Service")["metadata"]["name"]);
         let exprs = serde_yaml::to_string(&rule["spec"]).unwrap();
         assert!(exprs.contains(&format!("job=\"{svc}\"")), "{release}: {exprs}");
     }
