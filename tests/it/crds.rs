@@ -32,11 +32,12 @@ fn crds_have_names_categories_and_status() {
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&generated())
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
         .collect();
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 4);
     for (doc, kind, short) in [
         (&docs[0], "ChangeOrderWatch", "cow"),
         (&docs[1], "ChangeOrder", "co"),
         (&docs[2], "ChangeOrderAction", "coa"),
+        (&docs[3], "ChangeOrderReceiver", "cor"),
     ] {
         let spec = &doc["spec"];
         assert_eq!(spec["names"]["kind"].as_str(), Some(kind));
