@@ -56,6 +56,11 @@ pub struct RunArgs {
     #[arg(long, env = "CHANGEORDER_ADMIN_LISTEN", default_value = "0.0.0.0:8081")]
     pub admin_listen: SocketAddr,
 
+    /// Address of the push receiver (`POST /hook/<id>` of ChangeOrderReceivers); empty (the
+    /// default) serves none. A port of its own, so the admin port never faces callers outside.
+    #[arg(long, env = "CHANGEORDER_RECEIVER_LISTEN", default_value = "", value_parser = parse_optional_addr)]
+    pub receiver_listen: OptionalAddr,
+
     /// Elect a leader through a Lease so only one replica polls.
     #[arg(long, env = "CHANGEORDER_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -190,6 +195,21 @@ impl RunArgs {
     /// two writers of one status). Empty: all namespaces.
     pub fn served_namespaces(&self) -> Vec<String> {
         distinct_namespaces(&self.namespaces)
+    }
+}
+
+/// A listen address that may be absent: a newtype, because clap reads a plain `Option` as "flag
+/// not given" and would not let an empty value (the chart's off switch) mean none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// An address, or nothing for an empty string.
+fn parse_optional_addr(s: &str) -> Result<OptionalAddr, std::net::AddrParseError> {
+    let s = s.trim();
+    if s.is_empty() {
+        Ok(OptionalAddr(None))
+    } else {
+        s.parse().map(|a| OptionalAddr(Some(a)))
     }
 }
 
