@@ -1,8 +1,11 @@
 //! The Kubernetes side of the receiver: which receiver a path names, its token, waking its
 //! watches, and its status.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -21,6 +24,15 @@ use crate::crd::{
 /// created or edited later is noticed within this).
 const STATUS_EVERY: Duration = Duration::from_secs(30);
 
+/// A watch asked to poll less than this long ago is not asked again at once: the request is
+/// deferred to the end of the window (once), so a flood of pushes costs at most two polls per
+/// window and the last push is still followed by a poll.
+pub const COALESCE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Per watch (namespace, name): when it was last asked to poll, and whether a deferred request
+/// is already scheduled.
+type Recent = Arc<std::sync::Mutex<HashMap<(String, String), (Instant, bool)>>>;
+
 /// Receivers as the operator's caches see them, and the API client to act for them.
 pub struct Hooks {
     client: Client,
@@ -28,6 +40,7 @@ pub struct Hooks {
     /// Serialises waking, so that concurrent pushes see each other's requests as pending and
     /// coalesce instead of each asking for a poll.
     waking: tokio::sync::Mutex<()>,
+    recent: Recent,
     changed: tokio::sync::Notify,
 }
 
@@ -38,6 +51,8 @@ pub struct Woken {
     pub requested: usize,
     /// Watches whose previous request was still pending, left as they were.
     pub pending: usize,
+    /// Watches asked within the last [`COALESCE_WINDOW`]: asked again at its end, once.
+    pub deferred: usize,
 }
 
 impl Hooks {
@@ -67,6 +82,7 @@ impl Hooks {
             client,
             stores,
             waking: tokio::sync::Mutex::new(()),
+            recent: Recent::default(),
             changed: tokio::sync::Notify::new(),
         });
         let events = Arc::clone(&hooks);
@@ -140,16 +156,38 @@ impl Hooks {
         }
         let now = Timestamp::now();
         let value = format!("{now}/receiver/{}", receiver.name_any());
-        let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: value}}});
         let mut woken = Woken::default();
         for w in &watches {
             if request_pending(w) {
                 woken.pending += 1;
                 continue;
             }
-            api.patch(&w.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            woken.requested += 1;
+            let key = (ns.clone(), w.name_any());
+            match self.slot(&key) {
+                Slot::Now => {
+                    request_poll(&api, &key.1, &value).await?;
+                    woken.requested += 1;
+                }
+                Slot::Later(at) => {
+                    woken.deferred += 1;
+                    let (api, recent, value) = (api.clone(), Arc::clone(&self.recent), value.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(at).await;
+                        let result = match api.get_opt(&key.1).await {
+                            Ok(Some(w)) if !request_pending(&w) => request_poll(&api, &key.1, &value).await,
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, watch = %key.1, namespace = %key.0, "cannot request a deferred poll");
+                        }
+                        if let Ok(mut recent) = recent.lock() {
+                            recent.insert(key, (Instant::now(), false));
+                        }
+                    });
+                }
+                Slot::Scheduled => woken.deferred += 1,
+            }
         }
         if woken.requested > 0 {
             // Only when a poll was asked for: a flood of pushes does not become a flood of writes.
@@ -165,6 +203,46 @@ impl Hooks {
         }
         Ok(woken)
     }
+}
+
+/// What to do with a watch a push names.
+enum Slot {
+    /// Ask it to poll now.
+    Now,
+    /// Asked recently: ask again at this instant.
+    Later(Instant),
+    /// A deferred request is already scheduled.
+    Scheduled,
+}
+
+impl Hooks {
+    /// Claims the watch's slot in the coalescing window (see [`COALESCE_WINDOW`]).
+    fn slot(&self, key: &(String, String)) -> Slot {
+        let now = Instant::now();
+        let Ok(mut recent) = self.recent.lock() else {
+            return Slot::Now;
+        };
+        // Entries past their window say nothing any more; dropping them bounds the map.
+        recent.retain(|_, (at, scheduled)| *scheduled || now.duration_since(*at) < COALESCE_WINDOW);
+        match recent.get_mut(key) {
+            None => {
+                recent.insert(key.clone(), (now, false));
+                Slot::Now
+            }
+            Some((_, true)) => Slot::Scheduled,
+            Some((at, scheduled)) => {
+                *scheduled = true;
+                Slot::Later(*at + COALESCE_WINDOW)
+            }
+        }
+    }
+}
+
+async fn request_poll(api: &Api<ChangeOrderWatch>, name: &str, value: &str) -> Result<(), kube::Error> {
+    let patch = serde_json::json!({"metadata": {"annotations": {RECONCILE_REQUEST_ANNOTATION: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }
 
 /// The watch has a reconcile request its controller has not acted on yet.

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use kube::ResourceExt;
 
-pub use hooks::{Hooks, Woken};
+pub use hooks::{COALESCE_WINDOW, Hooks, Woken};
 
 use crate::controller::metrics::Metrics;
 
@@ -133,6 +133,7 @@ async fn handle(hooks: &Hooks, id: &str, headers: &HeaderMap, body: Body) -> (&'
                 namespace = %receiver.namespace().unwrap_or_default(),
                 requested = woken.requested,
                 already_pending = woken.pending,
+                deferred = woken.deferred,
                 "push accepted"
             );
             ("accepted", StatusCode::ACCEPTED)

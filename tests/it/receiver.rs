@@ -1,0 +1,260 @@
+//! ChangeOrderReceiver against the real API server: a push makes the named watch poll within
+//! 2 s, refusals are 401/404/413 and counted, a flood coalesces into at most two polls (one
+//! deferred to the end of the coalescing window), and the token is never logged.
+
+use crate::support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use changeorder_operator::controller::receiver::{self, Hooks, auth};
+use changeorder_operator::crd::{ChangeOrderReceiver, ChangeOrderWatch};
+use kube::ResourceExt;
+use kube::api::PostParams;
+use support::cluster::eventually;
+use support::operator::*;
+
+const TOKEN: &str = "rcv-T0ken-never-logged-7f3a";
+
+const SCENARIO: &str = r#"
+timeZone: "+08:00"
+apps:
+  - provider: sae
+    appId: push-sae
+    changeOrders:
+      - { id: push-1, createdAt: -30m, status: 2 }
+"#;
+
+/// Calls have stopped for a while (the watch is at rest, its next poll an hour away).
+async fn settled(op: &Operator) -> usize {
+    let mut last = op.calls.total();
+    loop {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let now = op.calls.total();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+fn handled(w: &ChangeOrderWatch) -> Option<String> {
+    w.status.as_ref()?.last_handled_reconcile_at.clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_wake_the_named_watches_within_two_seconds_and_refusals_say_nothing() {
+    let logs = support::logs::init();
+    let ns = namespace("receiver").await;
+    let sim = start_sim(SCENARIO).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "sae",
+        serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": "push-sae",
+            "interval": "1h", "credentialsSecretRef": {"name": "cloud"}}),
+    )
+    .await;
+    // A trailing newline, as `kubectl create secret --from-file` of an edited file leaves it.
+    create_secret(&ns, "hook", &[("token", &format!("{TOKEN}\n"))]).await;
+    let receivers = ns.api::<ChangeOrderReceiver>();
+    let receiver: ChangeOrderReceiver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderReceiver",
+        "metadata": {"name": "ci"},
+        "spec": {"watches": ["sae"], "secretRef": {"name": "hook"}}
+    }))
+    .expect("receiver");
+    receivers
+        .create(&PostParams::default(), &receiver)
+        .await
+        .expect("create receiver");
+
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    eventually("the first poll", Duration::from_secs(30), || async {
+        watches.get("sae").await.ok()?.status?.last_poll_time.map(|_| ())
+    })
+    .await;
+
+    let hooks = Hooks::start(ns.client(), &[ns.name().to_string()]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(receiver::serve(
+        listener,
+        Arc::clone(&hooks),
+        op.metrics.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let url = eventually("the receiver's status", Duration::from_secs(30), || async {
+        let r = receivers.get("ci").await.ok()?;
+        let s = r.status?;
+        let ready = s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ready.then_some(s.url?)
+    })
+    .await;
+    assert!(url.starts_with("/hook/") && url.len() == 46, "{url}");
+    let endpoint = format!("http://{addr}{url}");
+    let http = reqwest::Client::new();
+
+    // Refusals: each before any poll is asked for.
+    let before = settled(&op).await;
+    let unknown = http
+        .post(format!("http://{addr}/hook/{}", "0".repeat(40)))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unknown.status(), 404);
+    let wrong = http
+        .post(&endpoint)
+        .bearer_auth("nope")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.text().await.expect("body");
+    let none = http.post(&endpoint).send().await.expect("post");
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.text().await.expect("body"),
+        wrong_body,
+        "no hint which part was wrong"
+    );
+    let stale_ts = jiff::Timestamp::now().as_second() - 301;
+    let stale = http
+        .post(&endpoint)
+        .header(auth::TIMESTAMP_HEADER, stale_ts.to_string())
+        .header(
+            auth::SIGNATURE_HEADER,
+            auth::sign(TOKEN.as_bytes(), stale_ts, b"{}").expect("sign"),
+        )
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(stale.status(), 401, "a replay outside the window");
+    assert_eq!(stale.text().await.expect("body"), wrong_body);
+    let big = http
+        .post(&endpoint)
+        .bearer_auth(TOKEN)
+        .body(vec![b'x'; receiver::MAX_BODY_BYTES + 1])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(big.status(), 413);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(op.calls.total(), before, "no refused push made a call");
+
+    // A bearer push: the watch polls within 2 s.
+    let pushed = Instant::now();
+    let ok = http
+        .post(&endpoint)
+        .bearer_auth(TOKEN)
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(ok.status(), 202);
+    eventually("a poll after the push", Duration::from_secs(10), || async {
+        (op.calls.total() > before).then_some(())
+    })
+    .await;
+    let took = pushed.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the poll came {took:?} after the push"
+    );
+    let one_poll = settled(&op).await - before;
+    assert!(one_poll >= 1);
+    let w = watches.get("sae").await.expect("watch");
+    let requested = w
+        .annotations()
+        .get(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION)
+        .cloned();
+    assert!(
+        requested.as_deref().is_some_and(|v| v.ends_with("/receiver/ci")),
+        "{requested:?}"
+    );
+    eventually(
+        "the request is recorded as handled",
+        Duration::from_secs(10),
+        || async {
+            let w = watches.get("sae").await.ok()?;
+            (handled(&w) == requested).then_some(())
+        },
+    )
+    .await;
+    let pushed_at = receivers
+        .get("ci")
+        .await
+        .expect("receiver")
+        .status
+        .and_then(|s| s.last_push_time);
+    assert!(pushed_at.is_some(), "lastPushTime recorded");
+
+    // An HMAC push.
+    let before = settled(&op).await;
+    let body = br#"{"event":"release started"}"#;
+    let now = jiff::Timestamp::now().as_second();
+    let signed = http
+        .post(&endpoint)
+        .header(auth::TIMESTAMP_HEADER, now.to_string())
+        .header(
+            auth::SIGNATURE_HEADER,
+            auth::sign(TOKEN.as_bytes(), now, body).expect("sign"),
+        )
+        .body(&body[..])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(signed.status(), 202);
+    eventually(
+        "a poll after the signed push",
+        Duration::from_secs(10),
+        || async { (op.calls.total() > before).then_some(()) },
+    )
+    .await;
+
+    // A flood: 50 pushes at once cost at most two polls.
+    let before = settled(&op).await;
+    let flood =
+        futures::future::join_all((0..50).map(|_| http.post(&endpoint).bearer_auth(TOKEN).body("{}").send()))
+            .await;
+    assert!(flood.iter().all(|r| r.as_ref().is_ok_and(|r| r.status() == 202)));
+    // The deferred request lands up to one coalescing window later.
+    tokio::time::sleep(receiver::COALESCE_WINDOW).await;
+    let after = settled(&op).await;
+    assert!(after > before, "the flood was followed by a poll");
+    assert!(
+        after - before <= 2 * one_poll,
+        "50 pushes made {} calls; one poll makes {one_poll}",
+        after - before
+    );
+
+    let text = op.metrics.encode();
+    for (result, at_least) in [
+        ("accepted", 52),
+        ("unauthorized", 3),
+        ("not_found", 1),
+        ("too_large", 1),
+    ] {
+        let line = format!("changeorder_receiver_requests_total{{result=\"{result}\"}} ");
+        let n: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"));
+        assert!(n >= at_least, "{result}: {n}");
+    }
+    assert!(!logs.text().contains(TOKEN), "the token was logged");
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    op.stop().await;
+}
