@@ -258,3 +258,133 @@ async fn pushes_wake_the_named_watches_within_two_seconds_and_refusals_say_nothi
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     op.stop().await;
 }
+
+/// Without its Secret a receiver says so and refuses every push; a label selector wakes the
+/// watches it matches and no other; a receiver naming no watches is refused at admission.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_reports_its_secret_and_wakes_watches_by_label() {
+    let ns = namespace("receiver-sel").await;
+    let sim = start_sim(SCENARIO).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    for (name, team) in [("picked", "a"), ("left", "b")] {
+        let watch: ChangeOrderWatch = serde_json::from_value(serde_json::json!({
+            "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatch",
+            "metadata": {"name": name, "labels": {"team": team}},
+            "spec": {"provider": "sae", "endpoint": sim.url(), "appId": "push-sae",
+                "interval": "1h", "credentialsSecretRef": {"name": "cloud"}}
+        }))
+        .expect("watch");
+        ns.api::<ChangeOrderWatch>()
+            .create(&PostParams::default(), &watch)
+            .await
+            .expect("create watch");
+    }
+    let receivers = ns.api::<ChangeOrderReceiver>();
+    let nothing: ChangeOrderReceiver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderReceiver",
+        "metadata": {"name": "nothing"},
+        "spec": {"secretRef": {"name": "hook"}}
+    }))
+    .expect("receiver");
+    let refused = receivers.create(&PostParams::default(), &nothing).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.message.contains("spec.watches or spec.watchSelector")),
+        "{refused:?}"
+    );
+    let by_label: ChangeOrderReceiver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderReceiver",
+        "metadata": {"name": "team-a"},
+        "spec": {"watchSelector": {"matchLabels": {"team": "a"}}, "secretRef": {"name": "hook"}}
+    }))
+    .expect("receiver");
+    receivers
+        .create(&PostParams::default(), &by_label)
+        .await
+        .expect("create receiver");
+
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    let watches = ns.api::<ChangeOrderWatch>();
+    for name in ["picked", "left"] {
+        eventually("the first poll", Duration::from_secs(30), || async {
+            watches.get(name).await.ok()?.status?.last_poll_time.map(|_| ())
+        })
+        .await;
+    }
+    let hooks = Hooks::start(ns.client(), &[ns.name().to_string()]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(receiver::serve(listener, hooks, op.metrics.clone(), async {
+        let _ = stopped.await;
+    }));
+    let ready = |want: &'static str| {
+        let receivers = receivers.clone();
+        async move {
+            eventually(
+                &format!("Ready reason {want}"),
+                Duration::from_secs(30),
+                || async {
+                    let s = receivers.get("team-a").await.ok()?.status?;
+                    let c = s.conditions.iter().find(|c| c.type_ == "Ready")?;
+                    (c.reason == want).then(|| s.url.clone()).flatten()
+                },
+            )
+            .await
+        }
+    };
+    let url = ready("SecretNotFound").await;
+    let endpoint = format!("http://{addr}{url}");
+    let http = reqwest::Client::new();
+    let r = http
+        .post(&endpoint)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401, "no Secret, no push");
+
+    create_secret(&ns, "hook", &[("token", TOKEN)]).await;
+    // Any change to the receiver has its status checked again (else within 30 s).
+    let touch = serde_json::json!({"metadata": {"annotations": {"example.com/touched": "1"}}});
+    receivers
+        .patch(
+            "team-a",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&touch),
+        )
+        .await
+        .expect("touch");
+    assert_eq!(ready("Ready").await, url, "the url is stable");
+
+    let r = http
+        .post(&endpoint)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
+    let requested = |name: &'static str| {
+        let watches = watches.clone();
+        async move {
+            watches
+                .get(name)
+                .await
+                .expect("watch")
+                .annotations()
+                .get(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION)
+                .cloned()
+        }
+    };
+    let picked = requested("picked").await;
+    assert!(picked.is_some(), "the labelled watch is asked to poll");
+    assert_eq!(requested("left").await, None, "the other watch is left alone");
+    eventually("the labelled watch polls", Duration::from_secs(10), || async {
+        let w = watches.get("picked").await.ok()?;
+        (handled(&w) == picked).then_some(())
+    })
+    .await;
+
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    op.stop().await;
+}
