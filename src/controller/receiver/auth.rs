@@ -151,6 +151,16 @@ mod tests {
         }
     }
 
+    /// The documented shell recipe (`printf '%s.%s' "$ts" "$body" | openssl dgst -sha256 -hmac
+    /// "$TOKEN" -hex`, docs/receiver.md) gives this signature.
+    #[test]
+    fn the_signature_is_the_one_openssl_computes() {
+        assert_eq!(
+            sign(TOKEN, NOW, b"{}").expect("sign"),
+            "sha256=4f2279987ebe4fdc71b9454cad749509445e585e5be2f717000315a16a161bc4"
+        );
+    }
+
     #[test]
     fn stale_or_altered_signed_requests_fail() {
         let body = b"{}";
