@@ -310,6 +310,15 @@ mod tests {
         assert_eq!(a.default_interval, Duration::from_secs(60));
         assert_eq!(a.lease_duration, Duration::from_secs(15));
         assert_eq!(a.allowed_endpoints, EndpointPolicy::default());
+        assert_eq!(a.receiver_listen, OptionalAddr(None), "no receiver unless asked");
+        let a = parse(&["--receiver-listen", ""]).expect("empty is off");
+        assert_eq!(a.receiver_listen, OptionalAddr(None));
+        let a = parse(&["--receiver-listen", "0.0.0.0:8082"]).expect("an address");
+        assert_eq!(a.receiver_listen.0.map(|a| a.port()), Some(8082));
+        assert!(
+            parse(&["--receiver-listen", "8082"]).is_err(),
+            "a port alone is no address"
+        );
         let a = parse(&[
             "--default-interval",
             "1s",

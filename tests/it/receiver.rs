@@ -38,6 +38,27 @@ async fn settled(op: &Operator) -> usize {
     }
 }
 
+/// POSTs `size` bytes with a bearer token as a chunked body; returns the status line's start.
+async fn chunked_post(addr: std::net::SocketAddr, path: &str, size: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.expect("head");
+    let chunk = format!("1000\r\n{}\r\n", "x".repeat(4096));
+    for _ in 0..size / 4096 {
+        // The server may answer and close before the body ends.
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut status = [0u8; 12];
+    conn.read_exact(&mut status).await.expect("status line");
+    String::from_utf8_lossy(&status).into_owned()
+}
+
 fn handled(w: &ChangeOrderWatch) -> Option<String> {
     w.status.as_ref()?.last_handled_reconcile_at.clone()
 }
@@ -149,6 +170,8 @@ async fn pushes_wake_the_named_watches_within_two_seconds_and_refusals_say_nothi
         .await
         .expect("post");
     assert_eq!(big.status(), 413);
+    // Without a Content-Length (chunked) the limit holds while reading.
+    assert_eq!(chunked_post(addr, &url, 20 * 4096).await, "HTTP/1.1 413");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(op.calls.total(), before, "no refused push made a call");
 
