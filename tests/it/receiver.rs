@@ -411,3 +411,94 @@ async fn a_receiver_reports_its_secret_and_wakes_watches_by_label() {
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     op.stop().await;
 }
+
+/// The `run` binary with `--receiver-listen`: the flag serves the receiver on its own port (not
+/// the admin port), a push makes the watch poll, the admin port counts it, and the process's log
+/// never contains the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_binary_serves_the_receiver_on_its_own_port() {
+    use support::convergence::{operator_args, start_operator};
+    use support::process::free_port;
+
+    let ns = namespace("receiver-bin").await;
+    let sim = start_sim(SCENARIO).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "sae",
+        serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": "push-sae",
+            "interval": "1h", "credentialsSecretRef": {"name": "cloud"}}),
+    )
+    .await;
+    create_secret(&ns, "hook", &[("token", TOKEN)]).await;
+    let receivers = ns.api::<ChangeOrderReceiver>();
+    let receiver: ChangeOrderReceiver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderReceiver",
+        "metadata": {"name": "ci"},
+        "spec": {"watches": ["sae"], "secretRef": {"name": "hook"}}
+    }))
+    .expect("receiver");
+    receivers
+        .create(&PostParams::default(), &receiver)
+        .await
+        .expect("create receiver");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (admin, hooks) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{hooks}");
+    let args = operator_args(&ns, admin, &["--receiver-listen", &listen]);
+    let op = start_operator("receiver", dir.path(), &args);
+    let watches = ns.api::<ChangeOrderWatch>();
+    eventually("the first poll", Duration::from_secs(60), || async {
+        watches.get("sae").await.ok()?.status?.last_poll_time.map(|_| ())
+    })
+    .await;
+    let url = eventually("the receiver's url", Duration::from_secs(30), || async {
+        receivers.get("ci").await.ok()?.status?.url
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let on_admin = http
+        .post(format!("http://127.0.0.1:{admin}{url}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(on_admin.status(), 404, "the admin port serves no hooks");
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = sim.calls("sae", "ListChangeOrders");
+    let pushed = Instant::now();
+    let r = http
+        .post(format!("http://{listen}{url}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
+    eventually("a poll after the push", Duration::from_secs(10), || async {
+        (sim.calls("sae", "ListChangeOrders") > before).then_some(())
+    })
+    .await;
+    assert!(
+        pushed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        pushed.elapsed()
+    );
+
+    let metrics = http
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"changeorder_receiver_requests_total{result="accepted"} 1"#),
+        "{metrics}"
+    );
+    let log = op.log();
+    assert!(log.contains("push accepted"), "{log}");
+    assert!(!log.contains(TOKEN), "the token was logged");
+}
