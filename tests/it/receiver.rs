@@ -502,3 +502,128 @@ async fn the_run_binary_serves_the_receiver_on_its_own_port() {
     assert!(log.contains("push accepted"), "{log}");
     assert!(!log.contains(TOKEN), "the token was logged");
 }
+
+/// The chart's RBAC with `receiver.enabled` is enough: the binary, with only the chart's
+/// ServiceAccount token and environment, writes the receiver's status and wakes its watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_rbac_lets_the_operator_serve_receivers() {
+    use crate::operator_process::{ok, token_kubeconfig};
+    use support::process::{Proc, free_port};
+
+    let ns = namespace("receiver-chart").await;
+    let sim = start_sim(SCENARIO).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_watch(
+        &ns,
+        "sae",
+        serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": "push-sae",
+            "interval": "1h", "credentialsSecretRef": {"name": "cloud"}}),
+    )
+    .await;
+    create_secret(&ns, "hook", &[("token", TOKEN)]).await;
+    let receivers = ns.api::<ChangeOrderReceiver>();
+    let receiver: ChangeOrderReceiver = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderReceiver",
+        "metadata": {"name": "ci"},
+        "spec": {"watches": ["sae"], "secretRef": {"name": "hook"}}
+    }))
+    .expect("receiver");
+    receivers
+        .create(&PostParams::default(), &receiver)
+        .await
+        .expect("create receiver");
+
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changeorder-operator");
+    ok(ns.helm().args([
+        "install",
+        "crcv",
+        chart,
+        "--set",
+        "crds.install=false",
+        "--set",
+        &format!("watchNamespaces={{{}}}", ns.name()),
+        "--set",
+        "receiver.enabled=true",
+        "--set",
+        "allowedEndpoints={http://127.0.0.1:*}",
+    ]));
+    let deployment: serde_yaml::Value = serde_yaml::from_str(&ok(ns.kubectl().args([
+        "get",
+        "deployment",
+        "-l",
+        "app.kubernetes.io/instance=crcv",
+        "-o",
+        "yaml",
+    ])))
+    .expect("deployment yaml");
+    let pod = &deployment["items"][0]["spec"]["template"]["spec"];
+    let sa = pod["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName")
+        .to_string();
+    let (admin, hooks) = (free_port(), free_port());
+    let mut env: Vec<(String, String)> = pod["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "CHANGEORDER_ADMIN_LISTEN" | "CHANGEORDER_RECEIVER_LISTEN"
+            )
+        })
+        .collect();
+    env.push(("POD_NAME".into(), "crcv-0".into()));
+    env.push(("POD_NAMESPACE".into(), ns.name().to_string()));
+    env.push(("CHANGEORDER_ADMIN_LISTEN".into(), format!("127.0.0.1:{admin}")));
+    env.push(("CHANGEORDER_RECEIVER_LISTEN".into(), format!("127.0.0.1:{hooks}")));
+    let token = ok(ns.kubectl().args(["create", "token", &sa, "--duration=1h"]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    token_kubeconfig(&ns, &token, &kubeconfig);
+    env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+    let op = Proc::spawn("operator", dir.path(), &env, &[]);
+
+    let watches = ns.api::<ChangeOrderWatch>();
+    eventually("the first poll", Duration::from_secs(60), || async {
+        watches.get("sae").await.ok()?.status?.last_poll_time.map(|_| ())
+    })
+    .await;
+    let url = eventually(
+        "the receiver Ready under the chart's identity",
+        Duration::from_secs(60),
+        || async {
+            let s = receivers.get("ci").await.ok()?.status?;
+            let ready = s
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            ready.then_some(s.url?)
+        },
+    )
+    .await;
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{hooks}{url}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202, "{}", op.log());
+    eventually("the push is handled", Duration::from_secs(10), || async {
+        let w = watches.get("sae").await.ok()?;
+        let asked = w
+            .annotations()
+            .get(changeorder_operator::crd::RECONCILE_REQUEST_ANNOTATION)?;
+        (handled(&w).as_deref() == Some(asked.as_str())).then_some(())
+    })
+    .await;
+    let pushed = receivers
+        .get("ci")
+        .await
+        .expect("receiver")
+        .status
+        .and_then(|s| s.last_push_time);
+    assert!(pushed.is_some(), "lastPushTime written: {}", op.log());
+    let _ = ok(ns.helm().args(["uninstall", "crcv"]));
+}
