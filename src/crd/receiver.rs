@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "ChangeOrderReceiverStatus",
     shortname = "cor",
+    // Not category `changeorder`: kubectl expands a category before it matches a singular
+    // name, so `kubectl get changeorder/NAME` would look for receivers.
     category = "alibabacloud",
-    category = "changeorder",
     derive = "PartialEq",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,

@@ -137,3 +137,32 @@ fn change_order_id_is_a_selectable_field() {
     let fields = &docs[1]["spec"]["versions"][0]["selectableFields"];
     assert_eq!(fields[0]["jsonPath"].as_str(), Some(".spec.changeOrderId"));
 }
+
+/// kubectl expands a category before it matches a resource name, so a category spelled like one
+/// of our kinds' names would make `kubectl get changeorder/NAME` list another kind.
+#[test]
+fn no_category_is_also_a_resource_name() {
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&generated())
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    let mut categories = std::collections::BTreeSet::new();
+    for doc in &docs {
+        let n = &doc["spec"]["names"];
+        for key in ["singular", "plural"] {
+            names.extend(n[key].as_str().map(str::to_string));
+        }
+        for list in ["shortNames", "categories"] {
+            for v in n[list].as_sequence().into_iter().flatten() {
+                let v = v.as_str().expect("name").to_string();
+                if list == "shortNames" {
+                    names.insert(v);
+                } else {
+                    categories.insert(v);
+                }
+            }
+        }
+    }
+    let clash: Vec<_> = categories.intersection(&names).collect();
+    assert!(clash.is_empty(), "categories that are resource names: {clash:?}");
+}
