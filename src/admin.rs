@@ -116,13 +116,26 @@ pub async fn serve_with(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_router(listener, router(metrics, readiness), limits, "admin", shutdown).await
+}
+
+/// The hardened accept loop shared by the admin and receiver servers: HTTP/1 only (hyper's
+/// HTTP/1 server has the header timeout), at most `limits.max_connections` at once, graceful
+/// shutdown. `name` only labels log lines.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: Limits,
+    name: &'static str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "admin server listening");
+        tracing::info!(%addr, server = name, "listening");
     }
-    let service = TowerToHyperService::new(router(metrics, readiness));
+    let service = TowerToHyperService::new(router);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -147,7 +160,7 @@ pub async fn serve_with(
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: wait, never spin.
-                tracing::warn!(error = %e, "admin server: accept failed");
+                tracing::warn!(error = %e, server = name, "accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

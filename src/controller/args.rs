@@ -56,6 +56,11 @@ pub struct RunArgs {
     #[arg(long, env = "CHANGEORDER_ADMIN_LISTEN", default_value = "0.0.0.0:8081")]
     pub admin_listen: SocketAddr,
 
+    /// Address of the push receiver (`POST /hook/<id>` of ChangeOrderReceivers); empty (the
+    /// default) serves none. A port of its own, so the admin port never faces callers outside.
+    #[arg(long, env = "CHANGEORDER_RECEIVER_LISTEN", default_value = "", value_parser = parse_optional_addr)]
+    pub receiver_listen: OptionalAddr,
+
     /// Elect a leader through a Lease so only one replica polls.
     #[arg(long, env = "CHANGEORDER_LEADER_ELECTION", default_value_t = false, action = clap::ArgAction::Set)]
     pub leader_election: bool,
@@ -193,6 +198,21 @@ impl RunArgs {
     }
 }
 
+/// A listen address that may be absent: a newtype, because clap reads a plain `Option` as "flag
+/// not given" and would not let an empty value (the chart's off switch) mean none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// An address, or nothing for an empty string.
+fn parse_optional_addr(s: &str) -> Result<OptionalAddr, std::net::AddrParseError> {
+    let s = s.trim();
+    if s.is_empty() {
+        Ok(OptionalAddr(None))
+    } else {
+        s.parse().map(|a| OptionalAddr(Some(a)))
+    }
+}
+
 /// Trimmed, without empty entries, each once, in the order first given.
 pub fn distinct_namespaces(names: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
@@ -290,6 +310,15 @@ mod tests {
         assert_eq!(a.default_interval, Duration::from_secs(60));
         assert_eq!(a.lease_duration, Duration::from_secs(15));
         assert_eq!(a.allowed_endpoints, EndpointPolicy::default());
+        assert_eq!(a.receiver_listen, OptionalAddr(None), "no receiver unless asked");
+        let a = parse(&["--receiver-listen", ""]).expect("empty is off");
+        assert_eq!(a.receiver_listen, OptionalAddr(None));
+        let a = parse(&["--receiver-listen", "0.0.0.0:8082"]).expect("an address");
+        assert_eq!(a.receiver_listen.0.map(|a| a.port()), Some(8082));
+        assert!(
+            parse(&["--receiver-listen", "8082"]).is_err(),
+            "a port alone is no address"
+        );
         let a = parse(&[
             "--default-interval",
             "1s",

@@ -161,6 +161,7 @@ struct Inner {
     watch_ready_reason: Family<WatchReasonLabels, Gauge>,
     watch_awaiting_since: Family<WatchLabels, Gauge>,
     identity_calls: Family<StepResultLabels, Counter>,
+    receiver_requests: Family<ResultLabels, Counter>,
     /// (namespace, name) of every watch that has per-watch series, with the reason its
     /// `watch_ready_reason` series carries, to remove those of deleted watches and a reason's
     /// series when it changes. The lock also serialises whole updates, so a scrape between two
@@ -306,9 +307,17 @@ impl Metrics {
             identity_calls.clone(),
         );
 
+        let receiver_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "receiver_requests",
+            "Requests to the push receiver, by result (accepted, unauthorized, not_found, too_large, timeout, unavailable)",
+            receiver_requests.clone(),
+        );
+
         let metrics = Self {
             inner: Arc::new(Inner {
                 identity_calls,
+                receiver_requests,
                 registry,
                 cloud_calls,
                 reconciles,
@@ -383,6 +392,14 @@ impl Metrics {
                 provider: provider.as_str(),
                 result,
             })
+            .inc();
+    }
+
+    /// One request to the push receiver; `result` is from the closed set in its help text.
+    pub fn receiver_request(&self, result: &'static str) {
+        self.inner
+            .receiver_requests
+            .get_or_create(&ResultLabels { result })
             .inc();
     }
 

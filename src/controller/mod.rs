@@ -12,6 +12,7 @@ pub mod identity;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
+pub mod receiver;
 pub mod reconcile;
 pub mod report;
 pub mod run;

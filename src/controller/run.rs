@@ -17,6 +17,7 @@ use crate::controller::accounts::Accounts;
 use crate::controller::budget::Budget;
 use crate::controller::leader::{ElectionConfig, ElectionState, LeaderElection, default_identity};
 use crate::controller::metrics::Metrics;
+use crate::controller::receiver::{self, Hooks};
 use crate::controller::{RunArgs, Runtime, Settings, run_controllers};
 use crate::crd::ChangeOrderWatch;
 use changeorder_cloud::client::CloudClient;
@@ -30,6 +31,11 @@ pub enum RunError {
     Client(#[source] kube::Error),
     #[error("cannot listen on {addr} (--admin-listen): {source}")]
     Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} (--receiver-listen): {source}")]
+    ListenReceiver {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -159,6 +165,22 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shutdown.clone(),
     ));
 
+    let receiver = match args.receiver_listen.0 {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RunError::ListenReceiver { addr, source })?;
+            let hooks = Hooks::start(client.clone(), &args.served_namespaces());
+            Some(tokio::spawn(receiver::serve(
+                listener,
+                hooks,
+                metrics.clone(),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     let runtime = Runtime {
         settings: Settings::from_args(&args),
@@ -199,10 +221,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     if result.is_ok() {
         // Shutting down on a signal: the admin server stops on the same signal.
         let _ = admin.await;
+        if let Some(receiver) = receiver {
+            let _ = receiver.await;
+        }
     } else {
         // Leadership lost (or another failure): exit now so the pod restarts as a fresh
         // candidate, rather than waiting for a signal that will not come.
         admin.abort();
+        if let Some(receiver) = receiver {
+            receiver.abort();
+        }
     }
     result
 }

@@ -2,10 +2,12 @@
 
 mod action;
 mod order;
+mod receiver;
 mod watch;
 
 pub use action::*;
 pub use order::*;
+pub use receiver::*;
 pub use watch::*;
 
 use kube::CustomResourceExt;
@@ -40,6 +42,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         ChangeOrderWatch::crd(),
         ChangeOrder::crd(),
         ChangeOrderAction::crd(),
+        ChangeOrderReceiver::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);

@@ -75,8 +75,9 @@ const LEFT_TO_DEFAULT: [(&str, &str); 1] = [(
 /// default, so its settings are set by default too.)
 /// Keyless: the STS endpoint falls back to the official variables, and no namespace may use the
 /// operator's own identity unless listed.
-const CONDITIONAL: [&str; 3] = [
+const CONDITIONAL: [&str; 4] = [
     "CHANGEORDER_NAMESPACES",
+    "CHANGEORDER_RECEIVER_LISTEN",
     "CHANGEORDER_STS_ENDPOINT",
     "CHANGEORDER_OPERATOR_IDENTITY_NAMESPACES",
 ];
@@ -310,7 +311,7 @@ fn cluster_wide_rbac_by_default() {
     assert_eq!(
         crds["rules"][0]["resourceNames"],
         serde_yaml::from_str::<Value>(
-            "[changeorderwatches.changeorder.io, changeorders.changeorder.io, changeorderactions.changeorder.io]"
+            "[changeorderwatches.changeorder.io, changeorders.changeorder.io, changeorderactions.changeorder.io, changeorderreceivers.changeorder.io]"
         )
         .unwrap()
     );
@@ -322,6 +323,75 @@ fn cluster_wide_rbac_by_default() {
 
 /// Actions off by default: no user role, no watch patch, the env says false. On: the operator
 /// may request polls, and the user ClusterRole exists, aggregated by its own label only.
+#[test]
+fn the_receiver_is_off_by_default_and_gets_its_own_port_service_ingress_and_rules() {
+    let helm = need_helm!();
+    let objs = render(&helm, &[]);
+    assert_eq!(env_value(&objs, "CHANGEORDER_RECEIVER_LISTEN"), None);
+    let names: Vec<&str> = objs
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"co-changeorder-operator-receiver"), "{names:?}");
+    assert!(of_kind(&objs, "Ingress").is_empty());
+    let main = of_kind(&objs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
+        .expect("operator ClusterRole");
+    assert!(verbs_for(main, "changeorder.io", "changeorderreceivers").is_empty());
+
+    let objs = render(
+        &helm,
+        &[
+            "--set",
+            "receiver.enabled=true,receiver.port=9090,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com",
+        ],
+    );
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_RECEIVER_LISTEN").as_deref(),
+        Some("0.0.0.0:9090")
+    );
+    let ports = &container(&objs)["ports"];
+    assert!(
+        ports.as_sequence().is_some_and(|p| p
+            .iter()
+            .any(|p| p["name"].as_str() == Some("receiver") && p["containerPort"].as_u64() == Some(9090))),
+        "{ports:?}"
+    );
+    let svc = of_kind(&objs, "Service")
+        .into_iter()
+        .find(|s| s["metadata"]["name"].as_str() == Some("co-changeorder-operator-receiver"))
+        .expect("receiver Service");
+    assert_eq!(svc["spec"]["ports"][0]["port"].as_u64(), Some(9090));
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"].as_str(), Some("receiver"));
+    let ingress = one(&objs, "Ingress");
+    let rule = &ingress["spec"]["rules"][0];
+    assert_eq!(rule["host"].as_str(), Some("hooks.example.com"));
+    assert_eq!(rule["http"]["paths"][0]["path"].as_str(), Some("/hook/"));
+    assert_eq!(
+        rule["http"]["paths"].as_sequence().map(Vec::len),
+        Some(1),
+        "only the hooks are exposed"
+    );
+    let main = of_kind(&objs, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
+        .expect("operator ClusterRole");
+    assert_eq!(
+        verbs_for(main, "changeorder.io", "changeorderreceivers"),
+        set(&["get", "list", "watch"])
+    );
+    assert_eq!(
+        verbs_for(main, "changeorder.io", "changeorderreceivers/status"),
+        set(&["patch"])
+    );
+    assert_eq!(
+        verbs_for(main, "changeorder.io", "changeorderwatches"),
+        set(&["get", "list", "watch", "patch"]),
+        "a push annotates watches"
+    );
+}
+
 #[test]
 fn actions_are_off_by_default_and_their_user_role_is_never_in_edit() {
     let helm = need_helm!();
@@ -554,7 +624,10 @@ fn all_features_render_monitoring_network_policy_and_pod_settings() {
     );
     assert_eq!(
         sm["spec"]["selector"]["matchLabels"],
-        one(&objs, "Service")["metadata"]["labels"]
+        of_kind(&objs, "Service")
+            .into_iter()
+            .find(|s| s["metadata"]["name"].as_str() == Some("co-changeorder-operator-metrics"))
+            .expect("metrics Service")["metadata"]["labels"]
             .as_mapping()
             .map(|m| {
                 let mut sel = serde_yaml::Mapping::new();
@@ -1120,7 +1193,7 @@ fn labels_given_in_values_render_each_key_once() {
         .expect("dashboard ConfigMap");
     assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"].as_str(), Some("1"));
     // Values win over the chart's own labels, except the selector labels.
-    let svc = one(&objs, "Service");
+    let svc = metrics_service(&objs);
     assert_eq!(
         svc["metadata"]["labels"]["app.kubernetes.io/part-of"].as_str(),
         Some("mine")
@@ -1211,7 +1284,7 @@ fn every_release_name_length_gives_valid_unique_names() {
         let objs = objects(&out.unwrap_or_else(|e| panic!("{release}: {e}")));
         assert_names_fit(&objs, &release);
         // The suffix that tells the objects apart survives the cut.
-        let svc = str_of(&one(&objs, "Service")["metadata"]["name"]);
+        let svc = str_of(&metrics_service(&objs)["metadata"]["name"]);
         assert!(svc.ends_with("-metrics"), "{release}: Service {svc}");
         // The alerts select the Service's series by its (cut) name.
         let rule = one(&objs, "PrometheusRule");
@@ -1409,4 +1482,14 @@ fn extra_objects_are_rendered_with_tpl() {
     assert_eq!(secret["metadata"]["name"].as_str(), Some("co-string"));
     // None by default.
     assert!(of_kind(&render(&helm, &[]), "Secret").is_empty());
+}
+
+/// The metrics Service (the receiver, when enabled, has a Service of its own).
+fn metrics_service(objs: &[Value]) -> &Value {
+    let found: Vec<&Value> = of_kind(objs, "Service")
+        .into_iter()
+        .filter(|s| s["spec"]["ports"][0]["name"].as_str() == Some("metrics"))
+        .collect();
+    assert_eq!(found.len(), 1, "exactly one metrics Service");
+    found[0]
 }

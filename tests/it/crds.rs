@@ -32,11 +32,12 @@ fn crds_have_names_categories_and_status() {
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&generated())
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
         .collect();
-    assert_eq!(docs.len(), 3);
+    assert_eq!(docs.len(), 4);
     for (doc, kind, short) in [
         (&docs[0], "ChangeOrderWatch", "cow"),
         (&docs[1], "ChangeOrder", "co"),
         (&docs[2], "ChangeOrderAction", "coa"),
+        (&docs[3], "ChangeOrderReceiver", "cor"),
     ] {
         let spec = &doc["spec"];
         assert_eq!(spec["names"]["kind"].as_str(), Some(kind));
@@ -135,4 +136,33 @@ fn change_order_id_is_a_selectable_field() {
         .collect();
     let fields = &docs[1]["spec"]["versions"][0]["selectableFields"];
     assert_eq!(fields[0]["jsonPath"].as_str(), Some(".spec.changeOrderId"));
+}
+
+/// kubectl expands a category before it matches a resource name, so a category spelled like one
+/// of our kinds' names would make `kubectl get changeorder/NAME` list another kind.
+#[test]
+fn no_category_is_also_a_resource_name() {
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&generated())
+        .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
+        .collect();
+    let mut names = std::collections::BTreeSet::new();
+    let mut categories = std::collections::BTreeSet::new();
+    for doc in &docs {
+        let n = &doc["spec"]["names"];
+        for key in ["singular", "plural"] {
+            names.extend(n[key].as_str().map(str::to_string));
+        }
+        for list in ["shortNames", "categories"] {
+            for v in n[list].as_sequence().into_iter().flatten() {
+                let v = v.as_str().expect("name").to_string();
+                if list == "shortNames" {
+                    names.insert(v);
+                } else {
+                    categories.insert(v);
+                }
+            }
+        }
+    }
+    let clash: Vec<_> = categories.intersection(&names).collect();
+    assert!(clash.is_empty(), "categories that are resource names: {clash:?}");
 }

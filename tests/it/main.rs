@@ -46,6 +46,7 @@ mod outage;
 mod probe_cli;
 mod probe_demo;
 mod quiet;
+mod receiver;
 mod security;
 mod served_namespaces;
 mod sim_appstack;

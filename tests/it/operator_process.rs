@@ -16,7 +16,7 @@ use support::operator::*;
 use support::process::*;
 
 const WAIT: Duration = Duration::from_secs(60);
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("command runs");
     assert!(
         out.status.success(),
@@ -28,7 +28,7 @@ fn ok(cmd: &mut Command) -> String {
 }
 
 /// A kubeconfig that authenticates with `token` (and nothing else) against the test cluster.
-fn token_kubeconfig(ns: &TestNamespace, token: &str, path: &Path) {
+pub(crate) fn token_kubeconfig(ns: &TestNamespace, token: &str, path: &Path) {
     let ca = ok(ns.cluster().kubectl().args([
         "config",
         "view",

@@ -138,10 +138,21 @@ Secrets are read with get; Events go through events.k8s.io (create, then patch f
 - apiGroups: ["changeorder.io"]
   resources: ["changeorderactions/status"]
   verbs: ["update", "patch"]
-{{- if .Values.actions.enabled }}
-# After acting, the operator asks the order's watch to poll at once (an annotation).
+{{- if or .Values.actions.enabled .Values.receiver.enabled }}
+# After acting, or on a push to a receiver, the operator asks a watch to poll at once (an
+# annotation).
 - apiGroups: ["changeorder.io"]
   resources: ["changeorderwatches"]
+  verbs: ["patch"]
+{{- end }}
+{{- if .Values.receiver.enabled }}
+# Receivers: which watches a push wakes; their status says where they are served and whether
+# their token Secret is usable.
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderreceivers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderreceivers/status"]
   verbs: ["patch"]
 {{- end }}
 # Credentials referenced by watches (list and watch return metadata only to the operator, which
