@@ -32,6 +32,15 @@ admin_addr=${DEMO_ADMIN_ADDR:-127.0.0.1:8081}
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
+# kubectl wait fails at once on a CRD the API server has not written a status for yet (no
+# conditions to read), so ask again until it is Established.
+crds_established() {
+  for _ in $(seq 60); do
+    kubectl wait --for=condition=Established --timeout=5s "$@" >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  kubectl wait --for=condition=Established --timeout=5s "$@" >/dev/null
+}
 port_busy() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 node_mode=${DEMO_NODE:-0}
 existing=false
@@ -144,8 +153,7 @@ if $existing; then
   else
     say "installing the CRDs (cluster-wide; left in place at the end: kubectl delete -f crds/ removes them)"
     kubectl apply --server-side -f crds/ >/dev/null
-    kubectl wait --for=condition=Established --timeout=60s \
-      crd/changeorders.changeorder.io crd/changeorderwatches.changeorder.io >/dev/null
+    crds_established crd/changeorders.changeorder.io crd/changeorderwatches.changeorder.io
   fi
 else
   say "starting a local control plane (etcd, kube-apiserver, kube-controller-manager)"
@@ -213,7 +221,7 @@ port_busy "$sim_addr" || die "the simulator did not start; see $state/simulator.
 if ! $existing; then
   say "installing the CRDs"
   kubectl apply --server-side -f crds/ >/dev/null
-  kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  crds_established crd --all
   kubectl create namespace "$ns" >/dev/null
 fi
 say "applying the example watches (namespace $ns)"

@@ -49,7 +49,9 @@ echo "starting a control plane" >&2
 eval "$(tests/tools/cluster.sh up "$state/cluster" --owner-pid $$ 2>/dev/null)"
 export KUBECONFIG
 kubectl apply --server-side -f crds/ >/dev/null
-kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+# kubectl wait fails at once on a CRD without a status yet: ask again.
+for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
+kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
 kubectl create namespace bench >/dev/null
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null

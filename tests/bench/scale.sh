@@ -47,7 +47,9 @@ export KUBECONFIG
 "$simulator" --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
 pids+=($!)
 kubectl apply --server-side -f crds/ >/dev/null
-kubectl wait --for=condition=Established --timeout=60s crd --all >/dev/null
+# kubectl wait fails at once on a CRD without a status yet: ask again.
+for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
+kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
 kubectl create namespace baseline >/dev/null
 kubectl create namespace bench >/dev/null
 
