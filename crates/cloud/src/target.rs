@@ -36,24 +36,6 @@ pub struct TargetSpec {
     pub time_zone: Option<String>,
 }
 
-impl TargetSpec {
-    /// Nothing but the provider set.
-    pub fn new(provider: Provider) -> Self {
-        TargetSpec {
-            provider,
-            region: None,
-            endpoint: None,
-            app_id: None,
-            organization_id: None,
-            app_name: None,
-            env_names: None,
-            states: None,
-            signature: None,
-            time_zone: None,
-        }
-    }
-}
-
 /// A watch's target that cannot be polled; the message names the field, like the CRD's CEL
 /// rules do (which a file read by `probe` has not been through).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
