@@ -6,10 +6,11 @@ use std::collections::HashMap;
 
 use futures::StreamExt;
 use jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, ValidationDirective};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, ValidationDirective};
 use kube::{Resource, ResourceExt};
 
 use crate::controller::context::Context;
+use crate::controller::merge_patch;
 use crate::controller::plan::{self, Existing, Plan};
 use crate::controller::report::{publish_phase_event, record_phase_metrics};
 use crate::crd::{ChangeOrder, Phase};
@@ -124,32 +125,102 @@ struct WrittenMeta {
     generation: Option<i64>,
 }
 
-/// Server-side apply of the object or its status, reading back only `Written`.
-async fn write(
-    ctx: &Context,
-    ns: &str,
-    name: &str,
-    status: bool,
-    patch: &Patch<impl serde::Serialize>,
-) -> Result<WrittenMeta, kube::Error> {
-    let mut params = PatchParams::apply(FIELD_MANAGER).force();
-    // Every field we send is in the schema (the body is built from the same types as the
-    // CRD): the server's unknown- and duplicate-field detection would only cost CPU, and its
-    // warnings are not read.
-    params.field_validation = Some(ValidationDirective::Ignore);
+/// What to write: a new object, or a merge patch of an object or of its status.
+enum Write<'a> {
+    Create(&'a ChangeOrder),
+    Patch {
+        status: bool,
+        patch: &'a serde_json::Value,
+    },
+}
+
+/// One write, reading back only `Written`.
+async fn write(ctx: &Context, ns: &str, name: &str, what: Write<'_>) -> Result<WrittenMeta, kube::Error> {
     let request = kube::core::Request::new(ChangeOrder::url_path(&(), Some(ns)));
-    let request = if status {
-        request.patch_subresource("status", name, &params, patch)
-    } else {
-        request.patch(name, &params, patch)
+    let request = match what {
+        Write::Create(object) => {
+            let params = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PostParams::default()
+            };
+            let body = serde_json::to_vec(object).map_err(kube::Error::SerdeError)?;
+            request.create(&params, body)
+        }
+        Write::Patch { status, patch } => {
+            let mut params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            };
+            // Every field we send is in the schema (the body is built from the same types as
+            // the CRD): the server's unknown- and duplicate-field detection would only cost
+            // CPU, and its warnings are not read.
+            params.field_validation = Some(ValidationDirective::Ignore);
+            let patch = Patch::Merge(patch);
+            if status {
+                request.patch_subresource("status", name, &params, &patch)
+            } else {
+                request.patch(name, &params, &patch)
+            }
+        }
     }
     .map_err(kube::Error::BuildRequest)?;
     Ok(ctx.client.request::<Written>(request).await?.metadata)
 }
 
-/// Write one ChangeOrder if (and only if) it differs from the cached copy: spec first, then
-/// status (a crash in between leaves an object without status, which the next poll completes).
-/// Publish its phase transitions as Events and metrics.
+fn to_json(v: &impl serde::Serialize) -> Result<serde_json::Value, kube::Error> {
+    serde_json::to_value(v).map_err(kube::Error::SerdeError)
+}
+
+/// The merge patch that brings a stored object's labels, owners and spec to the wanted ones.
+/// Labels are only added or changed (others' labels stay); owners, when one is missing, are
+/// replaced by the wanted list.
+fn spec_patch(
+    desired: &ChangeOrder,
+    stored: Option<&ChangeOrder>,
+) -> Result<Option<serde_json::Value>, kube::Error> {
+    let mut patch = serde_json::Map::new();
+    let mut meta = serde_json::Map::new();
+    let stored_labels = stored.and_then(|s| s.metadata.labels.as_ref());
+    let labels: serde_json::Map<String, serde_json::Value> = desired
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, v)| stored_labels.and_then(|l| l.get(*k)) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    if !labels.is_empty() {
+        meta.insert("labels".into(), labels.into());
+    }
+    let owners_missing = desired.metadata.owner_references.iter().flatten().any(|r| {
+        !stored
+            .and_then(|s| s.metadata.owner_references.as_ref())
+            .is_some_and(|o| o.iter().any(|s| s.uid == r.uid))
+    });
+    if owners_missing {
+        meta.insert(
+            "ownerReferences".into(),
+            to_json(&desired.metadata.owner_references)?,
+        );
+    }
+    if !meta.is_empty() {
+        patch.insert("metadata".into(), meta.into());
+    }
+    let stored_spec = match stored {
+        Some(s) => to_json(&s.spec)?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    if let Some(p) = merge_patch::diff(&stored_spec, &to_json(&desired.spec)?) {
+        patch.insert("spec".into(), p);
+    }
+    Ok((!patch.is_empty()).then_some(serde_json::Value::Object(patch)))
+}
+
+/// Write one ChangeOrder if (and only if) it differs from the cached copy: the object first,
+/// then its status (the status subresource ignores status sent with the object; a crash in
+/// between leaves an object without status, which the next poll completes). A new object is
+/// created, as client-go would; a stored one gets merge patches of what differs. Publish its
+/// phase transitions as Events and metrics.
 async fn apply_order(
     ctx: &Context,
     ns: &str,
@@ -165,19 +236,59 @@ async fn apply_order(
     let mut written = None;
     let mut generation = same_object.and_then(|o| o.metadata.generation);
     if plan::needs_spec_write(&desired, same_object) {
-        let meta = write(ctx, ns, &name, false, &Patch::Apply(&desired)).await?;
-        generation = meta.generation;
-        written = Some(meta);
+        let created = match same_object {
+            None => match write(ctx, ns, &name, Write::Create(&desired)).await {
+                // There, but not in the cache yet: written as an update of what is unknown.
+                Err(kube::Error::Api(e)) if e.code == 409 => None,
+                other => Some(other?),
+            },
+            Some(_) => None,
+        };
+        let meta = match created {
+            Some(meta) => Some(meta),
+            None => match spec_patch(&desired, same_object)? {
+                Some(patch) => Some(
+                    write(
+                        ctx,
+                        ns,
+                        &name,
+                        Write::Patch {
+                            status: false,
+                            patch: &patch,
+                        },
+                    )
+                    .await?,
+                ),
+                None => None,
+            },
+        };
+        if let Some(meta) = meta {
+            generation = meta.generation.or(generation);
+            written = Some(meta);
+        }
     }
     mapping::observe_generation(&mut status, generation);
     desired.status = Some(status.clone());
     if plan::needs_status_write(&desired, same_object) {
-        let patch = serde_json::json!({
-            "apiVersion": ChangeOrder::api_version(&()),
-            "kind": ChangeOrder::kind(&()),
-            "status": status,
-        });
-        written = Some(write(ctx, ns, &name, true, &Patch::Apply(&patch)).await?);
+        let stored_status = match same_object.and_then(|s| s.status.as_ref()) {
+            Some(s) => to_json(s)?,
+            None => serde_json::Value::Object(Default::default()),
+        };
+        if let Some(diff) = merge_patch::diff(&stored_status, &to_json(&status)?) {
+            let patch = serde_json::json!({ "status": diff });
+            written = Some(
+                write(
+                    ctx,
+                    ns,
+                    &name,
+                    Write::Patch {
+                        status: true,
+                        patch: &patch,
+                    },
+                )
+                .await?,
+            );
+        }
     }
     let before = stored.and_then(|s| s.status.as_ref()).and_then(|s| s.phase);
     let after = status.phase;

@@ -16,8 +16,11 @@ use kube::ResourceExt;
 use kube::runtime::watcher::Event;
 
 use crate::controller::plan;
+
+mod compact;
 use crate::crd::{ChangeOrder, ChangeOrderSpec, ChangeOrderStatus, Phase, labels};
 use crate::mapping::{CONDITION_AWAITING_INPUT, CONDITION_READY};
+use compact::FinalOrder;
 
 /// A watch's orders are found under (namespace, value of the watch label).
 type WatchKey = (String, String);
@@ -141,9 +144,24 @@ pub fn compact_final(order: &mut ChangeOrder) {
     status.conditions.shrink_to_fit();
 }
 
+/// One cached order: in flight, whole; final, compact.
+enum Stored {
+    Open(Arc<ChangeOrder>),
+    Final(FinalOrder),
+}
+
+impl Stored {
+    fn phase(&self) -> Option<Phase> {
+        match self {
+            Stored::Open(o) => o.status.as_ref()?.phase,
+            Stored::Final(f) => f.phase(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Index {
-    by_watch: HashMap<WatchKey, HashMap<String, Arc<ChangeOrder>>>,
+    by_watch: HashMap<WatchKey, HashMap<String, Stored>>,
     /// Where each object is filed, to move it when its watch label changes.
     home: HashMap<ObjectKey, WatchKey>,
     phases: HashMap<Phase, u64>,
@@ -162,21 +180,23 @@ impl Index {
         if self.home.get(&home).is_some_and(|old| *old != key) {
             self.remove(&home);
         }
-        let mut order = order;
-        if plan::is_final(&order) {
-            compact_final(&mut order);
-        }
-        self.count(Some(&order), 1);
         match awaiting_since(&order) {
             Some(since) => self.awaiting.insert(home.clone(), (key.clone(), since)),
             None => self.awaiting.remove(&home),
         };
-        let previous = self
-            .by_watch
-            .entry(key.clone())
-            .or_default()
-            .insert(name, Arc::new(order));
-        self.count(previous.as_deref(), -1);
+        let stored = if plan::is_final(&order) {
+            let mut order = order;
+            compact_final(&mut order);
+            match FinalOrder::new(order) {
+                Ok(compact) => Stored::Final(compact),
+                Err(order) => Stored::Open(Arc::new(order)),
+            }
+        } else {
+            Stored::Open(Arc::new(order))
+        };
+        self.count(Some(&stored), 1);
+        let previous = self.by_watch.entry(key.clone()).or_default().insert(name, stored);
+        self.count(previous.as_ref(), -1);
         self.home.insert(home, key);
     }
 
@@ -190,12 +210,12 @@ impl Index {
             if orders.is_empty() {
                 self.by_watch.remove(&key);
             }
-            self.count(removed.as_deref(), -1);
+            self.count(removed.as_ref(), -1);
         }
     }
 
-    fn count(&mut self, order: Option<&ChangeOrder>, by: i64) {
-        if let Some(phase) = order.and_then(|o| o.status.as_ref()?.phase) {
+    fn count(&mut self, order: Option<&Stored>, by: i64) {
+        if let Some(phase) = order.and_then(Stored::phase) {
             let n = self.phases.entry(phase).or_default();
             *n = n.saturating_add_signed(by);
         }
@@ -239,12 +259,21 @@ impl OrderCache {
         }
     }
 
-    /// The orders filed under a watch label in a namespace.
+    /// The orders filed under a watch label in a namespace (final ones rebuilt from their
+    /// compact form: a poll reads them once).
     pub fn of_watch(&self, ns: &str, watch_label: &str) -> Vec<Arc<ChangeOrder>> {
         self.read()
             .by_watch
             .get(&(ns.to_string(), watch_label.to_string()))
-            .map(|orders| orders.values().cloned().collect())
+            .map(|orders| {
+                orders
+                    .iter()
+                    .map(|(name, stored)| match stored {
+                        Stored::Open(o) => o.clone(),
+                        Stored::Final(f) => Arc::new(f.expand(ns, name)),
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -437,6 +466,35 @@ mod tests {
         crate::controller::strip_order_metadata(&mut a);
         crate::controller::strip_order_metadata(&mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_final_order_comes_back_as_compact_final_leaves_it() {
+        let cache = OrderCache::default();
+        let mut o = order("a", "w-1", "w", Some(Phase::Succeeded));
+        o.0.spec.description = Some("dropped".into());
+        o.0.status.as_mut().expect("status").reason = Some("Succeeded".into());
+        cache.apply(Event::Apply(o.clone()));
+        let mut want = o.0;
+        compact_final(&mut want);
+        assert_eq!(
+            cache
+                .of_watch("a", "w")
+                .iter()
+                .map(|o| (**o).clone())
+                .collect::<Vec<_>>(),
+            [want]
+        );
+        assert_eq!(cache.phase_counts(), HashMap::from([(Phase::Succeeded, 1)]));
+        assert!(matches!(
+            cache
+                .read()
+                .by_watch
+                .values()
+                .next()
+                .and_then(|m| m.values().next()),
+            Some(Stored::Final(_))
+        ));
     }
 
     #[tokio::test]

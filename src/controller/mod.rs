@@ -10,6 +10,7 @@ pub mod context;
 pub mod fetch;
 pub mod identity;
 pub mod leader;
+pub mod merge_patch;
 pub mod metrics;
 pub mod plan;
 pub mod receiver;

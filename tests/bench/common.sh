@@ -1,5 +1,5 @@
 # Sourced by the benchmark scripts: release binaries, free ports, and cleanup of everything a
-# script starts (add pids to `pids`; the control plane lives in "$state/cluster").
+# script starts (add pids to `pids`; control planes live in directories under "$state").
 state=$(mktemp -d)
 bin_dir=$(tests/tools/controlplane-bins.sh | tail -n 1)
 export PATH="$bin_dir:$PATH"
@@ -18,7 +18,9 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  tests/tools/cluster.sh down "$state/cluster" >/dev/null 2>&1 || true
+  for dir in "$state"/*/; do
+    [ ! -d "$dir/pids" ] || tests/tools/cluster.sh down "$dir" >/dev/null 2>&1 || true
+  done
   rm -rf "$state"
 }
 trap cleanup EXIT

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Benchmark: the operator at scale against a fresh local control plane and the simulator. It
-# prints one table and asserts nothing; it is not part of the test suite.
+# Benchmark: the operator's cold sync at scale against client-go writing the same number of
+# ChangeOrders, each on a fresh local control plane, in one run. It prints one table per size
+# and asserts nothing; it is not part of the test suite.
 #
 #   tests/bench/scale.sh [WATCHES] [ORDERS_PER_WATCH]   default 200 × 50 = 10,000 orders
+#   tests/bench/scale.sh 1000 50                        50,000 orders
 #   tests/bench/scale.sh 20 50                          a quick check (1,000 orders)
 #
-# In one run: a baseline (a plain kube client, tests/bench/baseline.rs, writing the same objects:
-# create, then status, with the operator's concurrency), then the operator's cold sync of the
-# same scenario from SAE watches with one order in flight each, then a quiet minute in which
-# nothing changes in the cloud. API requests are counted by the API server itself (/metrics).
-# Environment: BENCH_CONCURRENCY (8, the operator's default), BENCH_QUIET_SECONDS (60),
-# BENCH_BASELINE=0 skips the baseline (for memory runs: it leaves the operator's figures alone),
-# BENCH_BASELINE_APPLY=1 makes the baseline write with server-side apply, as the operator does
-# (what that costs the API server, apart from the operator's own work),
-# BENCH_WRAP runs the operator under a tool (`heaptrack -o FILE`; the process figures are then
-# the tool's), BENCH_PROFILE=profiling builds with symbols.
+# The peer is the client-go baseline `rawclient` (../shared/bench/rawclient, or RAWCLIENT_SRC):
+# a dynamic client creating each object and then writing its status, 8 workers, no rate limit.
+# The operator then syncs the same number of orders from SAE watches (one order in flight each,
+# the rest finished) on a second fresh control plane, timed from its start until every order has
+# a phase; then a quiet minute in which nothing changes in the cloud. Requests are counted by the
+# API server itself (/metrics: apiserver_request_total and _duration_seconds, by verb and
+# resource). Environment: BENCH_CONCURRENCY (8, the operator's default and the peer's workers),
+# BENCH_QUIET_SECONDS (60), BENCH_PEER=0 skips the peer (memory runs), BENCH_WRAP runs the
+# operator under a tool (`heaptrack -o FILE`), BENCH_PROFILE=profiling builds with symbols.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -26,8 +27,22 @@ want=$((watches * per_watch))
 
 . tests/bench/common.sh
 
+# The client-go peer, built once and cached next to the control-plane binaries.
+rawclient_src=${RAWCLIENT_SRC:-../shared/bench/rawclient}
+rawclient=
+if [ "${BENCH_PEER:-1}" != 0 ]; then
+  [ -f "$rawclient_src/main.go" ] || { echo "no client-go baseline at $rawclient_src (set RAWCLIENT_SRC, or BENCH_PEER=0)" >&2; exit 1; }
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/bench
+  rawclient=$cache/rawclient-$(cat "$rawclient_src"/go.mod "$rawclient_src"/go.sum "$rawclient_src"/main.go | sha256sum | cut -c1-12)
+  if [ ! -x "$rawclient" ]; then
+    echo "building the client-go baseline (once)" >&2
+    mkdir -p "$cache"
+    (cd "$rawclient_src" && go build -o "$rawclient.tmp" .) && mv "$rawclient.tmp" "$rawclient"
+  fi
+fi
+
 # The simulator's scenario: per watch one SAE order in flight (2 batches, at the first), the
-# rest finished. baseline.rs builds the same objects.
+# rest finished.
 {
   echo "apps:"
   for a in $(seq "$watches"); do
@@ -41,55 +56,77 @@ want=$((watches * per_watch))
   done
 } >"$state/scenario.yaml"
 
-echo "starting a control plane" >&2
-eval "$(tests/tools/cluster.sh up "$state/cluster" --owner-pid $$ 2>/dev/null)"
-export KUBECONFIG
-"$simulator" --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
-pids+=($!)
-kubectl apply --server-side -f crds/ >/dev/null
-# kubectl wait fails at once on a CRD without a status yet: ask again.
-for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
-kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
-kubectl create namespace baseline >/dev/null
-kubectl create namespace bench >/dev/null
+# A fresh control plane with the CRDs established, in $state/$1; exports KUBECONFIG.
+fresh_cluster() {
+  echo "starting a control plane ($1)" >&2
+  eval "$(tests/tools/cluster.sh up "$state/$1" --owner-pid $$ 2>/dev/null)"
+  export KUBECONFIG
+  kubectl apply --server-side -f crds/ >/dev/null
+  # kubectl wait fails at once on a CRD without a status yet: ask again.
+  for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
+  kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
+}
 
-# Requests the API server served on the resources the operator uses, by verb: "VERB COUNT" lines.
+# Requests the API server served on the resources writers use: "VERB RESOURCE COUNT SECONDS"
+# lines (RESOURCE with its subresource, e.g. changeorders/status; SECONDS: the server's summed
+# request durations, WATCH left out as it lasts as long as it is open).
 requests() {
   kubectl get --raw /metrics | awk '
-    /^apiserver_request_total\{/ && /resource="(changeorders|changeorderwatches|events|secrets)"/ {
-      match($0, /verb="[A-Z]+"/); v = substr($0, RSTART + 6, RLENGTH - 7); n[v] += $NF }
-    END { for (v in n) print v, n[v] }' | sort
+    /^apiserver_request_(total|duration_seconds_sum)\{/ && /resource="(changeorders|changeorderwatches|events|secrets|leases)"/ {
+      match($0, /verb="[A-Z]+"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+      match($0, /resource="[a-z]+"/); r = substr($0, RSTART + 10, RLENGTH - 11)
+      match($0, /subresource="[a-z]*"/); s = substr($0, RSTART + 13, RLENGTH - 14)
+      if (s != "") r = r "/" s
+      k = v " " r
+      if ($0 ~ /^apiserver_request_total/) n[k] += $NF; else if (v != "WATCH") d[k] += $NF }
+    END { for (k in n) printf "%s %d %.3f\n", k, n[k], d[k] + 0 }' | sort
 }
-# Difference of two `requests` snapshots, as "VERB n, VERB n" (zero counts left out).
+# Difference of two `requests` snapshots, one "VERB resource: N (S s server time)" per line.
 delta() {
-  join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk '{ d = $3 - $2; if (d > 0) { printf "%s%s %d", sep, $1, d; sep = ", " } }
+  join -a 2 -e 0 -o 0,1.2,1.3,2.2,2.3 <(sed 's/ /|/' "$1") <(sed 's/ /|/' "$2") | awk '
+    { n = $4 - $2; s = $5 - $3; sub(/\|/, " ", $1); if (n > 0) { printf "%s%s %d (%.1f s)", sep, $1, n, s; sep = ", " } }
     END { if (sep == "") printf "none" }'
 }
 writes() {
-  join -a 2 -e 0 -o 0,1.2,2.2 "$1" "$2" | awk '$1 ~ /^(POST|PUT|PATCH|DELETE|APPLY)$/ { s += $3 - $2 } END { print s + 0 }'
+  join -a 2 -e 0 -o 0,1.2,2.2 <(sed 's/ /|/' "$1") <(sed 's/ /|/' "$2") |
+    awk '$1 ~ /^(POST|PUT|PATCH|DELETE|APPLY)\|/ { s += $3 - $2 } END { print s + 0 }'
+}
+per_order() {
+  join -a 2 -e 0 -o 0,1.2,2.2 <(sed 's/ /|/' "$1") <(sed 's/ /|/' "$2") |
+    awk -v n="$want" '$1 !~ /^WATCH\|/ { s += $3 - $2 } END { printf "%.2f", s / n }'
 }
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-# CPU seconds the API server and etcd have used so far: what a write costs on the server side.
+# CPU seconds the API server and etcd of cluster $1 have used so far.
 server_cpu() {
   local total=0 name
   for name in kube-apiserver etcd; do
-    total=$(echo "$total + $(cpu_seconds "$(<"$state/cluster/pids/$name.pid")")" | bc)
+    total=$(echo "$total + $(cpu_seconds "$(<"$state/$1/pids/$name.pid")")" | bc)
   done
   echo "$total"
 }
 
-base_how="create + status"
-[ "${BENCH_BASELINE_APPLY:-0}" = 1 ] && base_how="apply + status apply"
-export BENCH_BASELINE_APPLY
-[ "${BENCH_BASELINE:-1}" = 0 ] || echo "baseline: $want objects, $base_how, $concurrency at a time" >&2
-server0=$(server_cpu)
-if [ "${BENCH_BASELINE:-1}" = 0 ]; then
-  base_secs= base_cpu=
-else
-  read -r _ base_secs base_cpu < <("$baseline" write baseline "$watches" "$per_watch" "$concurrency")
+peer_rate= peer_line="not run (BENCH_PEER=0)" peer_requests="" peer_server="" peer_per_order=""
+if [ -n "$rawclient" ]; then
+  fresh_cluster peer
+  kubectl create namespace raw >/dev/null
+  requests >"$state/peer0"
+  s0=$(server_cpu peer)
+  echo "client-go: $want objects, create + status, $concurrency workers" >&2
+  "$rawclient" -n "$want" -workers "$concurrency" -namespace raw | tee "$state/peer.out" >&2
+  s1=$(server_cpu peer)
+  requests >"$state/peer1"
+  peer_rate=$(sed -n 's/.* = \([0-9.]*\) objects\/s.*/\1/p' "$state/peer.out")
+  peer_line="$peer_rate orders/s ($(sed -n 's/.* in \([0-9.]*\) s = .*/\1/p' "$state/peer.out") s, $(sed -n 's/.*objects\/s, \([0-9]*\) failures/\1/p' "$state/peer.out") failures)"
+  peer_requests=$(delta "$state/peer0" "$state/peer1")
+  peer_per_order=$(per_order "$state/peer0" "$state/peer1")
+  peer_server=$(echo "$s1 - $s0" | bc)
+  tests/tools/cluster.sh down "$state/peer" >/dev/null 2>&1
 fi
-server1=$(server_cpu)
 
+fresh_cluster op
+"$simulator" --listen "127.0.0.1:$sim_port" --scenario "$state/scenario.yaml" >"$state/sim.log" 2>&1 &
+pids+=($!)
+kubectl create namespace bench >/dev/null
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null
 for a in $(seq "$watches"); do
@@ -110,13 +147,11 @@ EOF
 done | kubectl apply -f - >/dev/null
 
 echo "operator: cold sync of $want orders from $watches watches" >&2
-requests >"$state/req0"
-server2=$(server_cpu)
+requests >"$state/op0"
+s2=$(server_cpu op)
 "$baseline" wait bench "$want" >"$state/synced" &
 waiter=$!
 sleep 1 # the waiter's watch is open before the first write
-# Serving only its namespace: the baseline's objects stay (deleting 10,000 takes the API server
-# minutes) and carry the same labels, so a cluster-wide cache would hold them too.
 ${BENCH_WRAP:-} "$operator" run --namespaces bench --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 60000 \
   --concurrency "$concurrency" --allowed-endpoints "http://127.0.0.1:*" >"$state/operator.log" 2>&1 &
 op_pid=$!
@@ -124,17 +159,19 @@ pids+=("$op_pid")
 wait "$waiter" || { tail -20 "$state/operator.log"; exit 1; }
 op_secs=$(cat "$state/synced")
 sync_cpu=$(cpu_seconds "$op_pid")
-server3=$(server_cpu)
-requests >"$state/req1"
+sync_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
+s3=$(server_cpu op)
+requests >"$state/op1"
 
 metric() { curl -s "127.0.0.1:$admin_port/metrics" | awk -v m="$1" '$1 ~ "^"m"(\\{|$)" { s += $2 } END { print s + 0 }'; }
 echo "quiet: settling 15 s, then $quiet s with nothing changing in the cloud" >&2
 sleep 15
-requests >"$state/req2"
+settle_rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
+requests >"$state/op2"
 calls0=$(metric changeorder_cloud_calls_total)
 polls0=$(metric changeorder_polls_total)
 sleep "$quiet"
-requests >"$state/req3"
+requests >"$state/op3"
 calls1=$(metric changeorder_cloud_calls_total)
 polls1=$(metric changeorder_polls_total)
 kill -0 "$op_pid" 2>/dev/null || { echo "the operator exited:" >&2; tail -20 "$state/operator.log" >&2; exit 1; }
@@ -142,27 +179,26 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
 op_rate=$(echo "scale=1; $want / $op_secs" | bc)
-if [ -n "$base_secs" ]; then
-  base_rate="$(echo "scale=1; $want / $base_secs" | bc) orders/s ($base_secs s)"
-  ratio="$(echo "scale=2; $op_rate / ($want / $base_secs)" | bc)×"
-else
-  base_rate="not run (BENCH_BASELINE=0)" ratio="n/a"
-fi
+ratio="n/a"
+[ -z "$peer_rate" ] || ratio="$(echo "scale=2; $op_rate / $peer_rate" | bc)×"
 polls=$((polls1 - polls0))
 per_poll=$( ((polls > 0)) && echo "scale=2; ($calls1 - $calls0) / $polls" | bc || echo "n/a")
 
 cat <<EOF
 
-| $watches SAE watches × $per_watch orders = $want orders ($watches in flight), $(nproc) cores | |
+| $watches SAE watches × $per_watch orders = $want orders ($watches in flight), $(nproc) cores, $(date -u +%Y-%m-%d) | |
 |---|---|
-| cold sync, baseline kube client ($base_how, $concurrency at a time) | $base_rate |
-| cold sync, operator | $op_rate orders/s ($op_secs s) |
-| operator ÷ baseline | ${ratio} |
-| operator peak RSS (RSS after the quiet minute) | $((hwm / 1024)) MiB ($((rss / 1024)) MiB) |
-| client CPU during the cold sync: baseline, operator | ${base_cpu:-n/a} s, ${sync_cpu} s |
-| API server + etcd CPU during the cold sync: baseline, operator | $(echo "$server1 - $server0" | bc) s, $(echo "$server3 - $server2" | bc) s |
-| API requests during the cold sync | $(delta "$state/req0" "$state/req1") |
-| API requests in a quiet ${quiet} s | $(delta "$state/req2" "$state/req3") |
-| of which writes | $(writes "$state/req2" "$state/req3") |
+| cold sync, client-go (create + status, $concurrency workers) | ${peer_line} |
+| cold sync, operator (start-up until every order has a phase) | $op_rate orders/s ($op_secs s) |
+| operator ÷ client-go | ${ratio} |
+| operator peak RSS: at sync end, after the quiet minute | $((sync_hwm / 1024)) MiB, $((hwm / 1024)) MiB |
+| operator RSS: 15 s after sync, after the quiet minute | $((settle_rss / 1024)) MiB, $((rss / 1024)) MiB |
+| operator CPU during the cold sync | ${sync_cpu} s |
+| API server + etcd CPU during the cold sync: client-go, operator | ${peer_server:-n/a} s, $(echo "$s3 - $s2" | bc) s |
+| API requests per order (all but WATCH): client-go, operator | ${peer_per_order:-n/a}, $(per_order "$state/op0" "$state/op1") |
+| API requests during the sync, client-go | ${peer_requests:-n/a} |
+| API requests during the sync, operator | $(delta "$state/op0" "$state/op1") |
+| API requests in a quiet ${quiet} s | $(delta "$state/op2" "$state/op3") |
+| of which writes | $(writes "$state/op2" "$state/op3") |
 | cloud calls per poll in the quiet ${quiet} s | $per_poll ($((calls1 - calls0)) calls, $polls polls) |
 EOF

@@ -42,6 +42,7 @@ mod image;
 mod keyless;
 mod leader_election;
 mod operator_process;
+mod order_writes;
 mod outage;
 mod probe_cli;
 mod probe_demo;
