@@ -189,7 +189,7 @@ impl Index {
             compact_final(&mut order);
             match FinalOrder::new(order) {
                 Ok(compact) => Stored::Final(compact),
-                Err(order) => Stored::Open(Arc::new(order)),
+                Err(order) => Stored::Open(Arc::from(order)),
             }
         } else {
             Stored::Open(Arc::new(order))

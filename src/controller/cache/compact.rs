@@ -83,11 +83,11 @@ pub struct FinalOrder {
 }
 
 impl FinalOrder {
-    /// The compact form of an order `compact_final` has been through; `None` if it holds
-    /// something the compact form has no room for (it then stays a ChangeOrder).
-    pub fn new(order: ChangeOrder) -> Result<FinalOrder, ChangeOrder> {
+    /// The compact form of an order `compact_final` has been through; the order itself if it
+    /// holds something the compact form has no room for (it then stays a ChangeOrder).
+    pub fn new(order: ChangeOrder) -> Result<FinalOrder, Box<ChangeOrder>> {
         if !fits(&order) {
-            return Err(order);
+            return Err(Box::new(order));
         }
         let ChangeOrder {
             metadata,
@@ -272,7 +272,7 @@ mod tests {
     fn an_order_with_more_than_the_compact_form_holds_stays_whole() {
         let mut o = kept(finished());
         o.spec.description = Some("kept".into());
-        assert_eq!(FinalOrder::new(o.clone()), Err(o));
+        assert_eq!(FinalOrder::new(o.clone()), Err(Box::new(o)));
         let mut o = kept(finished());
         o.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
         assert!(FinalOrder::new(o).is_err());
