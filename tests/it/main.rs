@@ -28,6 +28,7 @@ mod chart_kubeconform;
 mod chart_lifecycle;
 mod chart_node;
 mod chart_render;
+mod chart_upgrade;
 mod cloud_http;
 mod cloud_sim;
 mod cloud_sts;
