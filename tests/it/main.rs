@@ -36,6 +36,7 @@ mod cluster_smoke;
 mod controller;
 mod crds;
 mod dashboard;
+mod dashboard_prometheus;
 mod demo_view;
 mod endpoint_policy;
 mod faults;
