@@ -256,11 +256,16 @@ fn delta(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTree
         .collect()
 }
 
-fn order_writes(d: &BTreeMap<String, u64>) -> u64 {
+/// Writes to one resource and its subresources (`changeorders`, `changeorders/status`).
+fn writes_to(d: &BTreeMap<String, u64>, resource: &str) -> u64 {
     d.iter()
-        .filter(|(k, _)| k.starts_with("changeorders ") || k.starts_with("changeorders/"))
+        .filter(|(k, _)| k.starts_with(&format!("{resource} ")) || k.starts_with(&format!("{resource}/")))
         .map(|(_, v)| v)
         .sum()
+}
+
+fn order_writes(d: &BTreeMap<String, u64>) -> u64 {
+    writes_to(d, "changeorders")
 }
 
 /// Every ChangeOrder's status as JSON (conditions with their lastTransitionTime included) and
@@ -403,6 +408,8 @@ async fn upgrade_to_a_release_with_a_new_crd_field_and_roll_back_loses_nothing()
     let settled = polled(port, polls(port).await, 6).await;
     let before = snapshot(&users).await;
     assert_eq!(before.len(), 4);
+    let action_before =
+        serde_json::to_value(actions.get("confirm-2").await.expect("action").status).expect("json");
     let client = ns.client();
     let w0 = writes(&client).await;
     // Quiet while nothing changes: the baseline the upgrade is measured against.
@@ -444,6 +451,16 @@ async fn upgrade_to_a_release_with_a_new_crd_field_and_roll_back_loses_nothing()
         order_writes(&upgrade),
         0,
         "the upgrade and restart rewrote unchanged orders: {upgrade:?}"
+    );
+    // Nor the watches' or the action's status (the status heartbeat is 10 minutes).
+    for resource in ["changeorderwatches", "changeorderactions", "events"] {
+        assert_eq!(writes_to(&upgrade, resource), 0, "{resource}: {upgrade:?}");
+    }
+    let action_after = actions.get("confirm-2").await.expect("action");
+    assert_eq!(
+        serde_json::to_value(&action_after.status).expect("json"),
+        action_before,
+        "the action's status is kept"
     );
 
     // An object that uses the new field, and the new column showing it.
@@ -507,6 +524,9 @@ async fn upgrade_to_a_release_with_a_new_crd_field_and_roll_back_loses_nothing()
         "statuses unchanged by the rollback"
     );
     assert_eq!(order_writes(&rollback), 0, "{rollback:?}");
+    for resource in ["changeorderwatches", "changeorderactions", "events"] {
+        assert_eq!(writes_to(&rollback, resource), 0, "{resource}: {rollback:?}");
+    }
     wait_watch_ready(&users, "sae", "True", "Polled").await;
     assert_eq!(sae.spec.app_id.as_deref(), Some("up-sae"));
 
