@@ -420,9 +420,12 @@ async fn every_panel_query_through_prometheus_shows_the_watch_namespace() {
     // Every panel, under both scrapes, for all namespaces and for one.
     let mut checked = 0;
     for job in [&job_default, &job_honor] {
+        // "All", one namespace, and two picked (Grafana joins a multi-value as `(x|y)`).
+        let both = format!("({}|{})", a.name(), b.name());
         for (selected, expect) in [
             (all_namespaces.as_str(), watch_namespaces.clone()),
             (b.name(), [b.name().to_string()].into()),
+            (both.as_str(), watch_namespaces.clone()),
         ] {
             for (title, exprs) in panels() {
                 for expr in &exprs {
