@@ -9,10 +9,10 @@
 //! registry test's part.
 //!
 //! The operator runs as the real binary out of cluster, with the environment the installed
-//! Deployment gives it and its ServiceAccount's token (tests/it/chart_node.rs runs pods on a real
-//! node, which takes minutes to start; what an upgrade can lose is in the API server, not in
-//! the pod). On upgrade and rollback it is stopped with SIGTERM and started again, as the
-//! Deployment's rollout does.
+//! Deployment gives it and its ServiceAccount's token. A real node (tests/it/chart_node.rs) would
+//! add its own start and an image build, and nothing an upgrade can lose lives in the pod: it is
+//! all in the API server. On upgrade and rollback the operator is stopped with SIGTERM and
+//! started again, as the Deployment's rollout does (the new pod takes the Lease over).
 
 use crate::chart_support;
 use crate::support;
