@@ -12,9 +12,11 @@
 #   PROMETHEUS_CACHE_DIR  cache root (default
 #                         ${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/prometheus)
 #
-# Measured on the 2-core project machine (go 1.26.8, modules already downloaded, an empty Go
-# build cache, a Rust build sharing the cores): 649 s wall, 243 s user CPU. Downloading the
-# modules on a fresh machine comes on top (most are promtool's too). Warm run: a few ms.
+# Measured on the 2-core project machine, shared (load average about 7; go 1.26.8, modules
+# already downloaded): 649 s wall (243 s user CPU) with an empty Go build cache; 151 s right after
+# lint-bins.sh built promtool into the same build cache, as tests/run.sh runs them (promtool
+# itself took 325 s under that load). Downloading the modules on a fresh machine comes on top
+# (most are promtool's too). Warm run: a few ms.
 #
 # The web UI's assets are not embedded (no `builtinassets` tag): the test needs the HTTP API
 # only. remove_all_sd leaves out every cloud's service discovery SDK; the test's scrape
