@@ -73,6 +73,10 @@ step "linters: promtool, actionlint (built from source once, then cached)"
 LINT_BIN_DIR="$(tests/tools/lint-bins.sh | tail -n 1)"
 export LINT_BIN_DIR
 
+step "prometheus server for the dashboard test (built from source once, then cached)"
+PROMETHEUS_BIN_DIR="$(tests/tools/prometheus-bin.sh | tail -n 1)"
+export PROMETHEUS_BIN_DIR
+
 # Everything cargo test, the demo and the SDK check run, built once up front (they would
 # otherwise wait on each other's cargo lock).
 step "cargo test --no-run"

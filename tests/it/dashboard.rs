@@ -34,7 +34,7 @@ apps:
           - { after: 14s, status: 2, currentBatch: 2 }
 "#;
 
-fn dashboard() -> serde_json::Value {
+pub(crate) fn dashboard() -> serde_json::Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/charts/changeorder-operator/dashboards/changeorder-operator.json"
@@ -44,7 +44,7 @@ fn dashboard() -> serde_json::Value {
 
 /// Every PromQL text of the dashboard: panel targets' `expr` and template variables' queries
 /// (a string, or an object with `query`), wherever they are nested.
-fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
+pub(crate) fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(m) => {
             for (k, v) in m {
@@ -62,7 +62,7 @@ fn queries(v: &serde_json::Value, out: &mut Vec<String>) {
 
 /// Metric names in a PromQL text: the operator's names all start with its prefix, and no
 /// PromQL function or label does.
-fn metric_names(promql: &str) -> BTreeSet<String> {
+pub(crate) fn metric_names(promql: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut rest = promql;
     while let Some(i) = rest.find("changeorder_") {
