@@ -159,11 +159,21 @@ impl Stored {
     }
 }
 
+/// The orders of one watch. The watch's name is held once here and shared by every order's
+/// entry in `Index::home`; each order's name once, shared by both maps.
+#[derive(Default)]
+struct Filed {
+    watch: Arc<str>,
+    orders: HashMap<Arc<str>, Stored>,
+}
+
 #[derive(Default)]
 struct Index {
-    by_watch: HashMap<WatchKey, HashMap<String, Stored>>,
-    /// Where each object is filed, to move it when its watch label changes.
-    home: HashMap<ObjectKey, WatchKey>,
+    by_watch: HashMap<WatchKey, Filed>,
+    /// Where each object is filed (namespace, then name, to its watch label), to move it when
+    /// its watch label changes and to find it when it is deleted.
+    home: HashMap<String, HashMap<Arc<str>, Arc<str>>>,
+    len: usize,
     phases: HashMap<Phase, u64>,
     /// Orders waiting for a person: their watch and since when (Unix seconds), so the per-watch
     /// "waiting since" gauge needs no scan of every order.
@@ -176,13 +186,14 @@ impl Index {
         let name = order.name_any();
         let watch = order.labels().get(labels::WATCH).cloned().unwrap_or_default();
         let key = (ns.clone(), watch);
-        let home = (ns, name.clone());
-        if self.home.get(&home).is_some_and(|old| *old != key) {
-            self.remove(&home);
+        let object = (ns, name);
+        let filed_under = self.home.get(&object.0).and_then(|names| names.get(object.1.as_str()));
+        if filed_under.is_some_and(|w| **w != *key.1) {
+            self.remove(&object);
         }
         match awaiting_since(&order) {
-            Some(since) => self.awaiting.insert(home.clone(), (key.clone(), since)),
-            None => self.awaiting.remove(&home),
+            Some(since) => self.awaiting.insert(object.clone(), (key.clone(), since)),
+            None => self.awaiting.remove(&object),
         };
         let stored = if plan::is_final(&order) {
             let mut order = order;
@@ -195,19 +206,41 @@ impl Index {
             Stored::Open(Arc::new(order))
         };
         self.count(Some(&stored), 1);
-        let previous = self.by_watch.entry(key.clone()).or_default().insert(name, stored);
+        let (ns, name) = object;
+        let filed = self.by_watch.entry(key).or_insert_with_key(|(_, watch)| Filed {
+            watch: Arc::from(watch.as_str()),
+            orders: HashMap::new(),
+        });
+        let watch = filed.watch.clone();
+        let previous = match filed.orders.get_mut(name.as_str()) {
+            Some(slot) => Some(std::mem::replace(slot, stored)),
+            None => {
+                let name: Arc<str> = Arc::from(name);
+                filed.orders.insert(name.clone(), stored);
+                self.home.entry(ns).or_default().insert(name, watch);
+                self.len += 1;
+                None
+            }
+        };
         self.count(previous.as_ref(), -1);
-        self.home.insert(home, key);
     }
 
     fn remove(&mut self, object: &ObjectKey) {
         self.awaiting.remove(object);
-        let Some(key) = self.home.remove(object) else {
+        let Some(names) = self.home.get_mut(&object.0) else {
             return;
         };
-        if let Some(orders) = self.by_watch.get_mut(&key) {
-            let removed = orders.remove(&object.1);
-            if orders.is_empty() {
+        let Some(watch) = names.remove(object.1.as_str()) else {
+            return;
+        };
+        if names.is_empty() {
+            self.home.remove(&object.0);
+        }
+        self.len -= 1;
+        let key = (object.0.clone(), watch.to_string());
+        if let Some(filed) = self.by_watch.get_mut(&key) {
+            let removed = filed.orders.remove(object.1.as_str());
+            if filed.orders.is_empty() {
                 self.by_watch.remove(&key);
             }
             self.count(removed.as_ref(), -1);
@@ -265,8 +298,9 @@ impl OrderCache {
         self.read()
             .by_watch
             .get(&(ns.to_string(), watch_label.to_string()))
-            .map(|orders| {
-                orders
+            .map(|filed| {
+                filed
+                    .orders
                     .iter()
                     .map(|(name, stored)| match stored {
                         Stored::Open(o) => o.clone(),
@@ -298,7 +332,7 @@ impl OrderCache {
     }
 
     pub fn len(&self) -> usize {
-        self.read().home.len()
+        self.read().len
     }
 
     pub fn is_empty(&self) -> bool {
