@@ -139,6 +139,11 @@ impl TestRegistry {
         Ok(registry)
     }
 
+    /// The registry.sh directory (`node.sh up --registry` reads its env).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn client_dir(&self) -> PathBuf {
         self.dir.join("client")
     }
