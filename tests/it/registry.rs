@@ -99,6 +99,59 @@ async fn registry_serves_tls_and_refuses_anonymous_and_wrong_credentials() {
     ok(registry.tool("crane").args(["catalog", &registry.host]));
 }
 
+/// release.sh names what is missing before it builds anything, and a wrong login fails the push.
+#[test]
+fn release_refuses_missing_or_wrong_credentials() {
+    let registry = TestRegistry::shared();
+    let out_dir = tempfile::tempdir().unwrap();
+    let release = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new("bash");
+        cmd.arg(root().join("tests/tools/release.sh"))
+            .args([
+                "--binary",
+                env!("CARGO_BIN_EXE_changeorder-operator"),
+                "--registry",
+            ])
+            .arg(&registry.host)
+            .arg("--out")
+            .arg(out_dir.path())
+            .env("REGISTRY_CA_FILE", &registry.ca_file)
+            .env_remove("REGISTRY_USERNAME")
+            .env_remove("REGISTRY_PASSWORD")
+            .env_remove("COSIGN_KEY")
+            .envs(env.iter().copied());
+        refused(&mut cmd)
+    };
+    let why = release(&[("COSIGN_KEY", "k")]);
+    assert!(why.contains("REGISTRY_USERNAME and REGISTRY_PASSWORD"), "{why}");
+    let why = release(&[("REGISTRY_USERNAME", "u"), ("REGISTRY_PASSWORD", "p")]);
+    assert!(why.contains("needs COSIGN_KEY"), "{why}");
+    let key_dir = tempfile::tempdir().unwrap();
+    ok(registry
+        .tool("cosign")
+        .current_dir(key_dir.path())
+        .arg("generate-key-pair"));
+    let key = key_dir.path().join("cosign.key").display().to_string();
+    let why = release(&[
+        ("REGISTRY_USERNAME", &registry.username),
+        ("REGISTRY_PASSWORD", "not-the-password"),
+        ("COSIGN_KEY", &key),
+        ("COSIGN_PASSWORD", ""),
+    ]);
+    assert!(
+        why.contains("are REGISTRY_USERNAME and REGISTRY_PASSWORD right?"),
+        "{why}"
+    );
+    assert!(
+        why.contains("401 Unauthorized"),
+        "the registry's refusal is shown: {why}"
+    );
+    assert!(
+        !why.contains("not-the-password"),
+        "the password is never printed: {why}"
+    );
+}
+
 /// `--listen` serves on another address, with a certificate for it.
 #[tokio::test]
 async fn registry_listens_where_asked() {

@@ -52,6 +52,9 @@ impl Release {
     }
 }
 
+/// The signing key's password in the tests (the release workflow's is a secret).
+const KEY_PASSWORD: &str = "key-password-for-tests";
+
 static SHARED: OnceLock<Result<TestRegistry, String>> = OnceLock::new();
 
 fn run(cmd: &mut Command) -> Result<String, String> {
@@ -209,6 +212,15 @@ impl TestRegistry {
 
     fn run_release(&self) -> Result<Release, String> {
         let out = self.dir.join("release");
+        // The signing key pair, made the way the README says (cosign generate-key-pair).
+        let keys = self.dir.join("keys");
+        std::fs::create_dir_all(&keys).map_err(|e| e.to_string())?;
+        run(self
+            .tool("cosign")
+            .current_dir(&keys)
+            .env("COSIGN_PASSWORD", KEY_PASSWORD)
+            .arg("generate-key-pair"))?;
+        let private_key = std::fs::read_to_string(keys.join("cosign.key")).map_err(|e| e.to_string())?;
         let started = Instant::now();
         let mut cmd = Command::new("bash");
         cmd.arg(RELEASE_SH)
@@ -219,15 +231,27 @@ impl TestRegistry {
             .env("REGISTRY_USERNAME", &self.username)
             .env("REGISTRY_PASSWORD", self.password())
             .env("REGISTRY_CA_FILE", &self.ca_file)
-            .env_remove("COSIGN_KEY");
+            // As release.yml passes the project's key: its text in a variable, with a password.
+            .env("COSIGN_KEY", "env://COSIGN_PRIVATE_KEY")
+            .env("COSIGN_PRIVATE_KEY", &private_key)
+            .env("COSIGN_PASSWORD", KEY_PASSWORD);
         let output = cmd.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         eprint!("{stderr}");
         if !output.status.success() {
             return Err(format!("exit {}:\n{stderr}", output.status));
         }
-        if stderr.contains(&self.password()) {
-            return Err("release.sh printed the registry password".into());
+        for (secret, what) in [
+            (self.password(), "the registry password"),
+            (KEY_PASSWORD.to_string(), "the key's password"),
+            (
+                private_key.lines().nth(1).unwrap_or("-").to_string(),
+                "the private key",
+            ),
+        ] {
+            if stderr.contains(&secret) {
+                return Err(format!("release.sh printed {what}"));
+            }
         }
         let json: Value =
             serde_json::from_slice(&std::fs::read(out.join("release.json")).map_err(|e| e.to_string())?)

@@ -14,9 +14,10 @@
 # Environment (with --registry; secrets only ever through the environment and stdin):
 #   REGISTRY_USERNAME, REGISTRY_PASSWORD  the registry login (required)
 #   REGISTRY_CA_FILE   a CA to trust for the registry, on top of the system's (optional)
-#   COSIGN_KEY         the cosign private key to sign with (a file, or env://VAR), with
-#                      COSIGN_PASSWORD; without it a throwaway key pair is generated into --out
-#                      (cosign.key, password-less, and cosign.pub) and the script says so
+#   COSIGN_KEY         the cosign private key to sign with (required): a file, or env://VAR
+#                      naming a variable that holds the key; its password in COSIGN_PASSWORD.
+#                      Make a pair with `cosign generate-key-pair`; publish cosign.pub, which
+#                      release.sh also writes into --out
 #
 # Does:
 #   - the operator image as an OCI archive (tests/tools/image.sh: operator binary only,
@@ -66,6 +67,8 @@ if [[ -n $registry ]]; then
     die "--registry: expected HOST[:PORT][/PATH] (lower-case path), not $registry"
   [[ -n ${REGISTRY_USERNAME:-} && -n ${REGISTRY_PASSWORD:-} ]] ||
     die "--registry needs REGISTRY_USERNAME and REGISTRY_PASSWORD in the environment"
+  [[ -n ${COSIGN_KEY:-} ]] ||
+    die "--registry needs COSIGN_KEY (a cosign private key file or env://VAR) and COSIGN_PASSWORD"
   if [[ -n ${REGISTRY_CA_FILE:-} && ! -s $REGISTRY_CA_FILE ]]; then
     die "REGISTRY_CA_FILE: no such file: $REGISTRY_CA_FILE"
   fi
@@ -124,12 +127,14 @@ else
   fi
   printf '%s\n' "$REGISTRY_PASSWORD" |
     "$bins/crane" auth login "$host" --username "$REGISTRY_USERNAME" --password-stdin >/dev/null 2>&1 ||
-    die "login to $host as $REGISTRY_USERNAME refused"
+    die "could not store the login for $host"
 
   log "push the image to $image_repo"
   mkdir "$work/layout"
   tar -xf "$image" -C "$work/layout"
-  "$bins/crane" push "$work/layout" "$image_repo:$version" --image-refs "$work/image-ref" >&2
+  # crane only stores the login; a wrong one is refused here, at the first push.
+  "$bins/crane" push "$work/layout" "$image_repo:$version" --image-refs "$work/image-ref" >&2 ||
+    die "pushing to $image_repo failed (above); are REGISTRY_USERNAME and REGISTRY_PASSWORD right?"
   pushed=$(<"$work/image-ref")
   [[ $pushed == "$image_repo@$image_digest" ]] ||
     die "the registry holds $pushed, not the archive's $image_digest"
@@ -144,16 +149,9 @@ else
   [[ $("$bins/crane" digest "$chart_repo:$version") == "$chart_digest" ]] ||
     die "$chart_repo:$version is not the digest helm push printed"
 
-  if [[ -n ${COSIGN_KEY:-} ]]; then
-    key=$COSIGN_KEY
-    "$bins/cosign" public-key --key "$key" >"$out/cosign.pub"
-  else
-    not_done+=("signed with a throwaway key pair generated for this run ($out/cosign.key, no password), not the project's key: set COSIGN_KEY and COSIGN_PASSWORD for a release")
-    rm -f "$out/cosign.key" "$out/cosign.pub"
-    (cd "$out" && COSIGN_PASSWORD="" "$bins/cosign" generate-key-pair >/dev/null 2>&1)
-    key=$out/cosign.key
-    export COSIGN_PASSWORD=""
-  fi
+  key=$COSIGN_KEY
+  "$bins/cosign" public-key --key "$key" >"$out/cosign.pub" 2>"$work/public-key" ||
+    { cat "$work/public-key" >&2; die "COSIGN_KEY: cosign cannot read the key (wrong COSIGN_PASSWORD?)"; }
   # No transparency log or signing services here: key signatures only, stored in the registry.
   offline=(--key "$key" --yes --use-signing-config=false --tlog-upload=false)
   log "sign $image_repo@$image_digest and $chart_repo@$chart_digest"
