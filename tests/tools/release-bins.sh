@@ -14,11 +14,11 @@
 #   RELEASE_BINS_CACHE_DIR  cache root (default
 #                           ${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/release)
 #
-# Measured on the 2-core project machine (go 1.26.8, Go build cache cold, other helpers' builds
-# sharing the cores, load average about 10): registry 240 s, cosign 460 s, crane 2 s after
-# cosign (it shares cosign's go-containerregistry packages), htpasswd under 1 s, cargo-cyclonedx
-# 400 s (230 s of CPU). Downloading the Go modules on a fresh machine comes on top (about 70 s
-# here). Warm run: a few ms.
+# Measured on the 2-core project machine (go 1.26.8, modules downloaded, Go build cache cold,
+# other helpers' builds sharing the cores, load average 7-11): registry 202 s, htpasswd under
+# 1 s, cosign 360 s, crane 1 s after cosign (it shares cosign's go-containerregistry packages):
+# 9.4 min for the Go tools; cargo-cyclonedx 400 s (230 s of CPU). Downloading the Go modules
+# on a fresh machine comes on top (about 70 s here). Warm run: a few ms.
 set -euo pipefail
 
 REGISTRY_VERSION=v3.1.2 # github.com/distribution/distribution/v3

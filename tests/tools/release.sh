@@ -155,8 +155,11 @@ else
   # No transparency log or signing services here: key signatures only, stored in the registry.
   offline=(--key "$key" --yes --use-signing-config=false --tlog-upload=false)
   log "sign $image_repo@$image_digest and $chart_repo@$chart_digest"
-  "$bins/cosign" sign "${offline[@]}" "$image_repo@$image_digest" 2>&1 | grep -v '^Flag --tlog-upload' >&2
-  "$bins/cosign" sign "${offline[@]}" "$chart_repo@$chart_digest" 2>&1 | grep -v '^Flag --tlog-upload' >&2
+  # cosign warns that --tlog-upload is deprecated in favour of a signing-config file; the flag is
+  # what says "no transparency log" here, so the warning is dropped (cosign's status still counts).
+  quiet() { grep -v '^Flag --tlog-upload' >&2 || true; }
+  "$bins/cosign" sign "${offline[@]}" "$image_repo@$image_digest" 2>&1 | quiet
+  "$bins/cosign" sign "${offline[@]}" "$chart_repo@$chart_digest" 2>&1 | quiet
 
   log "SBOM of the operator's crates (cargo cyclonedx)"
   # One SBOM per binary, written next to each workspace member's manifest as BIN_bin.cdx.json:
@@ -182,7 +185,7 @@ else
     --tool "go=$(go version 2>/dev/null || echo unknown)"
 
   log "attest: SBOM and provenance on the image, provenance on the chart"
-  attest() { "$bins/cosign" attest "${offline[@]}" "$@" 2>&1 | grep -v '^Flag --tlog-upload' >&2; }
+  attest() { "$bins/cosign" attest "${offline[@]}" "$@" 2>&1 | quiet; }
   attest --type cyclonedx --predicate "$sbom" "$image_repo@$image_digest"
   attest --type slsaprovenance1 --predicate "$provenance" "$image_repo@$image_digest"
   attest --type slsaprovenance1 --predicate "$provenance" "$chart_repo@$chart_digest"
