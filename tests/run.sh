@@ -30,6 +30,8 @@ summary() {
 suite "lint, unit and integration tests (simulator, local control plane, chart)" ""
 suite "alert rules (promtool) and workflows (actionlint)" ""
 suite "the README's demo" ""
+suite "release through a real registry (Distribution, cosign sign/verify, SBOM, provenance)" \
+  "$(command -v curl >/dev/null || echo "curl not installed (.ci/run installs it)")"
 missing=()
 for c in containerd runc ctr gcc iptables; do command -v "$c" >/dev/null || missing+=("$c"); done
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
@@ -76,6 +78,10 @@ export LINT_BIN_DIR
 step "prometheus server for the dashboard test (built from source once, then cached)"
 PROMETHEUS_BIN_DIR="$(tests/tools/prometheus-bin.sh | tail -n 1)"
 export PROMETHEUS_BIN_DIR
+
+step "release tools: registry, cosign, crane, cargo-cyclonedx (built from source once, then cached)"
+RELEASE_BIN_DIR="$(tests/tools/release-bins.sh | tail -n 1)"
+export RELEASE_BIN_DIR
 
 # Everything cargo test, the demo and the SDK check run, built once up front (they would
 # otherwise wait on each other's cargo lock).

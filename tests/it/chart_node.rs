@@ -1,5 +1,9 @@
-//! The Helm chart on a real node: the operator image (built by tests/tools/image.sh) imported into
-//! containerd, `helm install` onto kubelet, and what a cluster admin would check afterwards.
+//! The Helm chart on a real node, installed the way users install a released operator: the
+//! release (tests/tools/release.sh: the image, and the chart pinning it by digest, signed) is in
+//! a real registry with its own CA and a login (tests/tools/registry.sh), the node's containerd
+//! trusts and logs in to it, and `helm install NAME oci://.../changeorder-operator --version X`
+//! pulls the chart, then the kubelet pulls the image: nothing is preloaded. Then what a cluster
+//! admin would check afterwards.
 //! Pods here are real: kubelet runs the readiness probe against `/ready`, mounts the
 //! ServiceAccount token, and containerd applies the security context; the operator reaches the
 //! API server through the `kubernetes` Service with in-cluster configuration. The simulator runs
@@ -24,7 +28,8 @@ use kube::Api;
 use kube::api::ListParams;
 use serde_json::{Value, json};
 use support::cluster::{TestNamespace, eventually};
-use support::node::{TestNode, operator_image};
+use support::node::TestNode;
+use support::registry::TestRegistry;
 
 const RELEASE: &str = "changeorder-operator";
 const CRDS: [&str; 2] = ["changeorderwatches.changeorder.io", "changeorders.changeorder.io"];
@@ -206,10 +211,26 @@ async fn chart_on_a_real_node() {
     let node = TestNode::get();
     let cluster = node.cluster();
     let mut figures = vec![format!("node up (Ready): {:.1}s", node.start_secs)];
-    let image = operator_image(cluster.dir());
-    let archive_kib = std::fs::metadata(&image).unwrap().len() / 1024;
-    node.load(&image);
-    figure(&mut figures, format!("image archive: {archive_kib} KiB"));
+    let registry = TestRegistry::shared();
+    let release = registry.release();
+    figure(
+        &mut figures,
+        format!("release.sh --registry (push, sign, attest): {:.1}s", release.secs),
+    );
+    // Nothing preloaded: the node holds no operator image before the install.
+    let images = |node: &TestNode| {
+        ok({
+            let mut c = node.ctr();
+            c.args(["images", "ls", "-q"]);
+            c
+        })
+    };
+    assert!(
+        !images(node).contains("changeorder-operator"),
+        "the node already has an operator image:\n{}",
+        images(node)
+    );
+    let oci = format!("oci://{}", release.chart_repo);
 
     let ns = cluster.namespace("chart-node").await;
     let users = cluster.namespace("chart-node-users").await;
@@ -264,7 +285,6 @@ async fn chart_on_a_real_node() {
         "stringData": {"accessKeyId": "demo-key-id", "accessKeySecret": "demo-key-secret"}
     });
     apply(&ns, &credentials);
-    let chart = chart_dir().display().to_string();
     let mut set = vec![
         "replicaCount=2".to_string(),
         "test.probe.watch.provider=edas".to_string(),
@@ -279,11 +299,13 @@ async fn chart_on_a_real_node() {
     }
     let started = Instant::now();
     ok({
-        let mut c = ns.helm();
+        let mut c = registry.helm(ns.helm());
         c.args([
             "install",
             RELEASE,
-            &chart,
+            &oci,
+            "--version",
+            &release.version,
             "--wait",
             "--timeout",
             "4m",
@@ -299,6 +321,35 @@ async fn chart_on_a_real_node() {
     );
     let ready = ready_pods(&pods).await;
     assert_eq!(ready.len(), 2, "two Ready operator pods");
+    // The kubelet pulled the released image from the registry, by its digest.
+    for p in &ready {
+        let c = p
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers
+            .iter()
+            .find(|c| c.name == "operator")
+            .unwrap();
+        assert_eq!(c.image.as_deref(), Some(release.image().as_str()));
+        let status = p
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .unwrap();
+        let pulled = status.iter().find(|s| s.name == "operator").unwrap();
+        assert!(
+            pulled.image_id.ends_with(&release.image_digest),
+            "image ID {} is not the released digest {}",
+            pulled.image_id,
+            release.image_digest
+        );
+    }
+    assert!(
+        images(node).contains(&release.image_digest),
+        "containerd holds the pulled image:\n{}",
+        images(node)
+    );
 
     // What the pods are: the chart's ServiceAccount, the /ready probe, restricted, read-only.
     let sa = RELEASE.to_string();
@@ -435,11 +486,13 @@ async fn chart_on_a_real_node() {
 
     // helm upgrade with a changed value rolls the pods; at no sampled moment do two pods lead.
     let upgrade = {
-        let mut c = ns.helm();
+        let mut c = registry.helm(ns.helm());
         c.args([
             "upgrade",
             RELEASE,
-            &chart,
+            &oci,
+            "--version",
+            &release.version,
             "--reuse-values",
             "--wait",
             "--timeout",

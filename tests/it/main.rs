@@ -50,6 +50,7 @@ mod probe_cli;
 mod probe_demo;
 mod quiet;
 mod receiver;
+mod registry;
 mod security;
 mod served_namespaces;
 mod sim_appstack;

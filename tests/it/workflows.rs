@@ -51,12 +51,20 @@ fn workflows_run_the_tested_scripts() {
     let read = |f: &str| std::fs::read_to_string(root().join(".github/workflows").join(f)).expect(f);
     assert!(read("ci.yml").contains("bash .ci/run"));
     let release = read("release.yml");
-    assert!(release.contains("tests/tools/release.sh --tag \"$GITHUB_REF_NAME\""));
-    // No permission for what release.sh does not do yet (pushing, keyless signing): read only.
+    assert!(
+        release.contains(
+            "tests/tools/release.sh --tag \"$GITHUB_REF_NAME\" --out dist --registry \"$REGISTRY\""
+        )
+    );
+    // Secrets reach release.sh through the environment only, never its arguments.
+    for var in ["REGISTRY_PASSWORD:", "COSIGN_PRIVATE_KEY:", "COSIGN_PASSWORD:"] {
+        assert!(release.contains(var), "{var}");
+    }
+    // Pushing needs packages: write; nothing else (no keyless signing, so no id-token).
     let release: serde_yaml::Value = serde_yaml::from_str(&release).expect("release.yml parses");
     assert_eq!(
         release["permissions"],
-        serde_yaml::from_str::<serde_yaml::Value>("{contents: read}").unwrap()
+        serde_yaml::from_str::<serde_yaml::Value>("{contents: read, packages: write}").unwrap()
     );
     for (name, job) in release["jobs"].as_mapping().expect("jobs") {
         assert!(

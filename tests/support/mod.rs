@@ -8,4 +8,5 @@ pub mod logs;
 pub mod node;
 pub mod operator;
 pub mod process;
+pub mod registry;
 pub mod stub;

@@ -3,6 +3,9 @@
 //! run pods. Started on first use; stopped with the cluster (cluster.sh
 //! runs `node.sh down` before stopping the servers, also from its watchdog).
 //!
+//! Its containerd trusts and logs in to the process's registry ([`TestRegistry::shared`],
+//! started first), so pods pull the released image from there.
+//!
 //! It needs root, containerd, runc and the CNI plugins (.ci/run installs them). Without them
 //! [`TestNode::available`] says why, and tests skip, except in CI, where they fail.
 
@@ -12,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use super::cluster::TestCluster;
+use super::registry::TestRegistry;
 
 const NODE_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/node.sh");
 const IMAGE_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/image.sh");
@@ -61,11 +65,14 @@ impl TestNode {
 
     fn start() -> Result<TestNode, String> {
         let cluster = TestCluster::isolated("node");
+        let registry = TestRegistry::shared();
         let started = Instant::now();
         let out = Command::new("bash")
             .arg(NODE_SH)
             .arg("up")
             .arg(cluster.dir())
+            .arg("--registry")
+            .arg(registry.dir())
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("running {NODE_SH}: {e}"))?;

@@ -5,9 +5,14 @@
 # so the Helm chart can be tested as a cluster admin would see it.
 #
 # Usage:
-#   node.sh up DIR       DIR is a running `cluster.sh up DIR`. Returns once the Node is Ready
+#   node.sh up DIR [--registry REGDIR]
+#                        DIR is a running `cluster.sh up DIR`. Returns once the Node is Ready
 #                        and schedulable; prints DIR/node/env's lines (NODE_NAME, NODE_IP,
 #                        NODE_CONTAINERD_SOCK, ...). State, logs and pids go to DIR/node.
+#                        With --registry (a running `registry.sh up REGDIR`), containerd trusts
+#                        that registry's CA (a hosts.toml under its config_path) and logs in to
+#                        it (the CRI plugin's registry auth), so pods pull from it like from
+#                        any private registry.
 #   node.sh load DIR FILE...   imports OCI image archives (image.sh output) into the node.
 #   node.sh down DIR     deletes the node's pods, stops what `up` started (by pid), unmounts,
 #                        removes the bridge, the iptables rule and the cgroups, restores the
@@ -96,7 +101,39 @@ cgroup_dirs() {
   done
 }
 
+# The registry's hosts.toml (its CA) and the login, when node.sh up was given --registry.
+write_registry_config() {
+  local host ca user password
+  # shellcheck disable=SC1091 # written by registry.sh up
+  host=$(source "$registry_dir/env" && echo "$REGISTRY_HOST")
+  # shellcheck disable=SC1091
+  ca=$(source "$registry_dir/env" && echo "$REGISTRY_CA_FILE")
+  # shellcheck disable=SC1091
+  user=$(source "$registry_dir/env" && echo "$REGISTRY_USERNAME")
+  # shellcheck disable=SC1091
+  password=$(source "$registry_dir/env" && cat "$REGISTRY_PASSWORD_FILE")
+  mkdir -p "$dir/certs.d/$host"
+  cp "$ca" "$dir/certs.d/$host/ca.crt"
+  cat >"$dir/certs.d/$host/hosts.toml" <<EOF
+server = "https://$host"
+[host."https://$host"]
+  capabilities = ["pull", "resolve"]
+  ca = "$dir/certs.d/$host/ca.crt"
+EOF
+  # The password is in this file only (mode 600, made so by write_containerd_config), where
+  # containerd reads it.
+  cat >>"$dir/containerd.toml" <<EOF
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+    [plugins."io.containerd.grpc.v1.cri".registry.configs."$host".auth]
+      username = "$user"
+      password = "$password"
+EOF
+  log "containerd trusts and logs in to the registry at $host"
+}
+
 write_containerd_config() {
+  (umask 077 && : >"$dir/containerd.toml")
   cat >"$dir/containerd.toml" <<EOF
 version = 2
 root = "$dir/containerd/root"
@@ -192,6 +229,15 @@ EOF
 
 cmd_up() {
   local t0=$SECONDS pause node_name t_ready
+  while (($#)); do
+    case $1 in
+      --registry) registry_dir=${2:?--registry needs a registry.sh directory}; shift 2 ;;
+      *) die "up: unknown argument: $1" ;;
+    esac
+  done
+  if [[ -n $registry_dir ]]; then
+    [[ -f $registry_dir/env ]] || die "--registry: $registry_dir is not a running registry.sh registry"
+  fi
   [[ -f $cluster_dir/.changeorder-cluster && -f $cluster_dir/env ]] ||
     die "$cluster_dir is not a running cluster.sh cluster"
   if compgen -G "$dir/pids/*.pid" >/dev/null; then
@@ -267,6 +313,7 @@ cmd_up() {
   iptables -t nat -A "${rule[@]}"
 
   write_containerd_config
+  [[ -z $registry_dir ]] || write_registry_config
   write_cni_config
   start containerd containerd --config "$dir/containerd.toml"
   wait_for containerd 30 "$(<"$dir/pids/containerd.pid")" ctr_n version ||
@@ -423,7 +470,7 @@ cmd_down() {
   fi
 }
 
-bin="" idx="" cgroup_root="" kubelet_port="" healthz_port="" apiserver_url=""
+bin="" idx="" cgroup_root="" kubelet_port="" healthz_port="" apiserver_url="" registry_dir=""
 case $verb in
   up) cmd_up "$@" ;;
   load) cmd_load "$@" ;;
