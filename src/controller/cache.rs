@@ -187,7 +187,10 @@ impl Index {
         let watch = order.labels().get(labels::WATCH).cloned().unwrap_or_default();
         let key = (ns.clone(), watch);
         let object = (ns, name);
-        let filed_under = self.home.get(&object.0).and_then(|names| names.get(object.1.as_str()));
+        let filed_under = self
+            .home
+            .get(&object.0)
+            .and_then(|names| names.get(object.1.as_str()));
         if filed_under.is_some_and(|w| **w != *key.1) {
             self.remove(&object);
         }

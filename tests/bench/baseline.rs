@@ -26,9 +26,9 @@ type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| -> Res<&str> {
-        args.get(i).map(String::as_str).ok_or_else(|| {
-            "usage: bench-baseline wait NS COUNT | lag NS FILE".into()
-        })
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| "usage: bench-baseline wait NS COUNT | lag NS FILE".into())
     };
     let client = Client::try_default().await?;
     match arg(0)? {

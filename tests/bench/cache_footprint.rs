@@ -44,7 +44,10 @@ static ALLOCATOR: Counting = Counting;
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn main() -> Res<()> {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse())
+        .collect::<Result<_, _>>()?;
     let watches = args.first().copied().unwrap_or(1000);
     let per = args.get(1).copied().unwrap_or(50);
     let now = Timestamp::now();
