@@ -129,10 +129,11 @@ pub fn compact_final(order: &mut ChangeOrder) {
     status.provider_status = None;
     status.batches = Vec::new();
     let conditions = std::mem::take(&mut status.conditions);
+    // On a tie Ready is the one that changed last: it alone then says when the order settled.
     let last_changed = conditions
         .iter()
         .enumerate()
-        .max_by_key(|(_, c)| c.last_transition_time.0)
+        .max_by_key(|(_, c)| (c.last_transition_time.0, c.type_ == CONDITION_READY))
         .map(|(i, _)| i);
     status.conditions = conditions
         .into_iter()
@@ -529,7 +530,7 @@ mod tests {
                 .by_watch
                 .values()
                 .next()
-                .and_then(|m| m.values().next()),
+                .and_then(|m| m.orders.values().next()),
             Some(Stored::Final(_))
         ));
     }
