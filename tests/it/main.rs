@@ -56,4 +56,5 @@ mod sim_faults;
 mod sim_sae;
 mod sim_timeline;
 mod watch_gitops;
+mod watchset;
 mod workflows;
