@@ -479,3 +479,90 @@ async fn list_calls_page_and_filter() {
         "{err}"
     );
 }
+
+/// The chart's RBAC with `watchSets.enabled` is enough: the binary, with only the chart's
+/// ServiceAccount token and environment, discovers, creates the watches (which then poll),
+/// deletes the one of a gone app, and writes the set's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_charts_rbac_lets_the_operator_run_sets() {
+    use crate::operator_process::{ok, token_kubeconfig};
+    use support::process::{Proc, free_port};
+
+    let ns = namespace("wset-chart").await;
+    let sim = start_sim(FLEET).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    create_set(&ns, "chart", sae_set(&sim.url(), serde_json::json!({}))).await;
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changeorder-operator");
+    ok(ns.helm().args([
+        "install",
+        "cwset",
+        chart,
+        "--set",
+        "crds.install=false",
+        "--set",
+        &format!("watchNamespaces={{{}}}", ns.name()),
+        "--set",
+        "watchSets.enabled=true",
+        "--set",
+        "allowedEndpoints={http://127.0.0.1:*}",
+    ]));
+    let deployment: serde_yaml::Value = serde_yaml::from_str(&ok(ns.kubectl().args([
+        "get",
+        "deployment",
+        "-l",
+        "app.kubernetes.io/instance=cwset",
+        "-o",
+        "yaml",
+    ])))
+    .expect("deployment yaml");
+    let pod = &deployment["items"][0]["spec"]["template"]["spec"];
+    let sa = pod["serviceAccountName"]
+        .as_str()
+        .expect("serviceAccountName")
+        .to_string();
+    let mut env: Vec<(String, String)> = pod["containers"][0]["env"]
+        .as_sequence()
+        .expect("env")
+        .iter()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .filter(|(k, _)| k != "CHANGEORDER_ADMIN_LISTEN")
+        .collect();
+    assert!(env.contains(&("CHANGEORDER_ENABLE_WATCH_SETS".into(), "true".into())));
+    env.push(("POD_NAME".into(), "cwset-0".into()));
+    env.push(("POD_NAMESPACE".into(), ns.name().to_string()));
+    env.push((
+        "CHANGEORDER_ADMIN_LISTEN".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ));
+    let token = ok(ns.kubectl().args(["create", "token", &sa, "--duration=1h"]));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    token_kubeconfig(&ns, &token, &kubeconfig);
+    env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+    let op = Proc::spawn("operator", dir.path(), &env, &[]);
+
+    eventually(
+        "watches created, gone's deleted, status written",
+        WAIT,
+        || async {
+            let ws = watches(&ns).await;
+            let s = set_status(&ns, "chart").await.status?;
+            (ws.contains_key("chart-web")
+                && ws.contains_key("chart-late")
+                && !ws.contains_key("chart-gone")
+                && s.apps_found == Some(3))
+            .then_some(())
+        },
+    )
+    .await;
+    eventually("the generated watches poll", WAIT, || async {
+        let w = ns.api::<ChangeOrderWatch>().get("chart-web").await.ok()?;
+        w.status?.last_poll_time.map(|_| ())
+    })
+    .await;
+    assert!(
+        !op.log().contains(changeorder_sim::DEFAULT_ACCESS_KEY_SECRET),
+        "no secret in the log"
+    );
+    let _ = ok(ns.helm().args(["uninstall", "cwset"]));
+}
