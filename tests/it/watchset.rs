@@ -167,6 +167,25 @@ async fn generated_watches_follow_the_apps_and_the_template() {
         )),
         "the apps gauge"
     );
+    // The plugin lists the set with its counts.
+    let out = std::process::Command::new(crate::support::process::workspace_bin("kubectl-changeorder"))
+        .env("KUBECONFIG", ns.cluster().kubeconfig())
+        .args(["--namespace", ns.name(), "sets"])
+        .output()
+        .expect("run kubectl-changeorder sets");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let row: Vec<&str> = table
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        row,
+        ["fleet", "sae", "3", "3", "0", "0", "True", "Discovered"],
+        "{table}"
+    );
 
     // A template edit reaches every generated watch.
     ns.api::<ChangeOrderWatchSet>()
