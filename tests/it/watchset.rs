@@ -206,6 +206,20 @@ async fn generated_watches_follow_the_apps_and_the_template() {
         .then_some(())
     })
     .await;
+    // A generated watch edited by hand is set back to the template.
+    ns.api::<ChangeOrderWatch>()
+        .patch(
+            "fleet-web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"interval": "9m"}})),
+        )
+        .await
+        .expect("hand edit");
+    eventually("the hand edit is undone", WAIT, || async {
+        let w = ns.api::<ChangeOrderWatch>().get("fleet-web").await.ok()?;
+        (w.spec.interval.as_deref() == Some("2h")).then_some(())
+    })
+    .await;
     op.stop().await;
 }
 

@@ -60,7 +60,7 @@ pub(crate) async fn list_apps(
     let page_size = cfg.sae_page_size.max(1);
     let mut out: Vec<FoundApp> = Vec::new();
     for page_no in 1..=cfg.max_pages {
-        let (call, parse): (ApiCall, fn(&Value) -> Result<AppPage, CloudError>) = match query {
+        let (call, parse): (ApiCall, ParsePage) = match query {
             AppQuery::Sae {
                 namespace_id, tags, ..
             } => {
@@ -139,6 +139,9 @@ pub(crate) async fn list_apps(
         ),
     ))
 }
+
+/// The reply parser of one product's list call.
+type ParsePage = fn(&Value) -> Result<AppPage, CloudError>;
 
 fn call(
     provider: Provider,
