@@ -599,3 +599,40 @@ async fn the_charts_rbac_lets_the_operator_run_sets() {
     );
     let _ = ok(ns.helm().args(["uninstall", "cwset"]));
 }
+
+/// A generator that does not fit the provider, or a discovery interval under 5 s, is refused at
+/// admission with a message that names the field.
+#[tokio::test]
+async fn bad_sets_are_refused_at_admission() {
+    let ns = namespace("wset-bad").await;
+    for (spec, field) in [
+        (
+            serde_json::json!({"provider": "sae", "region": "cn-hangzhou", "credentialsSecretRef": {"name": "c"},
+                "generator": {"edas": {"logicalRegionId": "cn-hangzhou"}}}),
+            "spec.generator",
+        ),
+        (
+            serde_json::json!({"provider": "sae", "region": "cn-hangzhou", "credentialsSecretRef": {"name": "c"},
+                "discoveryInterval": "1s", "generator": {"sae": {"namespaceId": "cn-hangzhou"}}}),
+            "spec.discoveryInterval",
+        ),
+        (
+            serde_json::json!({"provider": "edas", "generator": {"edas": {"logicalRegionId": "cn-hangzhou"}},
+                "credentialsSecretRef": {"name": "c"}}),
+            "spec.region",
+        ),
+    ] {
+        let set: ChangeOrderWatchSet = serde_json::from_value(serde_json::json!({
+            "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatchSet",
+            "metadata": {"name": "bad"}, "spec": spec,
+        }))
+        .expect("manifest");
+        let err = ns
+            .api::<ChangeOrderWatchSet>()
+            .create(&PostParams::default(), &set)
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
