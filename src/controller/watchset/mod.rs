@@ -35,8 +35,6 @@ use crate::crd::{ChangeOrderWatch, ChangeOrderWatchSet, DeletionPolicy, WATCH_SE
 
 /// Default `spec.discoveryInterval`.
 pub const DEFAULT_DISCOVERY_INTERVAL: Duration = Duration::from_secs(300);
-/// Conflicts listed in the status at most (the count in the message is complete).
-const MAX_CONFLICTS: usize = 100;
 
 /// What this process remembers of one set between reconciles (lost on restart: the first
 /// reconcile after a start discovers again before touching any watch).
@@ -167,7 +165,6 @@ async fn reconcile(set: Arc<ChangeOrderWatchSet>, sctx: Arc<SetContext>) -> Resu
         (ready, not_ready) = count_ready(mine.values().filter(|w| converged.kept.contains(&w.name_any())));
         not_ready += converged.created;
     }
-    conflicts.truncate(MAX_CONFLICTS);
     let desired = status::desired(status::Input {
         previous: set.status.as_ref(),
         generation: set.metadata.generation,

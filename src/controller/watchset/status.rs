@@ -19,6 +19,9 @@ pub mod reason {
     pub const AWAITING_DISCOVERY: &str = "AwaitingDiscovery";
 }
 
+/// Conflicts listed in the status at most (the count in the Ready message is complete).
+pub const MAX_CONFLICTS: usize = 100;
+
 pub struct Input<'a> {
     pub previous: Option<&'a ChangeOrderWatchSetStatus>,
     pub generation: Option<i64>,
@@ -130,7 +133,7 @@ pub fn desired(input: Input<'_>) -> ChangeOrderWatchSetStatus {
         watches_ready: Some(input.ready),
         watches_not_ready: Some(input.not_ready),
         last_discovery_time: input.previous.and_then(|p| p.last_discovery_time.clone()),
-        conflicts: input.conflicts,
+        conflicts: input.conflicts.into_iter().take(MAX_CONFLICTS).collect(),
     };
     if input.discovered_now {
         let mut without_time = input.previous.cloned().unwrap_or_default();
