@@ -123,6 +123,12 @@ pub struct RunArgs {
     #[arg(long, env = "CHANGEORDER_ENABLE_ACTIONS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub enable_actions: bool,
 
+    /// Run the ChangeOrderWatchSet controller: it creates, updates and deletes the
+    /// ChangeOrderWatches of each set (the operator's RBAC must allow that; chart:
+    /// watchSets.enabled). Off by default.
+    #[arg(long, env = "CHANGEORDER_ENABLE_WATCH_SETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub enable_watch_sets: bool,
+
     /// How long finished ChangeOrderActions are kept before the operator deletes them.
     #[arg(long, env = "CHANGEORDER_ACTION_TTL", default_value = "24h", value_parser = parse_interval)]
     pub action_ttl: Duration,

@@ -33,6 +33,9 @@ pub struct Settings {
     pub keyless: KeylessSettings,
     /// ChangeOrderActions: the operator-level switch and retention (`--enable-actions`).
     pub actions: ActionSettings,
+    /// `--enable-watch-sets`: run the ChangeOrderWatchSet controller (it creates and deletes
+    /// watches, which the operator's RBAC then must allow).
+    pub watch_sets: bool,
 }
 
 /// The operator-level switch and retention of finished requests.
@@ -67,6 +70,7 @@ impl Settings {
                 enabled: args.enable_actions,
                 ttl: args.action_ttl,
             },
+            watch_sets: args.enable_watch_sets,
         }
     }
 }

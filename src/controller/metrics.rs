@@ -97,6 +97,13 @@ struct WatchLabels {
     name: String,
 }
 
+/// One ChangeOrderWatchSet.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WatchSetLabels {
+    namespace: String,
+    watchset: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WatchPhaseLabels {
     namespace: String,
@@ -162,6 +169,7 @@ struct Inner {
     watch_awaiting_since: Family<WatchLabels, Gauge>,
     identity_calls: Family<StepResultLabels, Counter>,
     receiver_requests: Family<ResultLabels, Counter>,
+    watchset_apps: Family<WatchSetLabels, Gauge>,
     /// (namespace, name) of every watch that has per-watch series, with the reason its
     /// `watch_ready_reason` series carries, to remove those of deleted watches and a reason's
     /// series when it changes. The lock also serialises whole updates, so a scrape between two
@@ -314,8 +322,16 @@ impl Metrics {
             receiver_requests.clone(),
         );
 
+        let watchset_apps = Family::<WatchSetLabels, Gauge>::default();
+        registry.register(
+            "watchset_apps",
+            "Applications a ChangeOrderWatchSet's last successful discovery found",
+            watchset_apps.clone(),
+        );
+
         let metrics = Self {
             inner: Arc::new(Inner {
+                watchset_apps,
                 identity_calls,
                 receiver_requests,
                 registry,
@@ -443,6 +459,25 @@ impl Metrics {
                     phase: phase.as_str(),
                 })
                 .set(saturating_i64(n));
+        }
+    }
+
+    /// The apps a set found (`None`: no discovery has worked yet, or the set is gone: no series).
+    pub fn set_watchset_apps(&self, namespace: &str, watchset: &str, apps: Option<usize>) {
+        let labels = WatchSetLabels {
+            namespace: namespace.to_string(),
+            watchset: watchset.to_string(),
+        };
+        match apps {
+            Some(n) => {
+                self.inner
+                    .watchset_apps
+                    .get_or_create(&labels)
+                    .set(saturating_i64(n as u64));
+            }
+            None => {
+                self.inner.watchset_apps.remove(&labels);
+            }
         }
     }
 

@@ -20,6 +20,7 @@ pub mod run;
 pub mod schedule;
 pub mod spec;
 pub mod watch_status;
+pub mod watchset;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -253,6 +254,16 @@ fn controller_for(
         }
     };
 
+    let sets: Boxed = if rt.settings.watch_sets {
+        Box::pin(watchset::controller(
+            ctx.clone(),
+            rt.concurrency,
+            shutdown.clone(),
+        ))
+    } else {
+        Box::pin(futures::future::pending())
+    };
+
     let ctx_stopping = ctx.stopping_flag();
     let run = controller
         .watches_shared_stream(futures::stream::iter(secret_changes).flatten(), move |secret| {
@@ -293,6 +304,7 @@ fn controller_for(
             _ = order_events => {}
             _ = secret_events => {}
             _ = gauges => {}
+            _ = sets => {}
             _ = deadline => tracing::warn!("reconciles still running after the grace period; stopping anyway"),
         }
     };

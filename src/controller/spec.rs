@@ -130,6 +130,7 @@ mod tests {
             allowed_endpoints: Default::default(),
             keyless: Default::default(),
             actions: Default::default(),
+            watch_sets: false,
         }
     }
 

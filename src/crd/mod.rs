@@ -4,11 +4,13 @@ mod action;
 mod order;
 mod receiver;
 mod watch;
+mod watchset;
 
 pub use action::*;
 pub use order::*;
 pub use receiver::*;
 pub use watch::*;
+pub use watchset::*;
 
 use kube::CustomResourceExt;
 
@@ -43,6 +45,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         ChangeOrder::crd(),
         ChangeOrderAction::crd(),
         ChangeOrderReceiver::crd(),
+        ChangeOrderWatchSet::crd(),
     ] {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);

@@ -311,7 +311,7 @@ fn cluster_wide_rbac_by_default() {
     assert_eq!(
         crds["rules"][0]["resourceNames"],
         serde_yaml::from_str::<Value>(
-            "[changeorderwatches.changeorder.io, changeorders.changeorder.io, changeorderactions.changeorder.io, changeorderreceivers.changeorder.io]"
+            "[changeorderwatches.changeorder.io, changeorders.changeorder.io, changeorderactions.changeorder.io, changeorderreceivers.changeorder.io, changeorderwatchsets.changeorder.io]"
         )
         .unwrap()
     );
@@ -1492,4 +1492,48 @@ fn metrics_service(objs: &[Value]) -> &Value {
         .collect();
     assert_eq!(found.len(), 1, "exactly one metrics Service");
     found[0]
+}
+
+/// Without watchSets.enabled the operator may not create or delete watches; with it, it runs the
+/// set controller and may create, patch and delete them (never update), and write set status.
+#[test]
+fn watch_sets_are_off_by_default_and_grant_watch_writes_when_on() {
+    let helm = need_helm!();
+    let main_role = |objs: &[serde_yaml::Value]| {
+        of_kind(objs, "ClusterRole")
+            .into_iter()
+            .find(|r| r["metadata"]["name"].as_str() == Some("co-changeorder-operator"))
+            .cloned()
+            .expect("operator ClusterRole")
+    };
+    let objs = render(&helm, &[]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ENABLE_WATCH_SETS").as_deref(),
+        Some("false")
+    );
+    let main = main_role(&objs);
+    assert_eq!(
+        verbs_for(&main, "changeorder.io", "changeorderwatches"),
+        set(&["get", "list", "watch"])
+    );
+    assert!(verbs_for(&main, "changeorder.io", "changeorderwatchsets").is_empty());
+
+    let objs = render(&helm, &["--set", "watchSets.enabled=true"]);
+    assert_eq!(
+        env_value(&objs, "CHANGEORDER_ENABLE_WATCH_SETS").as_deref(),
+        Some("true")
+    );
+    let main = main_role(&objs);
+    assert_eq!(
+        verbs_for(&main, "changeorder.io", "changeorderwatches"),
+        set(&["get", "list", "watch", "create", "patch", "delete"])
+    );
+    assert_eq!(
+        verbs_for(&main, "changeorder.io", "changeorderwatchsets"),
+        set(&["get", "list", "watch"])
+    );
+    assert_eq!(
+        verbs_for(&main, "changeorder.io", "changeorderwatchsets/status"),
+        set(&["patch"])
+    );
 }

@@ -32,12 +32,13 @@ fn crds_have_names_categories_and_status() {
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&generated())
         .map(|d| serde::Deserialize::deserialize(d).expect("yaml document"))
         .collect();
-    assert_eq!(docs.len(), 4);
+    assert_eq!(docs.len(), 5);
     for (doc, kind, short) in [
         (&docs[0], "ChangeOrderWatch", "cow"),
         (&docs[1], "ChangeOrder", "co"),
         (&docs[2], "ChangeOrderAction", "coa"),
         (&docs[3], "ChangeOrderReceiver", "cor"),
+        (&docs[4], "ChangeOrderWatchSet", "cowset"),
     ] {
         let spec = &doc["spec"];
         assert_eq!(spec["names"]["kind"].as_str(), Some(kind));

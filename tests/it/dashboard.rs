@@ -111,7 +111,23 @@ async fn every_dashboard_query_uses_an_exported_metric_and_watch_series_follow_t
     create_watch(&ns, "app", spec("cloud")).await;
     // A watch whose Secret does not exist: never Ready, so the gauge's 0 is seen too.
     create_watch(&ns, "no-secret", spec("absent")).await;
-    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    // A set whose SAE namespace has no apps yet: its apps gauge is 0, and no watch is made.
+    let set: changeorder_operator::crd::ChangeOrderWatchSet = serde_json::from_value(serde_json::json!({
+        "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatchSet",
+        "metadata": {"name": "fleet"},
+        "spec": {"provider": "sae", "endpoint": sim.url(), "credentialsSecretRef": {"name": "cloud"},
+                 "generator": {"sae": {"namespaceId": "cn-hangzhou:empty"}}},
+    }))
+    .expect("set");
+    ns.api::<changeorder_operator::crd::ChangeOrderWatchSet>()
+        .create(&Default::default(), &set)
+        .await
+        .expect("create set");
+    let settings = changeorder_operator::controller::Settings {
+        watch_sets: true,
+        ..fast_settings()
+    };
+    let op = Operator::start(ns.client(), ns.name(), settings).await;
     let n = ns.name().to_string();
     let ready = |name: &str| format!(r#"changeorder_watch_ready{{namespace="{n}",name="{name}"}}"#);
     let phase = |p: &str| {
@@ -122,7 +138,8 @@ async fn every_dashboard_query_uses_an_exported_metric_and_watch_series_follow_t
     let text = eventually("latest order Succeeded in the gauges", SETTLE, || async {
         let text = op.metrics.encode();
         (value(&text, &phase("Succeeded")) == Some(1.0)
-            && text.contains("changeorder_awaiting_input_seconds_count{"))
+            && text.contains("changeorder_awaiting_input_seconds_count{")
+            && text.contains("changeorder_watchset_apps{"))
         .then_some(text)
     })
     .await;

@@ -60,4 +60,5 @@ mod sim_faults;
 mod sim_sae;
 mod sim_timeline;
 mod watch_gitops;
+mod watchset;
 mod workflows;

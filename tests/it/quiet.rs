@@ -31,8 +31,9 @@ apps:
       - { id: "701", createdAt: -5m, status: RUNNING, envNames: [dev, prod], currentBatch: 1 }
 "#;
 
-/// Write requests (POST, PUT, PATCH, DELETE) the API server served on our kinds and Events,
-/// read from its own `/metrics`: a no-op PATCH is still a request.
+/// Write requests (POST, PUT, PATCH, APPLY, DELETE) the API server served on our kinds and
+/// Events, read from its own `/metrics`: a no-op PATCH is still a request. Server-side apply is
+/// counted under its own verb, APPLY, not PATCH.
 async fn write_requests(client: &kube::Client) -> u64 {
     let req = http::Request::get("/metrics").body(Vec::new()).expect("request");
     let text = client.request_text(req).await.expect("apiserver /metrics");
@@ -44,7 +45,7 @@ async fn write_requests(client: &kube::Client) -> u64 {
                 .any(|r| l.contains(&format!("resource=\"{r}\"")))
         })
         .filter(|l| {
-            ["POST", "PUT", "PATCH", "DELETE"]
+            ["POST", "PUT", "PATCH", "APPLY", "DELETE"]
                 .iter()
                 .any(|v| l.contains(&format!("verb=\"{v}\"")))
         })

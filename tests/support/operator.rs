@@ -105,6 +105,7 @@ pub fn fast_settings() -> Settings {
         allowed_endpoints: EndpointPolicy::parse("http://127.0.0.1:*").expect("valid policy"),
         keyless: Default::default(),
         actions: Default::default(),
+        watch_sets: false,
     }
 }
 

@@ -145,6 +145,19 @@ Secrets are read with get; Events go through events.k8s.io (create, then patch f
   resources: ["changeorderwatches"]
   verbs: ["patch"]
 {{- end }}
+{{- if .Values.watchSets.enabled }}
+# ChangeOrderWatchSets: the operator creates, updates (server-side apply, or a merge patch that
+# releases a watch) and deletes the watches of each set; it never updates (PUT) them.
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatchsets"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatchsets/status"]
+  verbs: ["patch"]
+- apiGroups: ["changeorder.io"]
+  resources: ["changeorderwatches"]
+  verbs: ["create", "patch", "delete"]
+{{- end }}
 {{- if .Values.receiver.enabled }}
 # Receivers: which watches a push wakes; their status says where they are served and whether
 # their token Secret is usable.

@@ -173,6 +173,20 @@ impl CloudClient {
     }
 }
 
+impl CloudClient {
+    /// The applications `query` selects, at the target's endpoint (its app is not used). Every
+    /// page goes through the call budget; a failed page fails the whole listing.
+    pub async fn list_apps(
+        &self,
+        t: &Target,
+        c: &Credentials,
+        query: &super::discover::AppQuery,
+    ) -> Result<Vec<super::discover::FoundApp>, CloudError> {
+        let base = Self::prepare(t, c)?;
+        super::discover::list_apps(&self.transport, &base, query, c, t.signature).await
+    }
+}
+
 fn mismatch(t: &Target) -> CloudError {
     CloudError::new(
         ErrorKind::BadRequest,

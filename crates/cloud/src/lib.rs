@@ -12,6 +12,7 @@ pub mod chain;
 pub mod client;
 pub mod common;
 pub mod credentials;
+pub mod discover;
 pub mod edas;
 pub mod error;
 pub mod http;

@@ -1,11 +1,14 @@
 #![forbid(unsafe_code)]
 //! `kubectl changeorder`: the kubectl plugin (binary `kubectl-changeorder`). `status` shows the
-//! watches and their latest orders, `wait` blocks until an order (or a watch's newest order)
+//! watches and their latest orders, `sets` the ChangeOrderWatchSets, `wait` blocks until an order (or a watch's newest order)
 //! finishes, `refresh` asks the operator to poll now, `confirm`/`abort`/`rollback` create a
 //! ChangeOrderAction (see `act`). The verdicts and the table are pure functions; the commands
 //! only read, create and patch objects through the API server.
 
 mod act;
+mod sets;
+
+pub use sets::sets_table;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,7 +23,7 @@ use changeorder_operator::conditions::find;
 use changeorder_operator::controller::args::parse_duration;
 use changeorder_operator::controller::watch_status::condition_type;
 use changeorder_operator::crd::{
-    ActionKind, ChangeOrder, ChangeOrderWatch, Phase, RECONCILE_REQUEST_ANNOTATION,
+    ActionKind, ChangeOrder, ChangeOrderWatch, ChangeOrderWatchSet, Phase, RECONCILE_REQUEST_ANNOTATION,
 };
 
 /// Exit code when the order succeeded (and for the other commands' success).
@@ -57,6 +60,12 @@ pub struct Cli {
 pub enum Command {
     /// Watches and their latest orders, one table.
     Status {
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// ChangeOrderWatchSets: apps found, watches Ready and not, conflicts.
+    Sets {
         /// All namespaces.
         #[arg(short = 'A', long)]
         all_namespaces: bool,
@@ -282,11 +291,16 @@ pub fn status_table(watches: &[ChangeOrderWatch], with_namespace: bool, now: Tim
         }
         rows.push(row);
     }
+    align(&rows)
+}
+
+/// Columns padded to their widest cell, three spaces apart, as kubectl prints tables.
+fn align(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in rows {
         let line: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -342,6 +356,20 @@ async fn run(cli: Cli) -> Result<u8, BoxError> {
                 eprintln!("No ChangeOrderWatch found.");
             } else {
                 print!("{}", status_table(&watches, all_namespaces, Timestamp::now()));
+            }
+            Ok(EXIT_SUCCEEDED)
+        }
+        Command::Sets { all_namespaces } => {
+            let api: Api<ChangeOrderWatchSet> = if all_namespaces {
+                Api::all(client)
+            } else {
+                Api::namespaced(client, &namespace)
+            };
+            let sets = api.list(&ListParams::default()).await?.items;
+            if sets.is_empty() {
+                eprintln!("No ChangeOrderWatchSet found.");
+            } else {
+                print!("{}", sets_table(&sets, all_namespaces));
             }
             Ok(EXIT_SUCCEEDED)
         }

@@ -8,6 +8,7 @@ mod actions;
 mod appstack;
 mod auth;
 mod cmd;
+mod discovery;
 mod edas;
 mod faults;
 pub mod imds;
@@ -45,7 +46,7 @@ use auth::Verifier;
 use changeorder_cloud::model::Provider;
 use faults::Faults;
 use reply::{Handled, Reply, appstack_error, gateway_error};
-use routes::{NoRoute, Params};
+use routes::{NoRoute, Op, Params};
 use scenario::FaultKind;
 use stats::Stats;
 pub use world::World;
@@ -323,10 +324,11 @@ async fn dispatch(
     if op.is_write() {
         return dispatch_write(&sh, &op, &params, &headers, &host).await;
     }
-    let handled = match provider {
-        Provider::Edas => edas::handle(&sh.world, &op, &params, &host),
-        Provider::Sae => sae::handle(&sh.world, &op, &params),
-        Provider::Appstack => appstack::handle(&sh.world, &op, &params),
+    let handled = match (provider, &op) {
+        (_, Op::SaeListApps | Op::EdasListApps) => discovery::handle(&sh.world, &op, &params, &host),
+        (Provider::Edas, _) => edas::handle(&sh.world, &op, &params, &host),
+        (Provider::Sae, _) => sae::handle(&sh.world, &op, &params),
+        (Provider::Appstack, _) => appstack::handle(&sh.world, &op, &params),
     };
     let decision = sh.faults.decide(provider, op.action(), handled.app);
     if let Some(delay) = decision.delay {

@@ -17,6 +17,9 @@ pub enum Op {
     SaeDescribe,
     SaeNamespaceList,
     SaePipeline,
+    /// Application lists (`sim::discovery`).
+    SaeListApps,
+    EdasListApps,
     /// Write calls (see `sim::actions`).
     EdasContinuePipeline,
     EdasAbort,
@@ -44,6 +47,7 @@ impl Op {
         match self {
             Op::EdasListRecent
             | Op::EdasInfo
+            | Op::EdasListApps
             | Op::EdasContinuePipeline
             | Op::EdasAbort
             | Op::EdasAbortAndRollback => Provider::Edas,
@@ -51,6 +55,7 @@ impl Op {
             | Op::SaeDescribe
             | Op::SaeNamespaceList
             | Op::SaePipeline
+            | Op::SaeListApps
             | Op::SaeConfirmBatch
             | Op::SaeAbort
             | Op::SaeAbortAndRollback => Provider::Sae,
@@ -69,6 +74,8 @@ impl Op {
             Op::SaeDescribe => "DescribeChangeOrder",
             Op::SaeNamespaceList => "ListNamespaceChangeOrders",
             Op::SaePipeline => "DescribePipeline",
+            Op::SaeListApps => "ListApplications",
+            Op::EdasListApps => "ListApplication",
             Op::EdasContinuePipeline => "ContinuePipeline",
             Op::EdasAbort | Op::SaeAbort => "AbortChangeOrder",
             Op::SaeConfirmBatch => "ConfirmPipelineBatch",
@@ -118,6 +125,8 @@ const EDAS_INFO: &str = "/pop/v5/changeorder/change_order_info";
 const EDAS_CONTINUE: &str = "/pop/v5/changeorder/pipeline_batch_confirm";
 const EDAS_ABORT: &str = "/pop/v5/changeorder/change_order_abort";
 const EDAS_ABORT_ROLLBACK: &str = "/pop/v5/changeorder/change_order_abort_and_rollback";
+const EDAS_APP_LIST: &str = "/pop/v5/app/app_list";
+const SAE_APP_LIST: &str = "/pop/v1/sam/app/listApplications";
 const SAE_PREFIX: &str = "/pop/v1/sam/changeorder/";
 const APPSTACK_PREFIX: &str = "/oapi/v1/appstack/";
 
@@ -125,6 +134,8 @@ pub fn route(method: &Method, path: &str) -> Result<Op, NoRoute> {
     let op = match path {
         EDAS_LIST => Some((Method::POST, Op::EdasListRecent)),
         EDAS_INFO => Some((Method::POST, Op::EdasInfo)),
+        EDAS_APP_LIST => Some((Method::POST, Op::EdasListApps)),
+        SAE_APP_LIST => Some((Method::GET, Op::SaeListApps)),
         EDAS_CONTINUE => Some((Method::GET, Op::EdasContinuePipeline)),
         EDAS_ABORT => Some((Method::PUT, Op::EdasAbort)),
         EDAS_ABORT_ROLLBACK => Some((Method::PUT, Op::EdasAbortAndRollback)),

@@ -83,9 +83,19 @@ pub struct App {
     /// AppStack application name (required there); SAE `AppName` (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_name: Option<String>,
-    /// SAE namespace, for `ListNamespaceChangeOrders`.
+    /// SAE namespace (`ListNamespaceChangeOrders`, `ListApplications`); EDAS logical region
+    /// (`ListApplication`). Default `cn-hangzhou`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_id: Option<String>,
+    /// SAE tags (key: value), for `ListApplications`' `Tags` filter.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// The app exists only from this offset (or time) on: listed, and its calls answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appears_at: Option<TimeSpec>,
+    /// The app is deleted at this offset (or time): no longer listed, its calls `AppNotFound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disappears_at: Option<TimeSpec>,
     /// Overrides the scenario's `edasWrappers` for this app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edas_wrappers: Option<EdasWrappers>,
@@ -568,12 +578,6 @@ fn validate_app_identity(at: &str, app: &App) -> Result<(), ScenarioError> {
                 return Err(invalid(
                     &format!("{at}.organizationId"),
                     format!("applies only to provider appstack, not {}", app.provider),
-                ));
-            }
-            if app.provider == Provider::Edas && app.namespace_id.is_some() {
-                return Err(invalid(
-                    &format!("{at}.namespaceId"),
-                    "applies only to provider sae",
                 ));
             }
         }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use jiff::{SignedDuration, Timestamp, tz::Offset};
 use sha2::{Digest, Sha256};
 
-use super::scenario::{App, Order, Scenario, ScenarioError, Step};
+use super::scenario::{App, Order, Scenario, ScenarioError, Step, TimeSpec};
 use super::state::{self, Clock, Snapshot};
 use changeorder_cloud::model::Provider;
 
@@ -210,10 +210,22 @@ impl World {
         state::epoch_ms(self.wall(offset))
     }
 
-    /// EDAS/SAE app by id.
+    /// EDAS/SAE app by id, while it exists (see [`World::app_exists`]).
     pub fn app_by_id(&self, provider: Provider, app_id: &str) -> Option<(usize, &App)> {
         let ai = *self.apps_by_id.get(&(provider, app_id.to_string()))?;
-        Some((ai, self.scenario.apps.get(ai)?))
+        let app = self.scenario.apps.get(ai)?;
+        self.app_exists(app).then_some((ai, app))
+    }
+
+    /// Whether the app exists now: after its `appearsAt` and before its `disappearsAt`.
+    pub fn app_exists(&self, app: &App) -> bool {
+        let now = self.now();
+        let at = |t: &TimeSpec| match t {
+            TimeSpec::Relative(d) => *d,
+            TimeSpec::Absolute(ts) => self.clock.offset_of(*ts),
+        };
+        app.appears_at.as_ref().is_none_or(|t| now >= at(t))
+            && app.disappears_at.as_ref().is_none_or(|t| now < at(t))
     }
 
     /// AppStack app by organization (absent on the region edition) and name.

@@ -290,6 +290,7 @@ fn security_md_names_the_metrics_that_carry_names() {
     waiting.awaiting_input_since = Some(1_700_000_000);
     m.set_watch_states(None, &[waiting]);
     m.set_leader(true);
+    m.set_watchset_apps("team-a", "fleet", Some(3));
     let keys = label_keys(&m.encode());
     let named: std::collections::BTreeMap<&String, Vec<&String>> = keys
         .iter()
@@ -305,7 +306,13 @@ fn security_md_names_the_metrics_that_carry_names() {
         .collect();
     assert!(!named.is_empty(), "{keys:?}");
     for (family, open) in &named {
-        assert_eq!(open, &["name", "namespace"], "{family} carries other open labels");
+        // A set's series names it `watchset` (its namespace too), a watch's `name`.
+        let want: &[&str] = if family.as_str() == "changeorder_watchset_apps" {
+            &["namespace", "watchset"]
+        } else {
+            &["name", "namespace"]
+        };
+        assert_eq!(open, want, "{family} carries other open labels");
     }
     let security = include_str!("../../../SECURITY.md");
     let paragraph = security
