@@ -1,6 +1,6 @@
 //! How ChangeOrders are written: a new order is created and then given its status (two
-//! requests, as client-go writes it), a stored one gets merge patches of what differs. Counted
-//! by the API server itself, on a cluster of its own.
+//! requests, as client-go writes it: create, then status update), a stored one gets merge
+//! patches of what differs. Counted by the API server itself, on a cluster of its own.
 
 use crate::support;
 
@@ -73,7 +73,7 @@ apps:
 "#;
 
 /// A cold sync costs the API server what client-go's create-then-status costs: one POST and
-/// one status PATCH per order, no server-side apply (which costs it several times the CPU).
+/// one status PUT per order, no server-side apply (which costs it several times the CPU).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_order_is_one_create_and_one_status_write() {
     let ns = namespace_in(TestCluster::isolated("writes"), "writes").await;
@@ -100,8 +100,8 @@ async fn a_new_order_is_one_create_and_one_status_write() {
     assert_eq!(
         spent,
         [
-            ("PATCH changeorders/status".to_string(), 5),
-            ("POST changeorders".to_string(), 5)
+            ("POST changeorders".to_string(), 5),
+            ("PUT changeorders/status".to_string(), 5)
         ]
         .into_iter()
         .collect(),
