@@ -109,6 +109,12 @@ pub async fn step(
     Ok(Some(PAUSE))
 }
 
+/// Bring `status.history` up to date without describing anything.
+pub async fn record(ctx: &Context, w: &Watch<'_>, now: Timestamp) -> Result<(), kube::Error> {
+    let existing = plan::existing_by_id(w.objects, &w.watch.name_any());
+    write_progress(ctx, w, plan::history(&existing, &w.config.retention, now)).await
+}
+
 /// Record the progress in `status.history`, only when it changed; a watch that never had
 /// history to describe gets no such field.
 async fn write_progress(ctx: &Context, w: &Watch<'_>, progress: HistoryProgress) -> Result<(), kube::Error> {

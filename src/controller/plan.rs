@@ -129,6 +129,24 @@ pub fn history(
     }
 }
 
+/// A backfilled order's conditions did not flip: the ones the cache's compact form does not
+/// hold keep the time the order settled (when the list wrote them all at once), not now.
+fn keep_settled_times(obj: &mut ChangeOrder, stored: &ChangeOrder) {
+    let Some(since) = settled_since(stored) else {
+        return;
+    };
+    let held: HashSet<&str> = stored
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().map(|c| c.type_.as_str()))
+        .collect();
+    for c in obj.status.iter_mut().flat_map(|s| s.conditions.iter_mut()) {
+        if !held.contains(c.type_.as_str()) {
+            c.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since);
+        }
+    }
+}
+
 fn stored_candidate<'a>(
     id: &'a str,
     obj: &ChangeOrder,
@@ -496,7 +514,12 @@ pub fn plan(input: Input<'_>) -> Plan {
     let mut desired = Vec::new();
     for (id, verdict) in &verdicts {
         if let (true, Verdict::Write(order)) = (keep.contains(id), verdict) {
-            desired.push(desired_object(watch, app, order, existing.get(id).copied(), now));
+            let stored = existing.get(id).copied();
+            let mut obj = desired_object(watch, app, order, stored, now);
+            if let Some(stored) = stored.filter(|s| owes_detail(s)) {
+                keep_settled_times(&mut obj, stored);
+            }
+            desired.push(obj);
         }
     }
     let mut prune: Vec<String> = existing

@@ -244,7 +244,9 @@ async fn backfill_step(
     memory: &mut Memory,
     now: Timestamp,
 ) -> Result<Option<Duration>, Error> {
-    if !backfill::pending(w, memory, now) && w.watch.status.as_ref().is_none_or(|s| s.history.is_none()) {
+    if !backfill::pending(w, memory, now) {
+        // Nothing owed: no credentials needed, only the progress brought up to date.
+        backfill::record(ctx, w, now).await?;
         return Ok(None);
     }
     let credentials = match credentials(ctx, w.ns, w.config, secret_version, memory).await {

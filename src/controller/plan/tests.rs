@@ -753,6 +753,31 @@ fn a_backfill_describe_writes_the_batches_once_and_a_bad_answer_is_a_miss() {
     assert_eq!(s.detailed, Some(true));
     assert_eq!(s.batches.len(), 2);
     assert_eq!(s.phase, Some(Phase::Succeeded));
+    // No condition flipped: each keeps the time the list's write gave it, also those a
+    // compact cached copy no longer holds.
+    let mut compact = old.clone();
+    crate::controller::cache::compact_final(&mut compact);
+    let compact_existing: Existing<'_> = [("old", &compact)].into_iter().collect();
+    let p2 = plan(Input {
+        watch: &watch(),
+        app: &AppRef::Id("app".into()),
+        fetched: &answer,
+        existing: &compact_existing,
+        superseded: Vec::new(),
+        retention: &policy(10),
+        misses: &none,
+        now: ts("2026-02-01T00:00:00Z"),
+    });
+    let times: Vec<Timestamp> = status(&p2, "old")
+        .conditions
+        .iter()
+        .map(|c| c.last_transition_time.0)
+        .collect();
+    assert_eq!(times.len(), 5);
+    assert!(
+        times.iter().all(|t| *t == ts("2026-01-01T01:00:00Z")),
+        "{times:?}"
+    );
     // Once detailed, never owed again (and never written again by a poll).
     let mut written = p.desired[0].clone();
     written.metadata.generation = Some(1);
