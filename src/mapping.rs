@@ -259,6 +259,7 @@ pub fn desired_status(
             degraded_message,
         ),
     ];
+    let previous_detailed = previous.and_then(|p| p.detailed) == Some(true);
     let previous = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let conditions = specs
         .into_iter()
@@ -296,6 +297,9 @@ pub fn desired_status(
                 message: cut_opt(&b.message, MAX_TEXT_LEN),
             })
             .collect(),
+        // Once read by a describe, an order stays detailed: a later write from the list alone
+        // (a describe that failed) keeps the stored batches, so it says no less.
+        detailed: (order.detailed || previous_detailed).then_some(true),
         conditions,
     }
 }

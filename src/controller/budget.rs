@@ -71,6 +71,9 @@ struct Account {
     queue: HashMap<String, Queued>,
     next_place: u64,
     demand: HashMap<String, Recorded>,
+    /// Calls handed to the history backfill are being spent until then: no second backfill
+    /// claim on this account before they are refilled.
+    spared_until: Option<Instant>,
 }
 
 struct Queued {
@@ -164,6 +167,7 @@ impl Budget {
             queue: HashMap::new(),
             next_place: 0,
             demand: HashMap::new(),
+            spared_until: None,
         });
         let elapsed = now.saturating_duration_since(account.updated).as_secs_f64();
         account.tokens = (account.tokens + elapsed * account.size.rate_per_sec).min(account.size.capacity);
@@ -286,6 +290,33 @@ impl Budget {
         Duration::from_secs_f64(per_round / spare)
     }
 
+    /// Calls of the bucket under `key` that no poll needs now, for the history backfill: none
+    /// while a poller is queued or an earlier spare claim is not refilled yet; otherwise at
+    /// most half a burst, taken only from a bucket more than half full. So the calls every
+    /// poll of the round plans on (lists, describes of orders in flight) are always there
+    /// first, and on an account whose round uses the whole budget the bucket never fills and
+    /// nothing is spared. The calls themselves are still taken one by one as they are made.
+    pub fn spare(&self, key: &str) -> u32 {
+        let now = Instant::now();
+        let mut buckets = self.lock();
+        let account = self.account(&mut buckets, key, now);
+        account.queue.retain(|_, q| q.due + CLAIM_GRACE > now);
+        if !account.queue.is_empty() || account.spared_until.is_some_and(|t| t > now) {
+            return 0;
+        }
+        let Size {
+            capacity,
+            rate_per_sec: rate,
+        } = account.size;
+        let most = (capacity / 2.0).ceil();
+        let spare = (account.tokens - (capacity - most)).floor().clamp(0.0, most);
+        if spare >= 1.0 {
+            account.spared_until = Some(now + Duration::from_secs_f64(spare / rate));
+        }
+        // At most half a burst, so well within u32.
+        spare as u32
+    }
+
     /// Wait until the credential's budget allows one more call.
     pub async fn take(&self, key: &str) {
         while let Err(wait) = self.try_take(key) {
@@ -333,6 +364,15 @@ impl changeorder_cloud::http::CallBudget for Budget {
         creds: &'a Credentials,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
         Box::pin(self.owners.identify(creds))
+    }
+
+    fn spare<'a>(
+        &'a self,
+        _provider: changeorder_cloud::model::Provider,
+        creds: &'a Credentials,
+        host: &'a str,
+    ) -> u32 {
+        self.spare(&self.key_for(creds, host))
     }
 
     fn learn(&self, creds: &Credentials, account: &str, until: Option<std::time::Duration>) {

@@ -92,6 +92,32 @@ pub enum Listing {
     Known(Vec<CloudOrder>),
 }
 
+/// Describe each of `ids` (a few at a time); once `stopping` turns true, describes not yet
+/// started are skipped.
+pub async fn describe_each(
+    cloud: &CloudClient,
+    target: &Target,
+    credentials: &Credentials,
+    ids: Vec<String>,
+    stopping: &(dyn Fn() -> bool + Sync),
+) -> HashMap<String, Detail> {
+    futures::stream::iter(ids)
+        .map(|id| async move {
+            if stopping() {
+                return (id, Detail::Skipped);
+            }
+            let detail = match cloud.describe(target, credentials, &id).await {
+                Ok(order) => Detail::Found(Box::new(order)),
+                Err(e) if e.kind() == ErrorKind::OrderNotFound => Detail::NotFound,
+                Err(e) => Detail::Failed(e),
+            };
+            (id, detail)
+        })
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await
+}
+
 /// List (or take the known orders), then describe the ids `choose` picks from them. A failed
 /// list fails the fetch; a failed describe is one order's answer. Once `stopping` turns true,
 /// describes not yet started are skipped.
@@ -109,21 +135,7 @@ pub async fn fetch(
             Listing::Known(orders) => (dedup(orders), false),
         };
         let wanted = choose(&listed);
-        let details: HashMap<String, Detail> = futures::stream::iter(wanted)
-            .map(|id| async move {
-                if stopping() {
-                    return (id, Detail::Skipped);
-                }
-                let detail = match cloud.describe(target, credentials, &id).await {
-                    Ok(order) => Detail::Found(Box::new(order)),
-                    Err(e) if e.kind() == ErrorKind::OrderNotFound => Detail::NotFound,
-                    Err(e) => Detail::Failed(e),
-                };
-                (id, detail)
-            })
-            .buffer_unordered(DESCRIBE_CONCURRENCY)
-            .collect()
-            .await;
+        let details = describe_each(cloud, target, credentials, wanted, stopping).await;
         let mut fetched = Fetched {
             listed,
             from_cloud,

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod action;
 pub mod apply;
 pub mod args;
+pub mod backfill;
 pub mod budget;
 pub mod cache;
 pub mod context;

@@ -80,6 +80,92 @@ pub fn is_final(obj: &ChangeOrder) -> bool {
     is_stored_terminal(obj) || is_stored_gone(obj)
 }
 
+/// Stored finished (not gone) without the details only a describe gives: what the history
+/// backfill describes, once.
+pub fn owes_detail(obj: &ChangeOrder) -> bool {
+    is_stored_terminal(obj)
+        && !is_stored_gone(obj)
+        && obj.metadata.deletion_timestamp.is_none()
+        && obj.status.as_ref().and_then(|s| s.detailed) != Some(true)
+}
+
+/// The orders the history backfill still owes a describe, newest first (creation time, then
+/// id), leaving out those retention removes now: describing an order about to be pruned
+/// would spend calls on nothing.
+pub fn backfill(existing: &Existing<'_>, retention: &Retention, now: Timestamp) -> Vec<String> {
+    let candidates: Vec<Candidate<'_>> = existing
+        .iter()
+        .map(|(id, obj)| stored_candidate(id, obj, retention, now))
+        .collect();
+    let keep = retained(&candidates, retention, now);
+    let mut owed: Vec<&ChangeOrder> = existing
+        .iter()
+        .filter(|(id, obj)| keep.contains(**id) && owes_detail(obj))
+        .map(|(_, obj)| *obj)
+        .collect();
+    owed.sort_by(|a, b| {
+        let at = |o: &ChangeOrder| o.spec.create_time.as_ref().map(|t| t.0);
+        at(b)
+            .cmp(&at(a))
+            .then_with(|| b.spec.change_order_id.cmp(&a.spec.change_order_id))
+    });
+    owed.into_iter().map(|o| o.spec.change_order_id.clone()).collect()
+}
+
+/// The backfill's progress: finished orders stored with their details, and those still owed.
+pub fn history(
+    existing: &Existing<'_>,
+    retention: &Retention,
+    now: Timestamp,
+) -> crate::crd::HistoryProgress {
+    let described = existing
+        .values()
+        .filter(|o| is_stored_terminal(o) && o.status.as_ref().and_then(|s| s.detailed) == Some(true))
+        .count();
+    let remaining = backfill(existing, retention, now).len();
+    crate::crd::HistoryProgress {
+        described: u32::try_from(described).unwrap_or(u32::MAX),
+        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+    }
+}
+
+/// A backfilled order's conditions did not flip: the ones the cache's compact form does not
+/// hold keep the time the order settled (when the list wrote them all at once), not now.
+fn keep_settled_times(obj: &mut ChangeOrder, stored: &ChangeOrder) {
+    let Some(since) = settled_since(stored) else {
+        return;
+    };
+    let held: HashSet<&str> = stored
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().map(|c| c.type_.as_str()))
+        .collect();
+    for c in obj.status.iter_mut().flat_map(|s| s.conditions.iter_mut()) {
+        if !held.contains(c.type_.as_str()) {
+            c.last_transition_time = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since);
+        }
+    }
+}
+
+fn stored_candidate<'a>(
+    id: &'a str,
+    obj: &ChangeOrder,
+    retention: &Retention,
+    now: Timestamp,
+) -> Candidate<'a> {
+    Candidate {
+        id,
+        settled: is_settled(obj),
+        protected: recently_settled(obj, retention, now),
+        at: obj
+            .status
+            .as_ref()
+            .and_then(|s| s.finish_time.as_ref())
+            .or(obj.spec.create_time.as_ref())
+            .map(|t| t.0),
+    }
+}
+
 /// Finished, unknown or gone: not in flight, so retention may count it and it does not keep
 /// the watch on the fast interval.
 pub fn is_settled(obj: &ChangeOrder) -> bool {
@@ -280,6 +366,13 @@ pub fn judge(
         // Stored finished (or gone): it stays as it is. It is never described; were a detail
         // at hand anyway, the cache's copy of a final order is compacted and must not be the
         // base of a write.
+        // The history backfill's describe of an order stored finished without its details.
+        (l, Some(Detail::Found(d)), Some(obj))
+            if owes_detail(obj) && classify(d.provider, &d.status).0.is_terminal() =>
+        {
+            let base = l.cloned().unwrap_or_else(|| describe_base(obj));
+            Verdict::Write(Box::new(merge(&base, (**d).clone())))
+        }
         (_, _, Some(obj)) if is_final(obj) => Verdict::Keep,
         (Some(l), Some(Detail::Found(d)), _) => Verdict::Write(Box::new(merge(l, (**d).clone()))),
         (None, Some(Detail::Found(d)), Some(obj)) => {
@@ -374,9 +467,15 @@ pub fn plan(input: Input<'_>) -> Plan {
             existing.get(id).copied(),
             seen_misses,
         );
+        // The backfill wants an order's final details; any other answer is a miss, so an
+        // order the cloud cannot describe is asked `MAX_DESCRIBE_TRIES` times, not forever.
+        let owed = existing.get(id).is_some_and(|o| owes_detail(o));
         let useful = match detail {
-            Some(Detail::Found(d)) => classify(d.provider, &d.status).0 != Phase::Unknown,
-            Some(Detail::NotFound) => true,
+            Some(Detail::Found(d)) => {
+                let phase = classify(d.provider, &d.status).0;
+                phase != Phase::Unknown && (!owed || phase.is_terminal())
+            }
+            Some(Detail::NotFound) => !owed,
             Some(Detail::Failed(_) | Detail::Skipped) => false,
             None => true,
         };
@@ -404,17 +503,7 @@ pub fn plan(input: Input<'_>) -> Plan {
                         at: o.finish_time.or(o.create_time),
                     }
                 }
-                (Verdict::Keep, Some(obj)) => Candidate {
-                    id,
-                    settled: is_settled(obj),
-                    protected: recently_settled(obj, retention, now),
-                    at: obj
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.finish_time.as_ref())
-                        .or(obj.spec.create_time.as_ref())
-                        .map(|t| t.0),
-                },
+                (Verdict::Keep, Some(obj)) => stored_candidate(id, obj, retention, now),
                 // Kept but not stored cannot happen (ids come from the list or the store).
                 (Verdict::Keep, None) => return None,
             })
@@ -425,7 +514,12 @@ pub fn plan(input: Input<'_>) -> Plan {
     let mut desired = Vec::new();
     for (id, verdict) in &verdicts {
         if let (true, Verdict::Write(order)) = (keep.contains(id), verdict) {
-            desired.push(desired_object(watch, app, order, existing.get(id).copied(), now));
+            let stored = existing.get(id).copied();
+            let mut obj = desired_object(watch, app, order, stored, now);
+            if let Some(stored) = stored.filter(|s| owes_detail(s)) {
+                keep_settled_times(&mut obj, stored);
+            }
+            desired.push(obj);
         }
     }
     let mut prune: Vec<String> = existing

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 pub use crate::controller::apply::FIELD_MANAGER;
 use crate::controller::apply::{self, Applied};
+use crate::controller::backfill;
 use crate::controller::context::{Context, Error, Memory};
 use crate::controller::fetch;
 use crate::controller::identity::{IdentityError, Source};
@@ -141,8 +142,21 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         now,
     ) {
         (Decision::Wait(d), _) => {
+            // Between polls, an idle watch spends what the account's budget spares on its
+            // history (`backfill`).
+            let back = if in_flight || memory.failures > 0 || memory.credentials_rejected {
+                None
+            } else {
+                let w = backfill::Watch {
+                    watch,
+                    ns: &ns,
+                    config: &config,
+                    objects: &objects,
+                };
+                backfill_step(ctx, &w, secret_version, &mut memory, now).await?
+            };
             ctx.remember(&uid, memory);
-            return Ok(Action::requeue(d));
+            return Ok(Action::requeue(back.map_or(d, |b| b.min(d))));
         }
         (Decision::PollNow, forced) => forced,
     };
@@ -211,7 +225,37 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
     } else {
         schedule::jitter(next, rand::random())
     };
+    // An idle watch comes back soon for its history (the orders this poll wrote are not in
+    // the cache yet, so the next reconcile decides whether any is owed).
+    let next = if ok && !in_flight {
+        next.min(backfill::PAUSE)
+    } else {
+        next
+    };
     Ok(Action::requeue(next))
+}
+
+/// A backfill step, when the watch owes history a describe: `None` when nothing is owed or
+/// the credentials cannot be had now (the next poll reports why).
+async fn backfill_step(
+    ctx: &Context,
+    w: &backfill::Watch<'_>,
+    secret_version: Option<String>,
+    memory: &mut Memory,
+    now: Timestamp,
+) -> Result<Option<Duration>, Error> {
+    if !backfill::pending(w, memory, now) {
+        // Nothing owed: no credentials needed, only the progress brought up to date.
+        backfill::record(ctx, w, now).await?;
+        return Ok(None);
+    }
+    let credentials = match credentials(ctx, w.ns, w.config, secret_version, memory).await {
+        Ok(c) => c,
+        Err(PollError::Kube(e)) => return Err(e.into()),
+        Err(_) => return Ok(None),
+    };
+    ctx.cloud.identify(&credentials).await;
+    Ok(backfill::step(ctx, w, &credentials, memory, now).await?)
 }
 
 fn standing(memory: &Memory, in_flight: bool) -> Standing {

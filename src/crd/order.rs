@@ -109,6 +109,13 @@ pub struct ChangeOrderStatus {
     /// The order's batches in order, when the cloud reports them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub batches: Vec<BatchStatus>,
+    /// True once the order's details (batches, the cloud's message) have been read with a
+    /// describe call and stored. An order already finished when the watch first listed it is
+    /// written from the list without them; the history backfill describes it once, from call
+    /// budget no other poll needs, and sets this. A finished order with `detailed: true` is
+    /// never described again, also after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detailed: Option<bool>,
     /// kstatus conditions, one per type: Ready (succeeded; Unknown for phase Unknown), Stalled
     /// (failed or cancelled), Reconciling (in flight), AwaitingInput (a person must confirm a
     /// batch, approve or resume), Degraded (SAE SubStatus 1, an exception during execution).

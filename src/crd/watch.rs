@@ -356,6 +356,23 @@ pub struct ChangeOrderWatchStatus {
     /// seen, even while this one still runs. Absent while the watch has no ChangeOrder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_order: Option<LatestOrder>,
+    /// Progress of the history backfill: the finished orders first seen finished (written from
+    /// the list, without batches) that are described once each, newest first, from call budget
+    /// no other poll needs. Informational: a backfill in progress does not change `Ready`.
+    /// Absent until the backfill first runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryProgress>,
+}
+
+/// How far the history backfill is (see `status.history`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryProgress {
+    /// Finished orders of this watch whose details are stored (`status.detailed` on the
+    /// ChangeOrder).
+    pub described: u32,
+    /// Finished orders still to describe (those retention keeps, and not gone from the cloud).
+    pub remaining: u32,
 }
 
 /// A summary of one ChangeOrder, enough for a pipeline to follow it.

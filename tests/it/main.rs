@@ -19,6 +19,7 @@ mod support;
 mod accounts;
 mod actions;
 mod argocd_health;
+mod backfill;
 mod bad_input;
 mod chart;
 mod chart_alerts;

@@ -88,6 +88,13 @@ impl CloudClient {
         self.transport.wait_before(&base, t.provider, c, calls, claim)
     }
 
+    /// Calls that no other poll needs now (see [`crate::http::CallBudget::spare`]); `None`
+    /// without a call budget.
+    pub fn spare(&self, t: &Target, c: &Credentials) -> Option<u32> {
+        let base = t.base_url().ok()?;
+        self.transport.spare(&base, t.provider, c)
+    }
+
     /// Learn whose call budget `c` spend (see [`crate::http::CallBudget::identify`]) before
     /// asking [`wait_before`](Self::wait_before).
     pub async fn identify(&self, c: &Credentials) {

@@ -119,6 +119,13 @@ pub trait CallBudget: Send + Sync {
         Duration::ZERO
     }
 
+    /// Calls that may be spent now on work nobody waits for (the history backfill) without
+    /// delaying any poll: the claim is held, so other asks get none until those calls are
+    /// refilled. The default spares nothing.
+    fn spare<'a>(&'a self, _provider: Provider, _creds: &'a Credentials, _host: &'a str) -> u32 {
+        0
+    }
+
     /// Learn, before calls are counted, whose budget `creds` spend (e.g. the account STS
     /// `GetCallerIdentity` names). Never fails; the default learns nothing.
     fn identify<'a>(
@@ -361,6 +368,22 @@ impl Transport {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Calls to `base` with `creds` that no other poll needs now (see [`CallBudget::spare`]):
+    /// none while the cloud's announced rate limit holds; `None` without a budget.
+    pub fn spare(&self, base: &Url, provider: Provider, creds: &Credentials) -> Option<u32> {
+        let host = host_header(base);
+        let gate_key = format!("{host}|{}", creds.fingerprint());
+        let gated = match self.gates.lock() {
+            Ok(g) => g.get(&gate_key).copied(),
+            Err(poisoned) => poisoned.into_inner().get(&gate_key).copied(),
+        }
+        .is_some_and(|until| until > Instant::now());
+        if gated {
+            return Some(0);
+        }
+        self.cfg.budget.as_ref().map(|b| b.spare(provider, creds, &host))
     }
 
     /// See [`CallBudget::identify`]; nothing without a budget.

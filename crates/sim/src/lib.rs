@@ -338,6 +338,11 @@ async fn dispatch(
     match decision.error {
         None => {
             sh.stats.record(provider.as_str(), op.action(), &reply.outcome);
+            if matches!(op.action(), "DescribeChangeOrder" | "GetChangeOrderInfo")
+                && let Some(id) = params.get("ChangeOrderId")
+            {
+                sh.stats.record_describe(id);
+            }
             reply.into_response()
         }
         Some((FaultKind::MalformedJson, _)) => {

@@ -23,6 +23,12 @@ pub struct StatsSnapshot {
     pub unrouted: u64,
     /// Authenticated requests by scheme: `ACS3-HMAC-SHA256`, `acs` (ROA), `token` (AppStack).
     pub auth_schemes: BTreeMap<String, u64>,
+    /// Describes answered (`DescribeChangeOrder`, `GetChangeOrderInfo`) by `ChangeOrderId`.
+    #[serde(default)]
+    pub described: BTreeMap<String, u64>,
+    /// Ids in the order of their first describe (each once, so bounded by the orders).
+    #[serde(default)]
+    pub first_described: Vec<String>,
 }
 
 impl StatsSnapshot {
@@ -70,6 +76,16 @@ impl Stats {
             .or_default();
         a.calls += 1;
         *a.outcomes.entry(outcome.to_string()).or_default() += 1;
+    }
+
+    /// A describe of order `id` was answered.
+    pub fn record_describe(&self, id: &str) {
+        let mut s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = s.described.entry(id.to_string()).or_default();
+        *n += 1;
+        if *n == 1 {
+            s.first_described.push(id.to_string());
+        }
     }
 
     pub fn record_scheme(&self, scheme: &str) {

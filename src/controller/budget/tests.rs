@@ -218,3 +218,29 @@ async fn ten_thousand_rotations_keep_the_buckets_bounded() {
     );
     assert!(peak <= 8, "{peak} buckets live at once");
 }
+
+/// The backfill gets only what no poll needs: half a burst from a full bucket, nothing while a
+/// poller waits, and nothing again until what it was given has been refilled.
+#[tokio::test(start_paused = true)]
+async fn spare_calls_come_only_from_an_idle_bucket() {
+    let budget = Budget::new(60); // burst 6, one call a second
+    let key = "k";
+    assert_eq!(budget.spare(key), 3, "half of a full burst");
+    assert_eq!(budget.spare(key), 0, "not again before it is refilled");
+    spend(&budget, key, 3);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    // Refilled to 6 - 3 + 3 = 6 once the claim has passed.
+    assert_eq!(budget.spare(key), 3);
+    spend(&budget, key, 3);
+    tokio::time::advance(Duration::from_secs(3)).await;
+    // A poller of orders in flight is queued for more calls than the bucket has: nothing spare.
+    spend(&budget, key, 5);
+    assert!(budget.wait_for_calls(key, 4, &claim("busy")).is_some());
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert_eq!(budget.spare(key), 0, "a poller waits");
+    // Its poll goes first; then the bucket refills and the backfill gets calls again.
+    assert!(budget.wait_for_calls(key, 4, &claim("busy")).is_none());
+    spend(&budget, key, 4);
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(budget.spare(key), 3);
+}

@@ -79,6 +79,8 @@ pub struct FinalOrder {
     finish_time: Option<jiff::Timestamp>,
     batch_count: Option<u32>,
     current_batch: Option<u32>,
+    /// `status.detailed`: whether the history backfill still owes this order a describe.
+    detailed: Option<bool>,
     conditions: Box<[SmallCondition]>,
 }
 
@@ -111,6 +113,7 @@ impl FinalOrder {
             finish_time: status.finish_time.map(|t| t.0),
             batch_count: status.batch_count,
             current_batch: status.current_batch,
+            detailed: status.detailed,
             conditions: status
                 .conditions
                 .into_iter()
@@ -142,6 +145,7 @@ impl FinalOrder {
             batch_count: self.batch_count,
             current_batch: self.current_batch,
             batches: Vec::new(),
+            detailed: self.detailed,
             conditions: self
                 .conditions
                 .iter()

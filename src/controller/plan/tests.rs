@@ -685,3 +685,113 @@ fn a_final_order_compacted_by_the_cache_plans_and_reports_as_the_full_one() {
             .is_some_and(|m| m.contains("all batches done"))
     );
 }
+
+/// A finished order written from the list, created at `created`.
+fn finished_history(id: &str, created: &str) -> ChangeOrder {
+    let mut o = order(id, 2, Some(created));
+    o.create_time = Some(ts(created));
+    stored_from(&o, "2026-01-01T01:00:00Z")
+}
+
+#[test]
+fn the_backfill_owes_finished_history_newest_first_within_retention() {
+    let old = finished_history("old", "2026-01-01T00:00:00Z");
+    let mid = finished_history("mid", "2026-01-02T00:00:00Z");
+    let new = finished_history("new", "2026-01-03T00:00:00Z");
+    let done = stored_from(&detailed("done", 2, "ok"), "2026-01-01T01:00:00Z");
+    let running = stored("running", 1, None);
+    let objects = [&old, &mid, &new, &done, &running];
+    let existing: Existing<'_> = objects
+        .iter()
+        .map(|o| (o.spec.change_order_id.as_str(), *o))
+        .collect();
+    let now = ts("2026-02-01T00:00:00Z");
+    // Neither the detailed order nor the running one is owed; newest first.
+    assert_eq!(
+        backfill(&existing, &policy(10), now),
+        vec!["new", "mid"].into_iter().chain(["old"]).collect::<Vec<_>>()
+    );
+    // Retention keeps three finished orders: `old` ties with `done` and loses on the id. The
+    // one it prunes is not described.
+    let kept = backfill(&existing, &policy(3), now);
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(!kept.contains(&"old".to_string()), "{kept:?}");
+    assert_eq!(
+        super::history(&existing, &policy(10), now),
+        crate::crd::HistoryProgress {
+            described: 1,
+            remaining: 3
+        }
+    );
+}
+
+#[test]
+fn a_backfill_describe_writes_the_batches_once_and_a_bad_answer_is_a_miss() {
+    let old = finished_history("old", "2026-01-01T00:00:00Z");
+    let existing: Existing<'_> = [("old", &old)].into_iter().collect();
+    let fetched = |d: Detail| Fetched {
+        listed: Vec::new(),
+        from_cloud: false,
+        details: [("old".to_string(), d)].into_iter().collect(),
+    };
+    let input = |f: &'_ Fetched, misses: &'_ HashMap<String, u32>| -> Plan {
+        plan(Input {
+            watch: &watch(),
+            app: &AppRef::Id("app".into()),
+            fetched: f,
+            existing: &existing,
+            superseded: Vec::new(),
+            retention: &policy(10),
+            misses,
+            now: ts("2026-02-01T00:00:00Z"),
+        })
+    };
+    let none = HashMap::new();
+    let answer = fetched(Detail::Found(Box::new(detailed("old", 2, "all done"))));
+    let p = input(&answer, &none);
+    let s = status(&p, "old");
+    assert_eq!(s.detailed, Some(true));
+    assert_eq!(s.batches.len(), 2);
+    assert_eq!(s.phase, Some(Phase::Succeeded));
+    // No condition flipped: each keeps the time the list's write gave it, also those a
+    // compact cached copy no longer holds.
+    let mut compact = old.clone();
+    crate::controller::cache::compact_final(&mut compact);
+    let compact_existing: Existing<'_> = [("old", &compact)].into_iter().collect();
+    let p2 = plan(Input {
+        watch: &watch(),
+        app: &AppRef::Id("app".into()),
+        fetched: &answer,
+        existing: &compact_existing,
+        superseded: Vec::new(),
+        retention: &policy(10),
+        misses: &none,
+        now: ts("2026-02-01T00:00:00Z"),
+    });
+    let times: Vec<Timestamp> = status(&p2, "old")
+        .conditions
+        .iter()
+        .map(|c| c.last_transition_time.0)
+        .collect();
+    assert_eq!(times.len(), 5);
+    assert!(
+        times.iter().all(|t| *t == ts("2026-01-01T01:00:00Z")),
+        "{times:?}"
+    );
+    // Once detailed, never owed again (and never written again by a poll).
+    let mut written = p.desired[0].clone();
+    written.metadata.generation = Some(1);
+    let after: Existing<'_> = [("old", &written)].into_iter().collect();
+    assert!(backfill(&after, &policy(10), ts("2026-02-01T00:00:00Z")).is_empty());
+    assert_eq!(judge(None, None, Some(&written), 0), Verdict::Keep);
+    // A describe saying the finished order runs again is not believed, and counts as a miss,
+    // as does "not found": the backfill asks a bounded number of times.
+    for bad in [
+        Detail::Found(Box::new(detailed("old", 1, "running?"))),
+        Detail::NotFound,
+    ] {
+        let p = input(&fetched(bad), &none);
+        assert!(p.desired.is_empty());
+        assert_eq!(p.misses.get("old"), Some(&1));
+    }
+}
