@@ -276,7 +276,11 @@ async fn apply_order(
     let mut written = None;
     let mut created_version = None;
     let mut generation = same_object.and_then(|o| o.metadata.generation);
-    if plan::needs_spec_write(&desired, same_object) {
+    // A final order is cached compact (no labels, owners or most of its spec), so it cannot be
+    // compared; and a finished order's object does not change. Only its status is written (a
+    // history backfill adds batches).
+    let compacted = same_object.is_some_and(plan::is_final);
+    if !compacted && plan::needs_spec_write(&desired, same_object) {
         let created = match same_object {
             None => match write(ctx, ns, &name, Write::Create(&desired)).await {
                 // There, but not in the cache yet: written as an update of what is unknown.
