@@ -264,6 +264,7 @@ const SERVED: &[&[&str]] = &[
     &["patch", "changeorders.changeorder.io"],
     &["delete", "changeorders.changeorder.io"],
     &["patch", "changeorders.changeorder.io", "--subresource=status"],
+    &["update", "changeorders.changeorder.io", "--subresource=status"],
     &["get", "changeorderactions.changeorder.io"],
     &["watch", "changeorderactions.changeorder.io"],
     &["delete", "changeorderactions.changeorder.io"],
@@ -291,7 +292,6 @@ const NEVER: &[&[&str]] = &[
         "--subresource=status",
     ],
     &["update", "changeorders.changeorder.io"],
-    &["update", "changeorders.changeorder.io", "--subresource=status"],
     // Requests come from people; the operator only carries them out.
     &["create", "changeorderactions.changeorder.io"],
     &["create", "secrets"],

@@ -252,7 +252,7 @@ fn assert_served_rules(role: &Value) {
             "changeorders",
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
-        ("changeorder.io", "changeorders/status", &["patch"]),
+        ("changeorder.io", "changeorders/status", &["update", "patch"]),
         (
             "changeorder.io",
             "changeorderactions",

@@ -125,9 +125,10 @@ Secrets are read with get; Events go through events.k8s.io (create, then patch f
 - apiGroups: ["changeorder.io"]
   resources: ["changeorders"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# A new order's status is an update at the version its create returned; later ones are patches.
 - apiGroups: ["changeorder.io"]
   resources: ["changeorders/status"]
-  verbs: ["patch"]
+  verbs: ["update", "patch"]
 # ChangeOrderActions are always read, so that with actions disabled each request is refused with a
 # status saying so; the operator ties a finished one to its order (patch) and deletes it after
 # actions.ttl. Its status is written with update (the claim before a cloud call must fail on a
