@@ -66,7 +66,11 @@ pub async fn step(
         return Ok(None);
     }
     let target = &w.config.target;
-    let spare = ctx.cloud.spare(target, credentials).unwrap_or(UNBUDGETED_STEP);
+    let want = u32::try_from(owed.len()).unwrap_or(u32::MAX);
+    let spare = ctx
+        .cloud
+        .spare(target, credentials, want)
+        .unwrap_or(UNBUDGETED_STEP);
     let take = usize::try_from(spare).unwrap_or(usize::MAX).min(owed.len());
     if take == 0 {
         write_progress(ctx, w, progress).await?;

@@ -296,7 +296,7 @@ impl Budget {
     /// poll of the round plans on (lists, describes of orders in flight) are always there
     /// first, and on an account whose round uses the whole budget the bucket never fills and
     /// nothing is spared. The calls themselves are still taken one by one as they are made.
-    pub fn spare(&self, key: &str) -> u32 {
+    pub fn spare(&self, key: &str, want: u32) -> u32 {
         let now = Instant::now();
         let mut buckets = self.lock();
         let account = self.account(&mut buckets, key, now);
@@ -309,7 +309,12 @@ impl Budget {
             rate_per_sec: rate,
         } = account.size;
         let most = (capacity / 2.0).ceil();
-        let spare = (account.tokens - (capacity - most)).floor().clamp(0.0, most);
+        // Only what is asked for is held back, so the next watch's ask is not refused while
+        // the calls this one left unclaimed are still in the bucket.
+        let spare = (account.tokens - (capacity - most))
+            .floor()
+            .clamp(0.0, most)
+            .min(f64::from(want));
         if spare >= 1.0 {
             account.spared_until = Some(now + Duration::from_secs_f64(spare / rate));
         }
@@ -371,8 +376,9 @@ impl changeorder_cloud::http::CallBudget for Budget {
         _provider: changeorder_cloud::model::Provider,
         creds: &'a Credentials,
         host: &'a str,
+        want: u32,
     ) -> u32 {
-        self.spare(&self.key_for(creds, host))
+        self.spare(&self.key_for(creds, host), want)
     }
 
     fn learn(&self, creds: &Credentials, account: &str, until: Option<std::time::Duration>) {

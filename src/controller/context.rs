@@ -112,6 +112,8 @@ pub struct Context {
     pub scope: Option<String>,
     /// Keyless credentials, cached per ServiceAccount and role; one for the process.
     pub identities: Arc<Identities>,
+    /// SAE namespace lists shared by the watches of one namespace and credential.
+    pub namespace_lists: crate::controller::namespace_lists::NamespaceLists,
     synced: tokio::sync::watch::Receiver<bool>,
     stopping: Arc<std::sync::atomic::AtomicBool>,
     memory: Mutex<HashMap<String, Memory>>,
@@ -134,6 +136,7 @@ impl Context {
     ) -> Arc<Self> {
         Arc::new(Context {
             identities,
+            namespace_lists: Default::default(),
             client,
             cloud,
             orders,

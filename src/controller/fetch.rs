@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt;
 
+use crate::controller::namespace_lists::{self, NamespaceLists};
 use crate::mapping::classify;
 use changeorder_cloud::client::{CloudClient, Target};
 use changeorder_cloud::credentials::Credentials;
@@ -84,9 +85,12 @@ pub fn dedup(listed: Vec<CloudOrder>) -> Vec<CloudOrder> {
 }
 
 /// Where a fetch gets the orders it describes from.
-pub enum Listing {
+pub enum Listing<'a> {
     /// Ask the cloud for the list (discovery).
     Cloud,
+    /// Discovery from the SAE namespace's shared list (`namespace_lists`); per app when that
+    /// list is not available.
+    Namespace(&'a NamespaceLists, namespace_lists::Request<'a>),
     /// Describe-only: these orders, as already known, stand in for the list. Between two
     /// discovery lists this is all a poll of orders in flight needs, one call per order.
     Known(Vec<CloudOrder>),
@@ -125,17 +129,31 @@ pub async fn fetch(
     cloud: &CloudClient,
     target: &Target,
     credentials: &Credentials,
-    listing: Listing,
+    listing: Listing<'_>,
     choose: impl FnOnce(&[CloudOrder]) -> Vec<String>,
     stopping: &(dyn Fn() -> bool + Sync),
 ) -> Result<Fetched, CloudError> {
     let all = async {
+        let mut given = Vec::new();
         let (listed, from_cloud) = match listing {
             Listing::Cloud => (dedup(cloud.list(target, credentials).await?), true),
+            Listing::Namespace(lists, req) => match lists.list(cloud, &req).await {
+                Some(shared) => {
+                    given = shared.details;
+                    (dedup(shared.listed), true)
+                }
+                None => (dedup(cloud.list(target, credentials).await?), true),
+            },
             Listing::Known(orders) => (dedup(orders), false),
         };
-        let wanted = choose(&listed);
-        let details = describe_each(cloud, target, credentials, wanted, stopping).await;
+        // Describes the namespace list already made (to learn whose new orders are) count as
+        // this poll's.
+        let mut wanted = choose(&listed);
+        wanted.retain(|id| !given.iter().any(|d| &d.id == id));
+        let mut details = describe_each(cloud, target, credentials, wanted, stopping).await;
+        for d in given {
+            details.insert(d.id.clone(), Detail::Found(Box::new(d)));
+        }
         let mut fetched = Fetched {
             listed,
             from_cloud,

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod leader;
 pub mod merge_patch;
 pub mod metrics;
+pub mod namespace_lists;
 pub mod plan;
 pub mod receiver;
 pub mod reconcile;

@@ -21,6 +21,7 @@ use crate::controller::backfill;
 use crate::controller::context::{Context, Error, Memory};
 use crate::controller::fetch;
 use crate::controller::identity::{IdentityError, Source};
+use crate::controller::namespace_lists;
 use crate::controller::plan;
 use crate::controller::report;
 use crate::controller::schedule::{self, Decision, Facts, Pace, Standing};
@@ -32,6 +33,7 @@ use changeorder_cloud::account::refuses_key;
 use changeorder_cloud::credentials::{Credentials, check_secret_type};
 use changeorder_cloud::error::{CloudError, ErrorKind};
 use changeorder_cloud::http::{Claim, Demand};
+use changeorder_cloud::model::Provider;
 
 pub async fn reconcile(watch: Arc<ChangeOrderWatch>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -178,6 +180,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         config: &config,
         objects: &objects,
         discover,
+        forced,
         now,
     }
     .run(secret_version, &mut memory)
@@ -359,6 +362,8 @@ struct Poll<'a> {
     objects: &'a [Arc<ChangeOrder>],
     /// List the app's orders (discovery); otherwise describe only the orders in flight.
     discover: bool,
+    /// Asked for now (spec, Secret or a reconcile request): an older shared list will not do.
+    forced: bool,
     now: Timestamp,
 }
 
@@ -399,6 +404,44 @@ impl Poll<'_> {
         Ok(Polled::Done(outcome, Box::new(latest)))
     }
 
+    /// How this poll finds new orders: the SAE namespace's shared list when the watch names
+    /// its namespace and has listed recently (`namespace_lists::serves`), its own list
+    /// otherwise.
+    fn discovery<'a>(
+        &'a self,
+        credentials: &'a Credentials,
+        memory: &Memory,
+        own: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> fetch::Listing<'a> {
+        let target = &self.config.target;
+        let (Some(namespace), changeorder_cloud::model::AppRef::Id(app)) =
+            (self.watch.spec.namespace_id.as_deref(), &target.app)
+        else {
+            return fetch::Listing::Cloud;
+        };
+        let since_list = memory.last_list.map(|t| t.elapsed());
+        if target.provider != Provider::Sae || !namespace_lists::serves(self.config.interval, since_list) {
+            return fetch::Listing::Cloud;
+        }
+        let now = Instant::now();
+        let fresh_after = if self.forced {
+            now
+        } else {
+            now.checked_sub(self.config.interval / 2).unwrap_or(now)
+        };
+        fetch::Listing::Namespace(
+            &self.ctx.namespace_lists,
+            namespace_lists::Request {
+                target,
+                credentials,
+                namespace,
+                app,
+                own,
+                fresh_after,
+            },
+        )
+    }
+
     /// Whether the watch's credentials come from its ServiceAccount (exchanged keys).
     fn keyless(&self) -> bool {
         matches!(self.config.source, Source::ServiceAccount(_))
@@ -427,8 +470,12 @@ impl Poll<'_> {
         // would describe nothing lists instead.
         let known = plan::known_open(&existing);
         let describes = plan::to_describe(&known, &existing, misses).len();
+        let own = |id: &str| existing.contains_key(id);
         let (listing, calls) = if self.discover || describes == 0 {
-            (fetch::Listing::Cloud, in_flight.saturating_add(1))
+            (
+                self.discovery(&credentials, memory, &own),
+                in_flight.saturating_add(1),
+            )
         } else {
             (fetch::Listing::Known(known), describes)
         };

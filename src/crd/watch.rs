@@ -52,6 +52,9 @@ use changeorder_cloud::model::Provider;
 #[x_kube(validation = kube::core::Rule::new("self.provider != 'appstack' || !has(self.appId)")
     .message("spec.appId does not apply to provider appstack: use spec.organizationId and spec.appName")
     .field_path(".appId"))]
+#[x_kube(validation = kube::core::Rule::new("self.provider == 'sae' || !has(self.namespaceId)")
+    .message("spec.namespaceId applies only to provider sae")
+    .field_path(".namespaceId"))]
 #[x_kube(validation = kube::core::Rule::new("!has(self.interval) || duration(self.interval) >= duration('5s')")
     .message("spec.interval must be at least 5s")
     .field_path(".interval"))]
@@ -85,6 +88,13 @@ pub struct ChangeOrderWatchSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
     pub app_id: Option<String>,
+
+    /// SAE namespace of the app (e.g. `cn-hangzhou:prod`). With it, the watches of one namespace
+    /// that use the same credentials find new orders with one shared `ListNamespaceChangeOrders`
+    /// per interval instead of a list per app. sae only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub namespace_id: Option<String>,
 
     /// AppStack organization id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

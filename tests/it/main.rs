@@ -44,6 +44,7 @@ mod faults;
 mod image;
 mod keyless;
 mod leader_election;
+mod namespace_lists;
 mod operator_process;
 mod order_writes;
 mod outage;

@@ -216,6 +216,8 @@ async fn describe_pipeline_and_namespace_list() {
         r.json["Data"]["ChangeOrderList"][0]["NamespaceId"],
         "cn-hangzhou:demo"
     );
+    // As SAE's: the namespace list does not say whose an order is; the describe does.
+    assert!(r.json["Data"]["ChangeOrderList"][0].get("AppId").is_none());
     let r = Call::sae("ListNamespaceChangeOrders", &[("NamespaceId", "elsewhere")])
         .send(&sim)
         .await;

@@ -90,9 +90,9 @@ impl CloudClient {
 
     /// Calls that no other poll needs now (see [`crate::http::CallBudget::spare`]); `None`
     /// without a call budget.
-    pub fn spare(&self, t: &Target, c: &Credentials) -> Option<u32> {
+    pub fn spare(&self, t: &Target, c: &Credentials, want: u32) -> Option<u32> {
         let base = t.base_url().ok()?;
-        self.transport.spare(&base, t.provider, c)
+        self.transport.spare(&base, t.provider, c, want)
     }
 
     /// Learn whose call budget `c` spend (see [`crate::http::CallBudget::identify`]) before
@@ -142,6 +142,22 @@ impl CloudClient {
             }
             _ => Err(mismatch(t)),
         }
+    }
+
+    /// SAE only: the orders of a whole namespace, read page by page while `more` (given each
+    /// page's orders) asks for the next one. Entries carry no app id; a describe does.
+    pub async fn list_namespace(
+        &self,
+        t: &Target,
+        c: &Credentials,
+        namespace_id: &str,
+        more: &mut (dyn FnMut(&[CloudOrder]) -> bool + Send),
+    ) -> Result<Vec<CloudOrder>, CloudError> {
+        if t.provider != Provider::Sae {
+            return Err(mismatch(t));
+        }
+        let base = Self::prepare(t, c)?;
+        sae::list_namespace(&self.transport, &base, namespace_id, c, t.signature, t.zone, more).await
     }
 
     /// One change order in detail: batches, current batch, the cloud's message. `detailed` is

@@ -143,7 +143,8 @@ pub fn merge(listed: &CloudOrder, mut detail: CloudOrder) -> CloudOrder {
         batch_count,
         batch_type,
         current_batch,
-        message
+        message,
+        app_id
     );
     if detail.env_names.is_empty() {
         detail.env_names = listed.env_names.clone();

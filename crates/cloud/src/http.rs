@@ -121,8 +121,9 @@ pub trait CallBudget: Send + Sync {
 
     /// Calls that may be spent now on work nobody waits for (the history backfill) without
     /// delaying any poll: the claim is held, so other asks get none until those calls are
-    /// refilled. The default spares nothing.
-    fn spare<'a>(&'a self, _provider: Provider, _creds: &'a Credentials, _host: &'a str) -> u32 {
+    /// refilled. `want` caps the claim, so a small ask does not hold back the next one. The
+    /// default spares nothing.
+    fn spare<'a>(&'a self, _provider: Provider, _creds: &'a Credentials, _host: &'a str, _want: u32) -> u32 {
         0
     }
 
@@ -372,7 +373,7 @@ impl Transport {
 
     /// Calls to `base` with `creds` that no other poll needs now (see [`CallBudget::spare`]):
     /// none while the cloud's announced rate limit holds; `None` without a budget.
-    pub fn spare(&self, base: &Url, provider: Provider, creds: &Credentials) -> Option<u32> {
+    pub fn spare(&self, base: &Url, provider: Provider, creds: &Credentials, want: u32) -> Option<u32> {
         let host = host_header(base);
         let gate_key = format!("{host}|{}", creds.fingerprint());
         let gated = match self.gates.lock() {
@@ -383,7 +384,10 @@ impl Transport {
         if gated {
             return Some(0);
         }
-        self.cfg.budget.as_ref().map(|b| b.spare(provider, creds, &host))
+        self.cfg
+            .budget
+            .as_ref()
+            .map(|b| b.spare(provider, creds, &host, want))
     }
 
     /// See [`CallBudget::identify`]; nothing without a budget.

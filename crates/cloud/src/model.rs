@@ -134,6 +134,9 @@ pub struct CloudOrder {
     pub detailed: bool,
     /// The cloud answered that this order does not exist (any more).
     pub gone: bool,
+    /// The order's application, where the reply names it (SAE describe and per-app list; the
+    /// namespace-wide list does not).
+    pub app_id: Option<String>,
 }
 
 impl CloudOrder {
@@ -157,6 +160,7 @@ impl CloudOrder {
             message: None,
             detailed: false,
             gone: false,
+            app_id: None,
         }
     }
 }

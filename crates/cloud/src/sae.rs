@@ -1,4 +1,5 @@
-//! SAE (2019-05-06): `ListChangeOrders` (every page) and `DescribeChangeOrder`.
+//! SAE (2019-05-06): `ListChangeOrders` (every page), `ListNamespaceChangeOrders` (as many pages
+//! as the caller needs) and `DescribeChangeOrder`.
 //!
 //! SAE uses plain arrays, a string `Code` next to `Success`/`ErrorCode`, and integer epoch
 //! milliseconds in pipelines. All SAE APIs share one budget of 60 calls per minute per account,
@@ -22,6 +23,9 @@ pub const OP_LIST: &str = "ListChangeOrders";
 pub const OP_DESCRIBE: &str = "DescribeChangeOrder";
 pub const PATH_LIST: &str = "/pop/v1/sam/changeorder/ListChangeOrders";
 pub const PATH_DESCRIBE: &str = "/pop/v1/sam/changeorder/DescribeChangeOrder";
+pub const OP_NAMESPACE_LIST: &str = "ListNamespaceChangeOrders";
+/// Lower-case `l`, as SAE spells this one path.
+pub const PATH_NAMESPACE_LIST: &str = "/pop/v1/sam/changeorder/listNamespaceChangeOrders";
 
 const ERROR_KEYS: &[&str] = &["ErrorMessage", "TaskErrorMessage"];
 /// Progress text inside a pipeline's stages and tasks, shown when there is no error.
@@ -46,51 +50,98 @@ pub(crate) async fn list(
     scheme: Scheme,
     zone: Offset,
 ) -> Result<Vec<CloudOrder>, CloudError> {
-    let cfg = tr.config();
-    let page_size = cfg.sae_page_size.max(1);
-    let mut out: Vec<CloudOrder> = Vec::new();
-    let mut page_no: u32 = 1;
-    loop {
-        if page_no > cfg.max_pages {
-            tracing::warn!(
-                app_id,
-                max_pages = cfg.max_pages,
-                "SAE ListChangeOrders: page limit reached, older orders not read"
-            );
-            break;
-        }
-        let call = ApiCall {
-            provider: Provider::Sae,
-            operation: OP_LIST,
-            version: VERSION,
-            method: Method::GET,
-            path: PATH_LIST.into(),
-            query: vec![
-                ("AppId".into(), app_id.into()),
-                ("CurrentPage".into(), page_no.to_string()),
-                ("PageSize".into(), page_size.to_string()),
-            ],
-            not_found: ErrorKind::AppNotFound,
-        };
-        let v = tr.call(base, &call, creds, scheme).await?;
-        let mut page = parse_list_page(&v, zone)?;
-        let before = out.len();
-        for o in std::mem::take(&mut page.orders) {
-            if !out.iter().any(|x| x.id == o.id) {
-                out.push(o);
+    let pages = Pages {
+        operation: OP_LIST,
+        path: PATH_LIST,
+        scope: ("AppId", app_id),
+        not_found: ErrorKind::AppNotFound,
+    };
+    pages.read(tr, base, creds, scheme, zone, &mut |_| true).await
+}
+
+/// Every order of an SAE namespace, newest first as far as the cloud sorts them, read page by
+/// page until `more` (given the orders of the page just read) says no further page is needed.
+/// The entries carry no `AppId`: only a describe tells whose an order is.
+pub(crate) async fn list_namespace(
+    tr: &Transport,
+    base: &Url,
+    namespace_id: &str,
+    creds: &Credentials,
+    scheme: Scheme,
+    zone: Offset,
+    more: &mut (dyn FnMut(&[CloudOrder]) -> bool + Send),
+) -> Result<Vec<CloudOrder>, CloudError> {
+    let pages = Pages {
+        operation: OP_NAMESPACE_LIST,
+        path: PATH_NAMESPACE_LIST,
+        scope: ("NamespaceId", namespace_id),
+        not_found: ErrorKind::AppNotFound,
+    };
+    pages.read(tr, base, creds, scheme, zone, more).await
+}
+
+/// One of SAE's two paged order lists (per app, per namespace).
+struct Pages<'a> {
+    operation: &'static str,
+    path: &'static str,
+    scope: (&'static str, &'a str),
+    not_found: ErrorKind,
+}
+
+impl Pages<'_> {
+    async fn read(
+        &self,
+        tr: &Transport,
+        base: &Url,
+        creds: &Credentials,
+        scheme: Scheme,
+        zone: Offset,
+        more: &mut (dyn FnMut(&[CloudOrder]) -> bool + Send),
+    ) -> Result<Vec<CloudOrder>, CloudError> {
+        let cfg = tr.config();
+        let page_size = cfg.sae_page_size.max(1);
+        let mut out: Vec<CloudOrder> = Vec::new();
+        let mut page_no: u32 = 1;
+        loop {
+            if page_no > cfg.max_pages {
+                tracing::warn!(
+                    operation = self.operation,
+                    max_pages = cfg.max_pages,
+                    "SAE list: page limit reached, older orders not read"
+                );
+                break;
             }
+            let call = ApiCall {
+                provider: Provider::Sae,
+                operation: self.operation,
+                version: VERSION,
+                method: Method::GET,
+                path: self.path.into(),
+                query: vec![
+                    (self.scope.0.into(), self.scope.1.into()),
+                    ("CurrentPage".into(), page_no.to_string()),
+                    ("PageSize".into(), page_size.to_string()),
+                ],
+                not_found: self.not_found,
+            };
+            let v = tr.call(base, &call, creds, scheme).await?;
+            let mut page = parse_list_page(&v, zone)?;
+            let before = out.len();
+            for o in std::mem::take(&mut page.orders) {
+                if !out.iter().any(|x| x.id == o.id) {
+                    out.push(o);
+                }
+            }
+            let new_orders = out.len() - before;
+            if is_last_page(&page, i64::from(page_no), i64::from(page_size), new_orders)
+                || !more(&out[before..])
+            {
+                break;
+            }
+            page_no += 1;
         }
-        if is_last_page(
-            &page,
-            i64::from(page_no),
-            i64::from(page_size),
-            out.len() - before,
-        ) {
-            break;
-        }
-        page_no += 1;
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// Paging ends on an empty page, when `CurrentPage * PageSize >= TotalSize`, on a short page
@@ -134,6 +185,7 @@ fn parse_order(item: &Value, fallback_id: Option<&str>, zone: Offset) -> Option<
     let id = json::string(item, &["ChangeOrderId"]).or_else(|| fallback_id.map(str::to_string))?;
     let mut o = CloudOrder::new(Provider::Sae, id, numeric_status(item, &["Status"]));
     o.sub_status = json::int(item, &["SubStatus"]);
+    o.app_id = json::string(item, &["AppId"]);
     o.order_type = json::string(item, &["CoType"]);
     o.type_code = json::string(item, &["CoTypeCode"]);
     o.description = json::string(item, &["Description", "ChangeOrderDescription"]);

@@ -124,9 +124,13 @@ fn namespace_list(w: &World, p: &Params) -> Handled {
     Handled::new(None, sae_ok(paged(items, &pg)))
 }
 
+/// One list entry. The namespace-wide list names the namespace and, as SAE's does, not the
+/// app: only a describe says whose an order is.
 fn list_item(w: &World, v: &View<'_>, with_namespace: bool) -> Value {
     let mut m = Map::new();
-    m.insert("AppId".into(), json!(v.app.app_id));
+    if !with_namespace {
+        m.insert("AppId".into(), json!(v.app.app_id));
+    }
     m.insert("BatchCount".into(), json!(v.snap.batches.len()));
     m.insert("BatchType".into(), json!(batch_type(v)));
     m.insert("ChangeOrderId".into(), json!(v.order.id));

@@ -225,22 +225,39 @@ async fn ten_thousand_rotations_keep_the_buckets_bounded() {
 async fn spare_calls_come_only_from_an_idle_bucket() {
     let budget = Budget::new(60); // burst 6, one call a second
     let key = "k";
-    assert_eq!(budget.spare(key), 3, "half of a full burst");
-    assert_eq!(budget.spare(key), 0, "not again before it is refilled");
+    assert_eq!(budget.spare(key, 10), 3, "half of a full burst");
+    assert_eq!(budget.spare(key, 10), 0, "not again before it is refilled");
     spend(&budget, key, 3);
     tokio::time::advance(Duration::from_secs(3)).await;
     // Refilled to 6 - 3 + 3 = 6 once the claim has passed.
-    assert_eq!(budget.spare(key), 3);
+    assert_eq!(budget.spare(key, 10), 3);
     spend(&budget, key, 3);
     tokio::time::advance(Duration::from_secs(3)).await;
     // A poller of orders in flight is queued for more calls than the bucket has: nothing spare.
     spend(&budget, key, 5);
     assert!(budget.wait_for_calls(key, 4, &claim("busy")).is_some());
     tokio::time::advance(Duration::from_secs(3)).await;
-    assert_eq!(budget.spare(key), 0, "a poller waits");
+    assert_eq!(budget.spare(key, 10), 0, "a poller waits");
     // Its poll goes first; then the bucket refills and the backfill gets calls again.
     assert!(budget.wait_for_calls(key, 4, &claim("busy")).is_none());
     spend(&budget, key, 4);
     tokio::time::advance(Duration::from_secs(6)).await;
-    assert_eq!(budget.spare(key), 3);
+    assert_eq!(budget.spare(key, 10), 3);
+}
+
+/// A small ask holds back only its own calls: the next watch's ask is served as soon as those
+/// are refilled, not after half a burst's worth of time.
+#[tokio::test(start_paused = true)]
+async fn a_small_spare_ask_holds_back_only_what_it_took() {
+    let budget = Budget::new(600); // burst 60, ten calls a second
+    let key = "k";
+    assert_eq!(budget.spare(key, 2), 2);
+    assert_eq!(budget.spare(key, 2), 0, "not before those two are refilled");
+    tokio::time::advance(Duration::from_millis(250)).await;
+    assert_eq!(
+        budget.spare(key, 2),
+        2,
+        "the next ask, a quarter of a second later"
+    );
+    assert_eq!(budget.spare(key, 0), 0);
 }

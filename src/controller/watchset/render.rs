@@ -24,11 +24,17 @@ pub fn watch_spec(set: &ChangeOrderWatchSetSpec, app: &AppKey) -> ChangeOrderWat
         (Provider::Appstack, Some(g)) => (None, Some(g.organization_id.clone()), Some(app.id.clone())),
         _ => (Some(app.id.clone()), None, None),
     };
+    // Generated SAE watches name their namespace, so they share one namespace-wide list.
+    let namespace_id = match (set.provider, &set.generator.sae) {
+        (Provider::Sae, Some(g)) => Some(g.namespace_id.clone()),
+        _ => None,
+    };
     ChangeOrderWatchSpec {
         provider: set.provider,
         region: set.region.clone(),
         endpoint: set.endpoint.clone(),
         app_id,
+        namespace_id,
         organization_id,
         app_name,
         env_names: t.env_names,
