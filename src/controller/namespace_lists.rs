@@ -149,6 +149,13 @@ impl NamespaceLists {
     }
 }
 
+/// Each order once (pages may overlap while the cloud inserts new orders), in the cloud's
+/// order. Not capped like one app's list: the horizon bounds what is read.
+fn unique(listed: Vec<CloudOrder>) -> Vec<CloudOrder> {
+    let mut seen = std::collections::HashSet::with_capacity(listed.len());
+    listed.into_iter().filter(|o| seen.insert(o.id.clone())).collect()
+}
+
 impl Group {
     fn last_used(&self) -> Option<Instant> {
         *self.used.lock().unwrap_or_else(|p| p.into_inner())
@@ -171,7 +178,7 @@ impl State {
             .list_namespace(req.target, req.credentials, req.namespace, &mut more)
             .await
         {
-            Ok(l) => crate::controller::fetch::dedup(l),
+            Ok(l) => unique(l),
             Err(e) => {
                 tracing::warn!(
                     namespace_id = req.namespace,
