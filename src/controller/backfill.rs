@@ -82,6 +82,7 @@ pub async fn step(
     let fetched = Fetched {
         listed: Vec::new(),
         from_cloud: false,
+        shared: false,
         details,
     };
     let planned = plan::plan(plan::Input {

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::controller::accounts::{Accounts, Owner};
 use changeorder_cloud::credentials::Credentials;
-use changeorder_cloud::http::{Claim, Demand};
+use changeorder_cloud::http::{Claim, Demand, Pacing};
 
 /// A queued claim not taken up this long after it was due is dropped (its poller went away or
 /// is held up): it no longer holds back the pollers queued after it.
@@ -257,10 +257,12 @@ impl Budget {
         Some(wait)
     }
 
-    /// Record `demand` and return the account's round: the time in which the budget serves one
-    /// describe of every order in flight, after every poller's list at its interval. Polling
-    /// those orders more often than this only queues.
-    pub fn round(&self, key: &str, demand: &Demand<'_>) -> Duration {
+    /// Record `demand` and return the account's round (the time in which the budget serves one
+    /// describe of every order in flight, after every poller's list at its interval; polling
+    /// those orders more often than this only queues) and how often the poller's lists get
+    /// their turn: when every poller's lists at their intervals are more than the budget's
+    /// share for lists, every interval stretches by the same factor.
+    pub fn round(&self, key: &str, demand: &Demand<'_>) -> Pacing {
         let now = Instant::now();
         let mut buckets = self.lock();
         Self::moved(&mut buckets, demand.poller, key, now);
@@ -287,7 +289,14 @@ impl Budget {
         // Lists never take more than half: discovery waits before orders in flight do.
         let rate = rate * PLANNED_USE;
         let spare = (rate - list_rate).max(rate / 2.0);
-        Duration::from_secs_f64(per_round / spare)
+        // Lists may use the whole planned rate while no order is in flight, half of it while
+        // some are.
+        let for_lists = if per_round > 0.0 { rate / 2.0 } else { rate };
+        let stretch = (list_rate / for_lists).max(1.0);
+        Pacing {
+            round: Duration::from_secs_f64(per_round / spare),
+            list_every: demand.interval.mul_f64(stretch),
+        }
     }
 
     /// Calls of the bucket under `key` that no poll needs now, for the history backfill: none
@@ -360,7 +369,7 @@ impl changeorder_cloud::http::CallBudget for Budget {
         creds: &'a Credentials,
         host: &'a str,
         demand: &Demand<'a>,
-    ) -> Duration {
+    ) -> Pacing {
         self.round(&self.key_for(creds, host), demand)
     }
 

@@ -97,6 +97,12 @@ pub struct Memory {
     /// The account's round at the last poll: how often its call budget lets every watch with
     /// orders in flight poll.
     pub round: Duration,
+    /// How often the account's budget lets this watch list (its interval, or longer for an
+    /// over-large fleet); zero before the first poll.
+    pub list_every: Duration,
+    /// The last list came from the SAE namespace's shared list: this watch's lists cost the
+    /// account nothing of their own.
+    pub lists_shared: bool,
 }
 
 pub struct Context {

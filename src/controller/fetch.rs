@@ -40,6 +40,8 @@ pub struct Fetched {
     pub listed: Vec<CloudOrder>,
     /// `listed` is the cloud's list (not the known orders of a describe-only fetch).
     pub from_cloud: bool,
+    /// `listed` came from the SAE namespace's shared list (no list call of this watch's own).
+    pub shared: bool,
     /// Answers of the describes that were wanted, by order id.
     pub details: HashMap<String, Detail>,
 }
@@ -135,11 +137,13 @@ pub async fn fetch(
 ) -> Result<Fetched, CloudError> {
     let all = async {
         let mut given = Vec::new();
+        let mut shared_list = false;
         let (listed, from_cloud) = match listing {
             Listing::Cloud => (dedup(cloud.list(target, credentials).await?), true),
             Listing::Namespace(lists, req) => match lists.list(cloud, &req).await {
                 Some(shared) => {
                     given = shared.details;
+                    shared_list = true;
                     (dedup(shared.listed), true)
                 }
                 None => (dedup(cloud.list(target, credentials).await?), true),
@@ -157,6 +161,7 @@ pub async fn fetch(
         let mut fetched = Fetched {
             listed,
             from_cloud,
+            shared: shared_list,
             details,
         };
         // An order a describe-only fetch found finished is written once, for good: with the

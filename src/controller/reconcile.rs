@@ -100,13 +100,14 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
                 None,
                 request,
                 now,
+                None,
             )
             .await?;
             return Ok(Action::await_change());
         }
     };
     if watch.spec.suspend == Some(true) {
-        write_watch_status(watch, ctx, Outcome::Suspended, None, request, now).await?;
+        write_watch_status(watch, ctx, Outcome::Suspended, None, request, now, None).await?;
         return Ok(Action::await_change());
     }
     // Checked before anything is read or sent: a tenant's endpoint outside the operator's policy
@@ -120,6 +121,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
             None,
             request,
             now,
+            None,
         )
         .await?;
         return Ok(Action::await_change());
@@ -167,7 +169,7 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         forced,
         failures: memory.failures,
         since_last_list: memory.last_list.map(|t| t.elapsed()),
-        interval: config.interval,
+        interval: config.interval.max(memory.list_every),
     });
 
     let previous_poll = memory.last_poll.replace(Instant::now());
@@ -220,9 +222,10 @@ async fn reconcile_watch(watch: &ChangeOrderWatch, ctx: &Context) -> Result<Acti
         _ => in_flight,
     };
     let next = pace.period(standing(&memory, in_flight));
+    let pacing = ok.then_some((config.interval, memory.list_every));
     tracing::debug!(watch = %watch.name_any(), namespace = %ns, ?outcome, "polled");
     ctx.remember(&uid, memory);
-    write_watch_status(watch, ctx, outcome, latest, request, now).await?;
+    write_watch_status(watch, ctx, outcome, latest, request, now, pacing).await?;
     let next = if in_flight {
         schedule::jitter_in_flight(next, rand::random())
     } else {
@@ -268,6 +271,7 @@ fn standing(memory: &Memory, in_flight: bool) -> Standing {
         retry_after: memory.retry_after,
         credentials_rejected: memory.credentials_rejected,
         round: memory.round,
+        list_every: memory.list_every,
     }
 }
 
@@ -507,6 +511,7 @@ impl Poll<'_> {
         }
         if fetched.from_cloud {
             memory.last_list = Some(started);
+            memory.lists_shared = fetched.shared;
         }
         let planned = plan::plan(plan::Input {
             watch,
@@ -527,9 +532,15 @@ impl Poll<'_> {
         let demand = Demand {
             poller: self.uid,
             describes: in_flight,
-            interval: self.config.interval,
+            interval: if memory.lists_shared {
+                Duration::ZERO
+            } else {
+                self.config.interval
+            },
         };
-        memory.round = ctx.cloud.pace(&self.config.target, &credentials, &demand);
+        let pacing = ctx.cloud.pace(&self.config.target, &credentials, &demand);
+        memory.round = pacing.round;
+        memory.list_every = pacing.list_every;
         Ok((fetched, applied, latest))
     }
 }
@@ -677,6 +688,7 @@ async fn write_watch_status(
     latest: Option<Option<LatestOrder>>,
     request: Option<String>,
     now: Timestamp,
+    pacing: Option<(Duration, Duration)>,
 ) -> Result<(), Error> {
     let previous = watch.status.as_ref();
     let input = watch_status::Input {
@@ -686,6 +698,7 @@ async fn write_watch_status(
         handled_request: request,
         now,
         heartbeat: ctx.settings.status_heartbeat,
+        pacing,
     };
     let desired = watch_status::desired_with_latest(input, latest);
     if previous == Some(&desired) {

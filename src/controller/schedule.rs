@@ -100,6 +100,9 @@ pub struct Standing {
     /// While in flight, poll no more often than this: the account's call budget serves every
     /// watch with orders in flight once per round, and polling sooner would only queue.
     pub round: Duration,
+    /// How often the account's budget lets the watch list (longer than its interval for an
+    /// over-large fleet).
+    pub list_every: Duration,
 }
 
 impl Pace {
@@ -113,7 +116,7 @@ impl Pace {
         } else if s.in_flight {
             self.fast.max(s.round).min(self.interval.max(self.fast))
         } else {
-            self.interval
+            self.interval.max(s.list_every)
         }
     }
 }

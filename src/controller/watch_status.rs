@@ -231,6 +231,31 @@ pub struct Input<'a> {
     pub handled_request: Option<String>,
     pub now: Timestamp,
     pub heartbeat: Duration,
+    /// After a poll: the watch's interval and how often the budget lets it list (see
+    /// `status.pacedInterval`). `None` keeps what the status says.
+    pub pacing: Option<(Duration, Duration)>,
+}
+
+/// `status.pacedInterval` for a watch of `interval` that the budget lets list every
+/// `list_every`: set only when that is more than a twentieth longer (the budget's own margin
+/// is not news), rounded to 10 s so that small changes in the fleet do not rewrite the status.
+pub fn paced_interval(interval: Duration, list_every: Duration) -> Option<String> {
+    if list_every <= interval.mul_f64(1.05) {
+        return None;
+    }
+    let secs = (list_every.as_secs_f64() / 10.0).round() as u64 * 10;
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    Some(out)
 }
 
 /// The desired status, keeping `status.latestOrder` as it was. Prefer [`desired_with_orders`]
@@ -303,6 +328,9 @@ fn build(input: Input<'_>, latest: Option<LatestOrder>) -> ChangeOrderWatchStatu
     next.observed_generation = generation;
     if let Some(handled) = input.handled_request {
         next.last_handled_reconcile_at = Some(handled);
+    }
+    if let Some((interval, list_every)) = input.pacing {
+        next.paced_interval = paced_interval(interval, list_every);
     }
 
     let previous_ready = find(&prev.conditions, condition_type::READY);

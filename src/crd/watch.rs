@@ -372,6 +372,11 @@ pub struct ChangeOrderWatchStatus {
     /// Absent until the backfill first runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryProgress>,
+    /// Set while the account's call budget (`--calls-per-minute`) cannot list every watch that
+    /// shares it at its interval: how often this watch lists instead, e.g. `7m30s`. Every watch
+    /// of the account is slowed alike; orders in flight keep their share. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paced_interval: Option<String>,
 }
 
 /// How far the history backfill is (see `status.history`).

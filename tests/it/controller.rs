@@ -988,3 +988,56 @@ async fn one_bad_watch_never_stops_the_others() {
         "nothing invented from a malformed reply"
     );
 }
+
+/// 40 EDAS watches on one account whose lists at their 10 s interval (4 a second) are twice
+/// what its budget (120 a minute) serves: each says so in `status.pacedInterval`, all alike, and
+/// the account's calls stay within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_large_fleet_says_it_is_paced() {
+    let ns = namespace("paced").await;
+    let mut yaml = String::from("apps:\n");
+    for i in 0..40 {
+        yaml.push_str(&format!(
+            "  - provider: edas\n    appId: fleet-{i}\n    changeOrders:\n      - {{ id: f{i}-1, createdAt: -1h, status: 2 }}\n"
+        ));
+    }
+    let sim = start_sim(&yaml).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    for i in 0..40 {
+        create_watch(
+            &ns,
+            &format!("fleet-{i}"),
+            serde_json::json!({
+                "provider": "edas", "endpoint": sim.url(), "appId": format!("fleet-{i}"),
+                "interval": "10s", "credentialsSecretRef": {"name": "cloud"},
+            }),
+        )
+        .await;
+    }
+    let op = Operator::start_with_budget(ns.client(), ns.name(), fast_settings(), 120).await;
+    let api: kube::Api<ChangeOrderWatch> = kube::Api::namespaced(ns.client(), ns.name());
+    // 4 lists a second against 0.95 × 2 planned: every watch lists about every 21 s.
+    let paced = eventually("every watch paced alike", Duration::from_secs(120), || async {
+        let watches = api.list(&Default::default()).await.ok()?;
+        let got: std::collections::BTreeSet<Option<String>> = watches
+            .items
+            .iter()
+            .map(|w| w.status.as_ref().and_then(|s| s.paced_interval.clone()))
+            .collect();
+        (watches.items.len() == 40 && got.len() == 1).then(|| got.into_iter().next().flatten())?
+    })
+    .await;
+    assert_eq!(paced, "20s");
+    let before = op.calls.total();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let calls = op.calls.total() - before;
+    eprintln!("paced fleet: {calls} calls in 20 s (budget 2 a second), pacedInterval {paced}");
+    assert!(
+        calls <= 2 * 20 + 12,
+        "{calls} calls in 20 s with a budget of 2 a second"
+    );
+    assert!(
+        calls >= 20,
+        "only {calls} calls in 20 s: the fleet is starved, not paced"
+    );
+}

@@ -95,6 +95,7 @@ async fn write_watch_status(ns: &TestNamespace, name: &str) -> ChangeOrderWatch 
             handled_request: None,
             now: Timestamp::now(),
             heartbeat: Duration::from_secs(600),
+            pacing: None,
         },
         &orders,
     );
@@ -544,6 +545,7 @@ fn kstatus_reads_the_watch_conditions_as_intended() {
                 handled_request: None,
                 now: Timestamp::now(),
                 heartbeat: Duration::from_secs(600),
+                pacing: None,
             });
             serde_json::json!({
                 "apiVersion": "changeorder.io/v1alpha1", "kind": "ChangeOrderWatch",
@@ -620,6 +622,7 @@ fn flux_health_check_expressions_gate_on_the_newest_order() {
                 handled_request: handled.map(String::from),
                 now: Timestamp::now(),
                 heartbeat: Duration::from_secs(600),
+                pacing: None,
             },
             orders,
         );

@@ -106,12 +106,15 @@ impl CloudClient {
         self.transport.learn_account(c, account, valid_for)
     }
 
-    /// Record a poller's demand on its account's call budget; returns the account's round (see
-    /// [`crate::http::CallBudget::pace`]).
-    pub fn pace(&self, t: &Target, c: &Credentials, demand: &crate::http::Demand<'_>) -> std::time::Duration {
+    /// Record a poller's demand on its account's call budget; returns how often it can poll
+    /// (see [`crate::http::CallBudget::pace`]).
+    pub fn pace(&self, t: &Target, c: &Credentials, demand: &crate::http::Demand<'_>) -> crate::http::Pacing {
         match t.base_url() {
             Ok(base) => self.transport.pace(&base, t.provider, c, demand),
-            Err(_) => std::time::Duration::ZERO,
+            Err(_) => crate::http::Pacing {
+                round: std::time::Duration::ZERO,
+                list_every: demand.interval,
+            },
         }
     }
 

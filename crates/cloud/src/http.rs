@@ -107,16 +107,19 @@ pub trait CallBudget: Send + Sync {
         claim: &Claim<'a>,
     ) -> Option<Duration>;
 
-    /// Record what one poller needs of the account and return the account's round: how often
-    /// each poller with orders in flight can poll if every one of them gets its turn.
+    /// Record what one poller needs of the account and return how often it can poll (see
+    /// [`Pacing`]). The default paces nothing.
     fn pace<'a>(
         &'a self,
         _provider: Provider,
         _creds: &'a Credentials,
         _host: &'a str,
-        _demand: &Demand<'a>,
-    ) -> Duration {
-        Duration::ZERO
+        demand: &Demand<'a>,
+    ) -> Pacing {
+        Pacing {
+            round: Duration::ZERO,
+            list_every: demand.interval,
+        }
     }
 
     /// Calls that may be spent now on work nobody waits for (the history backfill) without
@@ -157,8 +160,20 @@ pub struct Demand<'a> {
     pub poller: &'a str,
     /// Describes of one poll: one per order in flight (0: none in flight).
     pub describes: u32,
-    /// How often it lists the app's orders (its interval), in flight or not.
+    /// How often it lists the app's orders (its interval), in flight or not; zero when its
+    /// lists cost the account nothing of its own (an SAE namespace list serves it).
     pub interval: Duration,
+}
+
+/// How often the account's budget lets one poller poll.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pacing {
+    /// How often each poller with orders in flight can poll if every one gets its turn.
+    pub round: Duration,
+    /// How often this poller's lists get their turn: its interval, or longer when the lists of
+    /// every poller of the account at their intervals are more than the budget serves (all
+    /// stretched alike, so an over-large fleet slows down evenly).
+    pub list_every: Duration,
 }
 
 /// Client settings. `Default` suits production; tests shorten the delays.
@@ -404,13 +419,16 @@ impl Transport {
         }
     }
 
-    /// See [`CallBudget::pace`]; zero without a budget.
-    pub fn pace(&self, base: &Url, provider: Provider, creds: &Credentials, demand: &Demand<'_>) -> Duration {
+    /// See [`CallBudget::pace`]; no pacing without a budget.
+    pub fn pace(&self, base: &Url, provider: Provider, creds: &Credentials, demand: &Demand<'_>) -> Pacing {
         let host = host_header(base);
-        self.cfg
-            .budget
-            .as_ref()
-            .map_or(Duration::ZERO, |b| b.pace(provider, creds, &host, demand))
+        match self.cfg.budget.as_ref() {
+            Some(b) => b.pace(provider, creds, &host, demand),
+            None => Pacing {
+                round: Duration::ZERO,
+                list_every: demand.interval,
+            },
+        }
     }
 
     /// Honour a `TimeLeft` the cloud gave on an earlier reply for the same account.

@@ -38,6 +38,7 @@ fn watch(name: &str, outcome: Outcome, orders: &[ChangeOrder]) -> ChangeOrderWat
             handled_request: Some("r1".into()),
             now: ts("2026-01-01T00:10:00Z"),
             heartbeat: Duration::from_secs(600),
+            pacing: None,
         },
         orders,
     ));

@@ -104,28 +104,28 @@ async fn the_round_serves_every_order_in_flight_after_every_watchs_list() {
     // 20 watches with 1 order in flight each: 20 describes a round, and their lists.
     let mut round = Duration::ZERO;
     for i in 0..20 {
-        round = budget.round("k", &demand(&format!("busy-{i}"), 1));
+        round = budget.round("k", &demand(&format!("busy-{i}"), 1)).round;
     }
     // 30 lists every 2 minutes take a quarter call a second; the describes get the rest.
     let want = 20.0 / (PLANNED_USE - 30.0 / 120.0);
     assert!((round.as_secs_f64() - want).abs() < 0.01, "{round:?}");
     // A watch whose orders finished no longer counts in the round.
-    let after = budget.round("k", &demand("busy-0", 0));
+    let after = budget.round("k", &demand("busy-0", 0)).round;
     assert!(after < round, "{after:?}");
     // Lists never take more than half of the planned calls.
     for i in 0..100 {
         let _ = budget.round("k", &demand(&format!("more-idle-{i}"), 0));
     }
-    let crowded = budget.round("k", &demand("busy-0", 1));
+    let crowded = budget.round("k", &demand("busy-0", 1)).round;
     let want = 20.0 / (PLANNED_USE / 2.0);
     assert!((crowded.as_secs_f64() - want).abs() < 0.01, "{crowded:?}");
     // Forgotten after a while without news (a deleted watch).
     tokio::time::advance(DEMAND_TTL + Duration::from_secs(1)).await;
-    let alone = budget.round("k", &demand("busy-1", 2));
+    let alone = budget.round("k", &demand("busy-1", 2)).round;
     let want = 2.0 / (PLANNED_USE - 1.0 / 120.0);
     assert!((alone.as_secs_f64() - want).abs() < 0.01, "{alone:?}");
     // Another account has its own round.
-    assert_eq!(budget.round("other", &demand("x", 0)), Duration::ZERO);
+    assert_eq!(budget.round("other", &demand("x", 0)).round, Duration::ZERO);
 }
 
 fn access_key(id: &str, secret: &str) -> Credentials {
@@ -260,4 +260,57 @@ async fn a_small_spare_ask_holds_back_only_what_it_took() {
         "the next ask, a quarter of a second later"
     );
     assert_eq!(budget.spare(key, 0), 0);
+}
+
+/// A fleet whose lists at their intervals are more than the budget serves is slowed down evenly:
+/// every watch lists at the same stretched interval, and less often still while orders are in
+/// flight (their describes keep half the budget).
+#[tokio::test(start_paused = true)]
+async fn an_over_large_fleet_lists_evenly_slower() {
+    let budget = Budget::new(60); // 1 call per second
+    fn idle(poller: &str) -> Demand<'_> {
+        Demand {
+            poller,
+            describes: 0,
+            interval: Duration::from_secs(120),
+        }
+    }
+    let mut last = None;
+    for i in 0..100 {
+        last = Some(budget.round("k", &idle(&format!("w{i}"))));
+    }
+    // 100 lists every 2 minutes: fewer than 0.95 calls a second, served at their interval.
+    assert_eq!(last.map(|p| p.list_every), Some(Duration::from_secs(120)));
+    for i in 100..300 {
+        let _ = budget.round("k", &idle(&format!("w{i}")));
+    }
+    // 300 lists every 2 minutes are 2.5 calls a second: each watch lists every 2.5 / 0.95 × 2 min.
+    let paced = budget.round("k", &idle("w0")).list_every;
+    let want = 120.0 * (300.0 / 120.0) / PLANNED_USE;
+    assert!((paced.as_secs_f64() - want).abs() < 0.01, "{paced:?}");
+    let other = budget.round("k", &idle("w299")).list_every;
+    assert_eq!(paced, other, "not every watch is slowed alike");
+    // One order in flight anywhere: lists get half the budget.
+    let busy = budget.round(
+        "k",
+        &Demand {
+            poller: "w1",
+            describes: 1,
+            interval: Duration::from_secs(120),
+        },
+    );
+    assert!(
+        (busy.list_every.as_secs_f64() - 2.0 * want).abs() < 0.01,
+        "{busy:?}"
+    );
+    // A watch whose lists cost nothing of its own (a shared namespace list) is not paced.
+    let shared = budget.round(
+        "k",
+        &Demand {
+            poller: "s",
+            describes: 0,
+            interval: Duration::ZERO,
+        },
+    );
+    assert_eq!(shared.list_every, Duration::ZERO);
 }

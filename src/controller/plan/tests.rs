@@ -92,6 +92,7 @@ fn run_with_misses(
     let fetched = Fetched {
         listed,
         from_cloud: true,
+        shared: false,
         details: details.into_iter().map(|(id, d)| (id.to_string(), d)).collect(),
     };
     plan(Input {
@@ -732,6 +733,7 @@ fn a_backfill_describe_writes_the_batches_once_and_a_bad_answer_is_a_miss() {
     let fetched = |d: Detail| Fetched {
         listed: Vec::new(),
         from_cloud: false,
+        shared: false,
         details: [("old".to_string(), d)].into_iter().collect(),
     };
     let input = |f: &'_ Fetched, misses: &'_ HashMap<String, u32>| -> Plan {

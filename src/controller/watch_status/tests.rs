@@ -17,6 +17,7 @@ fn run(prev: Option<&ChangeOrderWatchStatus>, outcome: Outcome, now: &str) -> Ch
         handled_request: None,
         now: ts(now),
         heartbeat: HEARTBEAT,
+        pacing: None,
     })
 }
 
@@ -34,6 +35,7 @@ fn with_orders(
             handled_request: None,
             now: ts(now),
             heartbeat: HEARTBEAT,
+            pacing: None,
         },
         orders,
     )
@@ -144,6 +146,7 @@ fn bookkeeping_without_a_poll() {
         handled_request: Some("2026-01-01T00:00:30Z".into()),
         now: ts("2026-01-01T00:00:30Z"),
         heartbeat: HEARTBEAT,
+        pacing: None,
     };
     let next = desired(input);
     assert_eq!(next.observed_generation, Some(3));
@@ -164,6 +167,7 @@ fn bookkeeping_without_a_poll() {
         handled_request: None,
         now: ts("2026-01-01T00:01:00Z"),
         heartbeat: HEARTBEAT,
+        pacing: None,
     };
     assert_eq!(sr(&desired(input), "Ready"), ("False", "Suspended"));
 }
@@ -724,4 +728,19 @@ fn condition_reasons_are_valid_for_the_api_server() {
     o.status.as_mut().expect("status").reason = Some("not a reason".into());
     let s = with_orders(None, Outcome::Polled(counts([])), "2026-01-01T00:00:00Z", &[o]);
     assert_eq!(cond(&s, "LatestOrderSucceeded").reason, "Running");
+}
+
+#[test]
+fn paced_interval_only_when_the_budget_slows_the_watch_down() {
+    let s = Duration::from_secs;
+    assert_eq!(paced_interval(s(60), s(60)), None);
+    assert_eq!(
+        paced_interval(s(60), s(62)),
+        None,
+        "within the budget's own margin"
+    );
+    assert_eq!(paced_interval(s(60), Duration::ZERO), None, "a shared list");
+    assert_eq!(paced_interval(s(60), s(126)).as_deref(), Some("2m10s"));
+    assert_eq!(paced_interval(s(300), s(3604)).as_deref(), Some("1h"));
+    assert_eq!(paced_interval(s(10), s(21)).as_deref(), Some("20s"));
 }
