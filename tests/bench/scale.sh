@@ -13,7 +13,19 @@
 # the rest finished) on a second fresh control plane, timed from its start until every order has
 # a phase; then a quiet minute in which nothing changes in the cloud. Requests are counted by the
 # API server itself (/metrics: apiserver_request_total and _duration_seconds, by verb and
-# resource). Environment: BENCH_CONCURRENCY (8, the operator's default and the peer's workers),
+# resource).
+#
+# A second peer, `samepeer` (tests/bench/samepeer), is client-go writing the operator's own
+# objects: copies of one ChangeOrder the operator stored in this run (labels, owner, spec, status
+# with its five conditions), on a third fresh control plane, with a watch on the namespace open as
+# an informer would have it (BENCH_SAME_PEER=watch, the default), without (plain), both, or 0 to
+# skip. It tells what is written from how: the contract's objects cost the API server more than
+# rawclient's.
+#
+# The operator is timed by its own view (the `changeorder_orders` gauge, refreshed every second,
+# read every 0.25 s), so no second watcher loads the API server as the peers have none;
+# BENCH_TIMER=watch times it with an external watch instead (as before 2026-12-06).
+# Environment: BENCH_CONCURRENCY (8, the operator's default and the peer's workers),
 # BENCH_QUIET_SECONDS (60), BENCH_PEER=0 skips the peer (memory runs), BENCH_WRAP runs the
 # operator under a tool (`heaptrack -o FILE`), BENCH_PROFILE=profiling builds with symbols.
 set -euo pipefail
@@ -151,15 +163,30 @@ done | kubectl apply -f - >/dev/null
 echo "operator: cold sync of $want orders from $watches watches" >&2
 requests >"$state/op0"
 s2=$(server_cpu op)
-"$baseline" wait bench "$want" >"$state/synced" &
-waiter=$!
-sleep 1 # the waiter's watch is open before the first write
+timer=${BENCH_TIMER:-self}
+if [ "$timer" = watch ]; then
+  "$baseline" wait bench "$want" >"$state/synced" &
+  waiter=$!
+  sleep 1 # the waiter's watch is open before the first write
+fi
+started=$(date +%s.%N)
 ${BENCH_WRAP:-} "$operator" run --namespaces bench --admin-listen "127.0.0.1:$admin_port" --calls-per-minute 60000 \
   --concurrency "$concurrency" --allowed-endpoints "http://127.0.0.1:*" >"$state/operator.log" 2>&1 &
 op_pid=$!
 pids+=("$op_pid")
-wait "$waiter" || { tail -20 "$state/operator.log"; exit 1; }
-op_secs=$(cat "$state/synced")
+if [ "$timer" = watch ]; then
+  wait "$waiter" || { tail -20 "$state/operator.log"; exit 1; }
+  op_secs=$(cat "$state/synced")
+else
+  # Orders with a phase in the operator's cache: written, and seen back through its watch.
+  while :; do
+    kill -0 "$op_pid" 2>/dev/null || { tail -20 "$state/operator.log" >&2; exit 1; }
+    seen=$(curl -s "127.0.0.1:$admin_port/metrics" | awk '$1 ~ /^changeorder_orders\{/ { s += $2 } END { print s + 0 }')
+    [ "$seen" -lt "$want" ] || break
+    sleep 0.25
+  done
+  op_secs=$(printf '%.3f' "$(echo "$(date +%s.%N) - $started" | bc)")
+fi
 sync_cpu=$(cpu_seconds "$op_pid")
 sync_hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 s3=$(server_cpu op)
@@ -180,6 +207,51 @@ kill -0 "$op_pid" 2>/dev/null || { echo "the operator exited:" >&2; tail -20 "$s
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$op_pid/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$op_pid/status")
 
+# The client-go peer writing the operator's own objects, on a fresh control plane.
+same_lines=()
+same_mode=${BENCH_SAME_PEER:-watch}
+if [ "$same_mode" != 0 ]; then
+  sample=$state/sample.json
+  kubectl get changeorders -n bench -o json | python3 -c '
+import json, sys
+items = json.load(sys.stdin)["items"]
+final = [o for o in items if o.get("status", {}).get("phase") == "Succeeded"]
+print(json.dumps(final[0]))' >"$sample"
+  owner=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["metadata"]["ownerReferences"][0]["name"])' "$sample")
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/changeorder-operator/bench
+  samepeer=$cache/samepeer-$(cat tests/bench/samepeer/go.mod tests/bench/samepeer/go.sum tests/bench/samepeer/main.go | sha256sum | cut -c1-12)
+  if [ ! -x "$samepeer" ]; then
+    echo "building samepeer (once)" >&2
+    mkdir -p "$cache"
+    (cd tests/bench/samepeer && go build -o "$samepeer.tmp" .) && mv "$samepeer.tmp" "$samepeer"
+  fi
+  case $same_mode in both) modes="plain watch" ;; *) modes=$same_mode ;; esac
+  saved_kubeconfig=$KUBECONFIG
+  for mode in $modes; do
+    fresh_cluster "same-$mode"
+    kubectl create namespace same >/dev/null
+    printf '%s\n' "apiVersion: changeorder.io/v1alpha1" "kind: ChangeOrderWatch" \
+      "metadata: {name: $owner, namespace: same}" \
+      "spec: {provider: sae, endpoint: 'http://127.0.0.1:1', appId: owner, credentialsSecretRef: {name: cloud}}" |
+      kubectl apply -f - >/dev/null
+    x0=$(server_cpu "same-$mode")
+    flag=
+    [ "$mode" = plain ] || flag=-watch
+    out=$("$samepeer" -n "$want" -workers "$concurrency" -namespace same -sample "$sample" $flag)
+    x1=$(server_cpu "same-$mode")
+    echo "$out" >&2
+    rate=$(echo "$out" | sed -n 's/.* = \([0-9.]*\) objects\/s.*/\1/p')
+    label="without a watch"
+    [ "$mode" = plain ] || label="with a watch open, as an informer has"
+    same_lines+=("| cold sync, client-go writing the operator's own objects ($label) | $rate orders/s; API server + etcd CPU $(echo "$x1 - $x0" | bc) s |")
+    same_lines+=("| operator ÷ that | $(echo "scale=2; $want / $op_secs / $rate" | bc)× |")
+    tests/tools/cluster.sh down "$state/same-$mode" >/dev/null 2>&1
+  done
+  export KUBECONFIG=$saved_kubeconfig
+fi
+
+same_table=
+for line in "${same_lines[@]}"; do same_table+="$line"$'\n'; done
 op_rate=$(echo "scale=1; $want / $op_secs" | bc)
 ratio="n/a"
 [ -z "$peer_rate" ] || ratio="$(echo "scale=2; $op_rate / $peer_rate" | bc)×"
@@ -193,7 +265,7 @@ cat <<EOF
 | cold sync, client-go (create + status, $concurrency workers) | ${peer_line} |
 | cold sync, operator (start-up until every order has a phase) | $op_rate orders/s ($op_secs s) |
 | operator ÷ client-go | ${ratio} |
-| operator peak RSS: at sync end, after the quiet minute | $((sync_hwm / 1024)) MiB, $((hwm / 1024)) MiB |
+${same_table}| operator peak RSS: at sync end, after the quiet minute | $((sync_hwm / 1024)) MiB, $((hwm / 1024)) MiB |
 | operator RSS: 15 s after sync, after the quiet minute | $((settle_rss / 1024)) MiB, $((rss / 1024)) MiB |
 | operator CPU during the cold sync | ${sync_cpu} s |
 | API server + etcd CPU during the cold sync: client-go, operator | ${peer_server:-n/a} s, $(echo "$s3 - $s2" | bc) s |
