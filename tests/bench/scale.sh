@@ -181,7 +181,8 @@ else
   # Orders with a phase in the operator's cache: written, and seen back through its watch.
   while :; do
     kill -0 "$op_pid" 2>/dev/null || { tail -20 "$state/operator.log" >&2; exit 1; }
-    seen=$(curl -s "127.0.0.1:$admin_port/metrics" | awk '$1 ~ /^changeorder_orders\{/ { s += $2 } END { print s + 0 }')
+    # Nothing to read until the admin port listens.
+    seen=$({ curl -s "127.0.0.1:$admin_port/metrics" || true; } | awk '$1 ~ /^changeorder_orders\{/ { s += $2 } END { print s + 0 }')
     [ "$seen" -lt "$want" ] || break
     sleep 0.25
   done
