@@ -62,7 +62,7 @@ pub async fn step(
     let owed = owed(&existing, w.config, memory, now);
     let mut progress = plan::history(&existing, &w.config.retention, now);
     if owed.is_empty() {
-        write_progress(ctx, w, progress).await?;
+        write_progress(ctx, w, progress, false).await?;
         return Ok(None);
     }
     let target = &w.config.target;
@@ -73,7 +73,7 @@ pub async fn step(
         .unwrap_or(UNBUDGETED_STEP);
     let take = usize::try_from(spare).unwrap_or(usize::MAX).min(owed.len());
     if take == 0 {
-        write_progress(ctx, w, progress).await?;
+        write_progress(ctx, w, progress, false).await?;
         return Ok(Some(PAUSE));
     }
     let ids: Vec<String> = owed.into_iter().take(take).collect();
@@ -110,22 +110,28 @@ pub async fn step(
     let done = u32::try_from(described.len().saturating_sub(failed)).unwrap_or(u32::MAX);
     progress.described = progress.described.saturating_add(done);
     progress.remaining = progress.remaining.saturating_sub(done);
-    write_progress(ctx, w, progress).await?;
+    write_progress(ctx, w, progress, done > 0).await?;
     Ok(Some(PAUSE))
 }
 
 /// Bring `status.history` up to date without describing anything.
 pub async fn record(ctx: &Context, w: &Watch<'_>, now: Timestamp) -> Result<(), kube::Error> {
     let existing = plan::existing_by_id(w.objects, &w.watch.name_any());
-    write_progress(ctx, w, plan::history(&existing, &w.config.retention, now)).await
+    write_progress(ctx, w, plan::history(&existing, &w.config.retention, now), false).await
 }
 
 /// Record the progress in `status.history`, only when it changed; a watch that never had
-/// history to describe gets no such field.
-async fn write_progress(ctx: &Context, w: &Watch<'_>, progress: HistoryProgress) -> Result<(), kube::Error> {
+/// history to describe gets no such field. `described_now`: this step described history, so
+/// the field is written even when that was all of it (nothing is left to describe).
+async fn write_progress(
+    ctx: &Context,
+    w: &Watch<'_>,
+    progress: HistoryProgress,
+    described_now: bool,
+) -> Result<(), kube::Error> {
     let previous = w.watch.status.as_ref();
     let stored = previous.and_then(|s| s.history.as_ref());
-    if stored == Some(&progress) || (stored.is_none() && progress.remaining == 0) {
+    if stored == Some(&progress) || (stored.is_none() && progress.remaining == 0 && !described_now) {
         return Ok(());
     }
     let Some(previous) = previous else {

@@ -233,3 +233,47 @@ async fn backfill_yields_to_in_flight_work() {
     assert!(counts.values().all(|n| *n == 1), "each once: {counts:?}");
     op.stop().await;
 }
+
+/// A history small enough to be described in one step (a generous budget) still shows on the
+/// watch as done; a watch whose only order was followed in flight never gets `status.history`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_described_in_one_step_is_recorded() {
+    let ns = namespace_in(TestCluster::isolated("backfill"), "one-step").await;
+    let yaml = format!(
+        "apps:\n{}  - provider: sae\n    appId: live\n    changeOrders:\n      - {{ id: live-1, createdAt: -1m, status: 1, batchCount: 1, timeline: [{{after: 3s, status: 2}}] }}\n",
+        history_yaml("small", "s", 3)
+    );
+    let sim = start_sim(&yaml).await;
+    access_key_secret(&ns, "cloud", changeorder_sim::DEFAULT_ACCESS_KEY_SECRET).await;
+    let op = Operator::start(ns.client(), ns.name(), fast_settings()).await;
+    for app in ["small", "live"] {
+        create_watch(
+            &ns,
+            app,
+            serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": app,
+                "interval": "30s", "inFlightInterval": "1s", "credentialsSecretRef": {"name": "cloud"}}),
+        )
+        .await;
+    }
+    eventually("the small history recorded as done", Duration::from_secs(40), || async {
+        let h = watch_history(&ns, "small").await?;
+        (h == HistoryProgress {
+            described: 3,
+            remaining: 0,
+        })
+        .then_some(())
+    })
+    .await;
+    eventually("the live order finished", Duration::from_secs(30), || async {
+        let o = order(&ns, "live-1").await?;
+        (phase(&o).as_deref() == Some("Succeeded")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        watch_history(&ns, "live").await,
+        None,
+        "a watch with no history to describe shows none"
+    );
+    op.stop().await;
+}
