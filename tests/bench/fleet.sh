@@ -312,8 +312,8 @@ print(f"| operator RSS after the quiet window | {mib(rss)} |")
 if backfill_at:
     b = float(backfill_at) - start
     print(f"| history backfill done (every order `status.detailed`) | {b:.1f} s after start, "
-          f"{b - float(sync_secs):.1f} s after the cold sync; {want / b * 60:.0f} orders described/min "
-          f"({with_history} of {apps} watches show status.history) |")
+          f"{b - float(sync_secs):.1f} s after the cold sync; orders described per minute: {want / b * 60:.0f} since the start, "
+          f"{want / (b - float(sync_secs)) * 60:.0f} after the cold sync ({with_history} of {apps} watches show status.history) |")
 else:
     print(f"| history backfill done | not within the time limit ({described} orders described) |")
 print(f"| cloud calls per minute at rest ({quiet:.0f} s window) | {total / quiet * 60:.2f} ({total} calls) |")
