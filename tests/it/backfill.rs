@@ -255,14 +255,18 @@ async fn a_history_described_in_one_step_is_recorded() {
         )
         .await;
     }
-    eventually("the small history recorded as done", Duration::from_secs(40), || async {
-        let h = watch_history(&ns, "small").await?;
-        (h == HistoryProgress {
-            described: 3,
-            remaining: 0,
-        })
-        .then_some(())
-    })
+    eventually(
+        "the small history recorded as done",
+        Duration::from_secs(40),
+        || async {
+            let h = watch_history(&ns, "small").await?;
+            (h == HistoryProgress {
+                described: 3,
+                remaining: 0,
+            })
+            .then_some(())
+        },
+    )
     .await;
     eventually("the live order finished", Duration::from_secs(30), || async {
         let o = order(&ns, "live-1").await?;
