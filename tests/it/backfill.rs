@@ -251,7 +251,7 @@ async fn a_history_described_in_one_step_is_recorded() {
             &ns,
             app,
             serde_json::json!({"provider": "sae", "endpoint": sim.url(), "appId": app,
-                "interval": "30s", "inFlightInterval": "1s", "credentialsSecretRef": {"name": "cloud"}}),
+                "interval": "30s", "inFlightInterval": "2s", "credentialsSecretRef": {"name": "cloud"}}),
         )
         .await;
     }
