@@ -180,8 +180,8 @@ fn resting_yaml(prefix: &str, apps: usize) -> String {
     y
 }
 
-/// Once synced, a namespace of 24 watched apps costs no more list calls than one of 2: one
-/// namespace list per interval or so, and no per-app list at all.
+/// Once synced, a namespace of 24 watched apps costs no more list calls than one of 2: at most
+/// two namespace lists per interval, and no per-app list at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_rest_a_namespace_costs_the_same_whatever_its_size() {
     let mut runs = Vec::new();
@@ -225,14 +225,17 @@ async fn at_rest_a_namespace_costs_the_same_whatever_its_size() {
         assert!(d.1 >= 2, "{apps} apps: the namespace was not listed at rest");
         rest.push(d.1);
     }
-    // Per-app polling would list 24 apps × 5 times here; the namespace list's count is
-    // that of the small namespace, give or take the jitter of who asks first.
-    assert!(
-        rest[1] <= rest[0] + 3,
-        "24 apps cost {} namespace lists, 2 apps {}",
-        rest[1],
-        rest[0]
-    );
+    // Per-app polling would list 24 apps × 5 times here. A shared list younger than half the
+    // interval is reused, so whatever the number of apps a namespace is listed at most twice
+    // per 6 s interval (watches spread over the interval may ask for a second one): the same
+    // bound for 2 apps as for 24.
+    let bound = 2 * 30 / 6 + 1;
+    for (apps, lists) in [(2, rest[0]), (24, rest[1])] {
+        assert!(
+            lists <= bound,
+            "{apps} apps cost {lists} namespace lists in 30 s (at most {bound})"
+        );
+    }
     for (_, _, _, op) in runs {
         op.stop().await;
     }
