@@ -26,12 +26,7 @@ for i in range(1, n + 1):
 open(f"{state}/scenario.yaml", "w").write("\n".join(lines) + "\n")
 EOF
 
-echo "starting a control plane" >&2
-eval "$(tests/tools/cluster.sh up "$state/cluster" --owner-pid $$ 2>/dev/null)"
-export KUBECONFIG
-kubectl apply --server-side -f crds/ >/dev/null
-for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
-kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
+fresh_cluster cluster
 kubectl create namespace bench >/dev/null
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null

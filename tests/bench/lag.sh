@@ -45,13 +45,7 @@ open(f"{state}/scenario.yaml", "w").write("\n".join(lines) + "\n")
 open(f"{state}/changes", "w").write("".join(f"{n} {b} {t}\n" for n, b, t in changes))
 EOF
 
-echo "starting a control plane" >&2
-eval "$(tests/tools/cluster.sh up "$state/cluster" --owner-pid $$ 2>/dev/null)"
-export KUBECONFIG
-kubectl apply --server-side -f crds/ >/dev/null
-# kubectl wait fails at once on a CRD without a status yet: ask again.
-for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
-kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
+fresh_cluster cluster
 kubectl create namespace bench >/dev/null
 kubectl create secret generic -n bench cloud --from-literal=accessKeyId=demo-key-id \
   --from-literal=accessKeySecret=demo-key-secret >/dev/null

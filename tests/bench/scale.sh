@@ -68,16 +68,6 @@ fi
   done
 } >"$state/scenario.yaml"
 
-# A fresh control plane with the CRDs established, in $state/$1; exports KUBECONFIG.
-fresh_cluster() {
-  echo "starting a control plane ($1)" >&2
-  eval "$(tests/tools/cluster.sh up "$state/$1" --owner-pid $$ 2>/dev/null)"
-  export KUBECONFIG
-  kubectl apply --server-side -f crds/ >/dev/null
-  # kubectl wait fails at once on a CRD without a status yet: ask again.
-  for _ in $(seq 60); do kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null 2>&1 && break; sleep 1; done
-  kubectl wait --for=condition=Established --timeout=5s crd --all >/dev/null
-}
 
 # Requests the API server served on the resources writers use: "VERB RESOURCE COUNT SECONDS"
 # lines (RESOURCE with its subresource, e.g. changeorders/status; SECONDS: the server's summed
