@@ -142,11 +142,6 @@ impl NamespaceLists {
         *group.used.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
         group
     }
-
-    /// Groups alive (for tests and metrics).
-    pub fn groups(&self) -> usize {
-        self.groups.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 /// Each order once (pages may overlap while the cloud inserts new orders), in the cloud's
