@@ -111,10 +111,7 @@ impl CloudClient {
     pub fn pace(&self, t: &Target, c: &Credentials, demand: &crate::http::Demand<'_>) -> crate::http::Pacing {
         match t.base_url() {
             Ok(base) => self.transport.pace(&base, t.provider, c, demand),
-            Err(_) => crate::http::Pacing {
-                round: std::time::Duration::ZERO,
-                list_every: demand.interval,
-            },
+            Err(_) => crate::http::Pacing::unpaced(demand),
         }
     }
 

@@ -116,10 +116,7 @@ pub trait CallBudget: Send + Sync {
         _host: &'a str,
         demand: &Demand<'a>,
     ) -> Pacing {
-        Pacing {
-            round: Duration::ZERO,
-            list_every: demand.interval,
-        }
+        Pacing::unpaced(demand)
     }
 
     /// Calls that may be spent now on work nobody waits for (the history backfill) without
@@ -174,6 +171,16 @@ pub struct Pacing {
     /// every poller of the account at their intervals are more than the budget serves (all
     /// stretched alike, so an over-large fleet slows down evenly).
     pub list_every: Duration,
+}
+
+impl Pacing {
+    /// Without a budget: no round, lists at the poller's own interval.
+    pub fn unpaced(demand: &Demand<'_>) -> Pacing {
+        Pacing {
+            round: Duration::ZERO,
+            list_every: demand.interval,
+        }
+    }
 }
 
 /// Client settings. `Default` suits production; tests shorten the delays.
@@ -424,10 +431,7 @@ impl Transport {
         let host = host_header(base);
         match self.cfg.budget.as_ref() {
             Some(b) => b.pace(provider, creds, &host, demand),
-            None => Pacing {
-                round: Duration::ZERO,
-                list_every: demand.interval,
-            },
+            None => Pacing::unpaced(demand),
         }
     }
 
