@@ -145,10 +145,11 @@ pub fn compact_final(order: &mut ChangeOrder) {
     status.conditions.shrink_to_fit();
 }
 
-/// One cached order: in flight, whole; final, compact.
+/// One cached order: in flight, whole; final, compact. Both boxed: a watch's hash table then
+/// holds two pointers per order, and its spare capacity costs little.
 enum Stored {
     Open(Arc<ChangeOrder>),
-    Final(FinalOrder),
+    Final(Box<FinalOrder>),
 }
 
 impl Stored {
@@ -203,7 +204,7 @@ impl Index {
             let mut order = order;
             compact_final(&mut order);
             match FinalOrder::new(order) {
-                Ok(compact) => Stored::Final(compact),
+                Ok(compact) => Stored::Final(Box::new(compact)),
                 Err(order) => Stored::Open(Arc::from(order)),
             }
         } else {

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -131,7 +131,7 @@ pub fn controller(
         ),
     });
     let api = scoped::<ChangeOrderAction>(client, ns.as_deref());
-    let run = Controller::new(api, watcher::Config::default())
+    let run = super::lean_controller(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| {

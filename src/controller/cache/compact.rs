@@ -13,33 +13,17 @@ use crate::mapping::{
 };
 use changeorder_cloud::model::Provider;
 
-/// A string that is most often one of a few known values (condition types and statuses,
-/// phase names as reasons): those are not copied per order.
+/// A string that is most often one of a few known values (phase names as reasons): those are
+/// not copied per order.
 #[derive(Clone, Debug, PartialEq)]
 enum Text {
     Known(&'static str),
     Other(Box<str>),
 }
 
-const KNOWN: [&str; 8] = [
-    CONDITION_READY,
-    CONDITION_RECONCILING,
-    CONDITION_STALLED,
-    CONDITION_AWAITING_INPUT,
-    CONDITION_DEGRADED,
-    "True",
-    "False",
-    "Unknown",
-];
-
 impl Text {
     fn new(s: String) -> Text {
-        let known = KNOWN
-            .iter()
-            .copied()
-            .chain(Phase::ALL.iter().map(|p| p.as_str()))
-            .find(|k| *k == s);
-        match known {
+        match Phase::ALL.iter().map(|p| p.as_str()).find(|k| *k == s) {
             Some(k) => Text::Known(k),
             None => Text::Other(s.into_boxed_str()),
         }
@@ -53,35 +37,92 @@ impl Text {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct SmallCondition {
-    type_: Text,
-    status: Text,
-    reason: Text,
-    message: Box<str>,
-    observed_generation: Option<i64>,
-    last_transition_time: jiff::Timestamp,
+/// The condition types and statuses a compact order may hold, stored as their index here.
+const CONDITION_TYPES: [&str; 5] = [
+    CONDITION_READY,
+    CONDITION_RECONCILING,
+    CONDITION_STALLED,
+    CONDITION_AWAITING_INPUT,
+    CONDITION_DEGRADED,
+];
+const CONDITION_STATUSES: [&str; 3] = ["True", "False", "Unknown"];
+
+fn index_of(known: &[&str], s: &str) -> Option<u8> {
+    known
+        .iter()
+        .position(|k| *k == s)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
+/// An optional number in 8 bytes instead of 16: `i64::MIN` stands for absent, so an order
+/// holding that very value is not compacted (`fits`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Maybe(i64);
+
+impl Maybe {
+    const ABSENT: i64 = i64::MIN;
+
+    fn fits(v: Option<i64>) -> bool {
+        v != Some(Self::ABSENT)
+    }
+
+    fn new(v: Option<i64>) -> Maybe {
+        Maybe(v.unwrap_or(Self::ABSENT))
+    }
+
+    fn get(self) -> Option<i64> {
+        (self.0 != Self::ABSENT).then_some(self.0)
+    }
+
+    /// Timestamps are kept as whole Unix seconds, which is what the API server returns for
+    /// the ones the operator writes; one with a fraction is not compacted (`fits`).
+    fn time_fits(t: Option<&Time>) -> bool {
+        t.is_none_or(|t| t.0.subsec_nanosecond() == 0 && t.0.as_second() != Self::ABSENT)
+    }
+
+    fn of_time(t: Option<Time>) -> Maybe {
+        Maybe::new(t.map(|t| t.0.as_second()))
+    }
+
+    fn time(self) -> Option<Time> {
+        self.get()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map(Time)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
+struct SmallCondition {
+    /// Index into `CONDITION_TYPES`.
+    type_: u8,
+    /// Index into `CONDITION_STATUSES`.
+    status: u8,
+    reason: Text,
+    message: Box<str>,
+    observed_generation: Maybe,
+    last_transition_time: Maybe,
+}
+
+/// 128 bytes, and kept boxed by the cache so its hash tables hold a pointer per order.
+#[derive(Clone, Debug, PartialEq)]
 pub struct FinalOrder {
-    generation: Option<i64>,
-    deletion_timestamp: Option<jiff::Timestamp>,
-    provider: Provider,
-    change_order_id: Box<str>,
-    create_time: Option<jiff::Timestamp>,
-    /// Whether the object has a status at all (an order gone from the cloud may not).
-    has_status: bool,
-    observed_generation: Option<i64>,
-    phase: Option<Phase>,
-    reason: Option<Text>,
-    provider_sub_status: Option<i64>,
-    finish_time: Option<jiff::Timestamp>,
+    generation: Maybe,
+    deletion_timestamp: Maybe,
+    create_time: Maybe,
+    observed_generation: Maybe,
+    provider_sub_status: Maybe,
+    finish_time: Maybe,
     batch_count: Option<u32>,
     current_batch: Option<u32>,
+    change_order_id: Box<str>,
+    reason: Option<Text>,
+    conditions: Box<[SmallCondition]>,
+    provider: Provider,
+    phase: Option<Phase>,
+    /// Whether the object has a status at all (an order gone from the cloud may not).
+    has_status: bool,
     /// `status.detailed`: whether the history backfill still owes this order a describe.
     detailed: Option<bool>,
-    conditions: Box<[SmallCondition]>,
 }
 
 impl FinalOrder {
@@ -100,32 +141,33 @@ impl FinalOrder {
         let has_status = status.is_some();
         let status = status.unwrap_or_default();
         Ok(FinalOrder {
-            generation: metadata.generation,
-            deletion_timestamp: metadata.deletion_timestamp.map(|t| t.0),
-            provider: spec.provider,
-            change_order_id: spec.change_order_id.into_boxed_str(),
-            create_time: spec.create_time.map(|t| t.0),
-            has_status,
-            observed_generation: status.observed_generation,
-            phase: status.phase,
-            reason: status.reason.map(Text::new),
-            provider_sub_status: status.provider_sub_status,
-            finish_time: status.finish_time.map(|t| t.0),
+            generation: Maybe::new(metadata.generation),
+            deletion_timestamp: Maybe::of_time(metadata.deletion_timestamp),
+            create_time: Maybe::of_time(spec.create_time),
+            observed_generation: Maybe::new(status.observed_generation),
+            provider_sub_status: Maybe::new(status.provider_sub_status),
+            finish_time: Maybe::of_time(status.finish_time),
             batch_count: status.batch_count,
             current_batch: status.current_batch,
-            detailed: status.detailed,
+            change_order_id: spec.change_order_id.into_boxed_str(),
+            reason: status.reason.map(Text::new),
             conditions: status
                 .conditions
                 .into_iter()
                 .map(|c| SmallCondition {
-                    type_: Text::new(c.type_),
-                    status: Text::new(c.status),
+                    // `fits` found both in their lists.
+                    type_: index_of(&CONDITION_TYPES, &c.type_).unwrap_or_default(),
+                    status: index_of(&CONDITION_STATUSES, &c.status).unwrap_or_default(),
                     reason: Text::new(c.reason),
                     message: c.message.into_boxed_str(),
-                    observed_generation: c.observed_generation,
-                    last_transition_time: c.last_transition_time.0,
+                    observed_generation: Maybe::new(c.observed_generation),
+                    last_transition_time: Maybe::of_time(Some(c.last_transition_time)),
                 })
                 .collect(),
+            provider: spec.provider,
+            phase: status.phase,
+            has_status,
+            detailed: status.detailed,
         })
     }
 
@@ -136,12 +178,12 @@ impl FinalOrder {
     /// The ChangeOrder this stands for, named `name` in `namespace`.
     pub fn expand(&self, namespace: &str, name: &str) -> ChangeOrder {
         let status = self.has_status.then(|| ChangeOrderStatus {
-            observed_generation: self.observed_generation,
+            observed_generation: self.observed_generation.get(),
             phase: self.phase,
             reason: self.reason.as_ref().map(|r| r.as_str().to_string()),
             provider_status: None,
-            provider_sub_status: self.provider_sub_status,
-            finish_time: self.finish_time.map(Time),
+            provider_sub_status: self.provider_sub_status.get(),
+            finish_time: self.finish_time.time(),
             batch_count: self.batch_count,
             current_batch: self.current_batch,
             batches: Vec::new(),
@@ -150,12 +192,15 @@ impl FinalOrder {
                 .conditions
                 .iter()
                 .map(|c| Condition {
-                    type_: c.type_.as_str().to_string(),
-                    status: c.status.as_str().to_string(),
+                    type_: CONDITION_TYPES[usize::from(c.type_)].to_string(),
+                    status: CONDITION_STATUSES[usize::from(c.status)].to_string(),
                     reason: c.reason.as_str().to_string(),
                     message: c.message.to_string(),
-                    observed_generation: c.observed_generation,
-                    last_transition_time: Time(c.last_transition_time),
+                    observed_generation: c.observed_generation.get(),
+                    last_transition_time: c
+                        .last_transition_time
+                        .time()
+                        .unwrap_or(Time(jiff::Timestamp::UNIX_EPOCH)),
                 })
                 .collect(),
         });
@@ -163,8 +208,8 @@ impl FinalOrder {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
                 namespace: Some(namespace.to_string()),
-                generation: self.generation,
-                deletion_timestamp: self.deletion_timestamp.map(Time),
+                generation: self.generation.get(),
+                deletion_timestamp: self.deletion_timestamp.time(),
                 ..ObjectMeta::default()
             },
             spec: ChangeOrderSpec {
@@ -177,7 +222,7 @@ impl FinalOrder {
                 type_code: None,
                 description: None,
                 creator: None,
-                create_time: self.create_time.map(Time),
+                create_time: self.create_time.time(),
                 batch_type: None,
                 env_names: Vec::new(),
             },
@@ -212,11 +257,23 @@ fn fits(o: &ChangeOrder) -> bool {
         && s.creator.is_none()
         && s.batch_type.is_none()
         && s.env_names.is_empty();
-    let status_fits = o
-        .status
-        .as_ref()
-        .is_none_or(|s| s.provider_status.is_none() && s.batches.is_empty());
-    meta_fits && spec_fits && status_fits
+    let numbers_fit = Maybe::fits(m.generation)
+        && Maybe::time_fits(m.deletion_timestamp.as_ref())
+        && Maybe::time_fits(s.create_time.as_ref());
+    let status_fits = o.status.as_ref().is_none_or(|s| {
+        s.provider_status.is_none()
+            && s.batches.is_empty()
+            && Maybe::fits(s.observed_generation)
+            && Maybe::fits(s.provider_sub_status)
+            && Maybe::time_fits(s.finish_time.as_ref())
+            && s.conditions.iter().all(|c| {
+                index_of(&CONDITION_TYPES, &c.type_).is_some()
+                    && index_of(&CONDITION_STATUSES, &c.status).is_some()
+                    && Maybe::fits(c.observed_generation)
+                    && Maybe::time_fits(Some(&c.last_transition_time))
+            })
+    });
+    meta_fits && spec_fits && numbers_fit && status_fits
 }
 
 #[cfg(test)]
@@ -283,7 +340,33 @@ mod tests {
     }
 
     #[test]
+    fn what_the_compact_form_cannot_hold_exactly_keeps_the_order_whole() {
+        let fraction = |o: &mut ChangeOrder| {
+            o.spec.create_time = Some(Time("2026-01-01T00:00:00.5Z".parse().expect("time")));
+        };
+        let absent_marker = |o: &mut ChangeOrder| o.metadata.generation = Some(i64::MIN);
+        let unknown_type = |o: &mut ChangeOrder| {
+            if let Some(s) = o.status.as_mut() {
+                s.conditions[0].type_ = "Custom".into();
+            }
+        };
+        let unknown_status = |o: &mut ChangeOrder| {
+            if let Some(s) = o.status.as_mut() {
+                s.conditions[0].status = "Maybe".into();
+            }
+        };
+        let changes: [&dyn Fn(&mut ChangeOrder); 4] =
+            [&fraction, &absent_marker, &unknown_type, &unknown_status];
+        for change in changes {
+            let mut o = kept(finished());
+            change(&mut o);
+            assert_eq!(FinalOrder::new(o.clone()), Err(Box::new(o)));
+        }
+    }
+
+    #[test]
     fn the_compact_form_is_small() {
-        assert!(std::mem::size_of::<FinalOrder>() * 3 < std::mem::size_of::<ChangeOrder>());
+        assert!(std::mem::size_of::<FinalOrder>() <= 128);
+        assert!(std::mem::size_of::<SmallCondition>() <= 64);
     }
 }
