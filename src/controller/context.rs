@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::time::Instant;
 
@@ -113,7 +112,7 @@ pub struct Context {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub settings: Settings,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    pub recorder: crate::controller::events::Events,
     /// The namespace this controller serves, or `None` for the whole cluster.
     pub scope: Option<String>,
     /// Keyless credentials, cached per ServiceAccount and role; one for the process.
@@ -135,7 +134,7 @@ impl Context {
         secrets: Store<PartialObjectMeta<Secret>>,
         settings: Settings,
         metrics: Metrics,
-        recorder: Recorder,
+        recorder: crate::controller::events::Events,
         scope: Option<String>,
         synced: tokio::sync::watch::Receiver<bool>,
         identities: Arc<Identities>,

@@ -8,6 +8,7 @@ pub mod backfill;
 pub mod budget;
 pub mod cache;
 pub mod context;
+pub mod events;
 pub mod fetch;
 pub mod identity;
 pub mod leader;
@@ -32,7 +33,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -250,13 +250,7 @@ fn controller_for(
         futures::future::ready(())
     });
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "changeorder-operator".into(),
-            instance: Some(rt.identity.clone()),
-        },
-    );
+    let recorder = events::Events::new(client.clone(), rt.identity.clone());
     let controller = lean_controller(
         scoped::<ChangeOrderWatch>(client.clone(), ns),
         watcher::Config::default(),

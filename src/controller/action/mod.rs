@@ -48,7 +48,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
@@ -99,7 +98,7 @@ struct Ctx {
     cloud: CloudClient,
     metrics: crate::controller::metrics::Metrics,
     settings: Settings,
-    recorder: Recorder,
+    recorder: crate::controller::events::Events,
     /// Keyless credentials of the watches acted on: the process's one cache, shared with the
     /// watch controllers.
     identities: Arc<Identities>,
@@ -122,13 +121,7 @@ pub fn controller(
         settings: rt.settings.clone(),
         identities,
         unsent: unsent::Unsent::default(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: "changeorder-operator".into(),
-                instance: Some(rt.identity.clone()),
-            },
-        ),
+        recorder: crate::controller::events::Events::new(client.clone(), rt.identity.clone()),
     });
     let api = scoped::<ChangeOrderAction>(client, ns.as_deref());
     let run = super::lean_controller(api, watcher::Config::default())
