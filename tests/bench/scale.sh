@@ -235,7 +235,7 @@ print(json.dumps(final[0]))' >"$sample"
     label="without a watch"
     [ "$mode" = plain ] || label="with a watch open, as an informer has"
     same_lines+=("| cold sync, client-go writing the operator's own objects ($label) | $rate orders/s; API server + etcd CPU $(echo "$x1 - $x0" | bc) s |")
-    same_lines+=("| operator ÷ that | $(echo "scale=2; $want / $op_secs / $rate" | bc)× |")
+    same_lines+=("| operator ÷ that | $(printf '%.2f' "$(echo "scale=3; $want / $op_secs / $rate" | bc)")× |")
     tests/tools/cluster.sh down "$state/same-$mode" >/dev/null 2>&1
   done
   export KUBECONFIG=$saved_kubeconfig
@@ -245,7 +245,7 @@ same_table=
 for line in "${same_lines[@]}"; do same_table+="$line"$'\n'; done
 op_rate=$(echo "scale=1; $want / $op_secs" | bc)
 ratio="n/a"
-[ -z "$peer_rate" ] || ratio="$(echo "scale=2; $op_rate / $peer_rate" | bc)×"
+[ -z "$peer_rate" ] || ratio="$(printf '%.2f' "$(echo "scale=3; $op_rate / $peer_rate" | bc)")×"
 polls=$((polls1 - polls0))
 per_poll=$( ((polls > 0)) && echo "scale=2; ($calls1 - $calls0) / $polls" | bc || echo "n/a")
 
