@@ -85,8 +85,11 @@ if listed:
 if done:
     took = float(done) - float(listed or start)
     print(f"| every order described (status.detailed) | {float(done) - start:.1f} s after start, {took:.1f} s after the list |")
-    print(f"| describes per minute while backfilling | {n / took * 60:.1f} (budget {int(quota)}; the floor is {n} orders at the full budget: {n / quota * 60:.0f} s) |")
-    print(f"| cloud calls per minute, whole run | {calls / (float(done) - start) * 60:.1f} |")
+    # Times are whole seconds: a short history may be described within the list's own second.
+    rate = f"{n / took * 60:.1f}" if took > 0 else f"all {n} within the list's second"
+    print(f"| describes per minute while backfilling | {rate} (budget {int(quota)}; the floor is {n} orders at the full budget: {n / quota * 60:.0f} s) |")
+    whole = float(done) - start
+    print(f"| cloud calls per minute, whole run | {f'{calls / whole * 60:.1f}' if whole > 0 else 'n/a (under a second)'} |")
 else:
     print("| every order described | not within the time limit |")
 print(f"| watch status.history at the end | {hist} |")
