@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use kube::runtime::events::{Event, EventType};
 
-pub const CONTROLLER: &str = "changeorder-operator";
+const CONTROLLER: &str = "changeorder-operator";
 
 #[derive(Clone)]
 pub struct Events {

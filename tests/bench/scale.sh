@@ -68,7 +68,6 @@ fi
   done
 } >"$state/scenario.yaml"
 
-
 # Requests the API server served on the resources writers use: "VERB RESOURCE COUNT SECONDS"
 # lines (RESOURCE with its subresource, e.g. changeorders/status; SECONDS: the server's summed
 # request durations, WATCH left out as it lasts as long as it is open).

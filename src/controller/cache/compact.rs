@@ -75,9 +75,10 @@ impl Maybe {
     }
 
     /// Timestamps are kept as whole Unix seconds, which is what the API server returns for
-    /// the ones the operator writes; one with a fraction is not compacted (`fits`).
+    /// the ones the operator writes; one with a fraction is not compacted (`fits`). jiff's
+    /// range keeps a timestamp's seconds far from `ABSENT`.
     fn time_fits(t: Option<&Time>) -> bool {
-        t.is_none_or(|t| t.0.subsec_nanosecond() == 0 && t.0.as_second() != Self::ABSENT)
+        t.is_none_or(|t| t.0.subsec_nanosecond() == 0)
     }
 
     fn of_time(t: Option<Time>) -> Maybe {
